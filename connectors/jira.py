@@ -1,0 +1,274 @@
+"""Jira connector (Cloud and Data Center): counts issues, sums a numeric field, avg cycle time.
+
+Why it calls the library the way it does (checked against jira 3.10.5):
+
+* One retry layer, ours (okrsync.retry). `JIRA(max_retries=0)` makes ResilientSession send
+  each request once: it never reaches its 429/503 back-off (which sleeps) nor retries
+  connection errors. `JIRA.server_info()` re-asks up to 3 times on an empty body, outside
+  `max_retries`, so server info is read with one `_get_json("serverInfo")` instead.
+* Counting costs one request. Cloud removed /search in 2025: it counts with POST
+  search/approximate-count (what `approximate_issue_count` sends; called through
+  `_get_json` because that method turns a missing `count` into 0). Data Center counts with
+  GET search?maxResults=0 and reads `total`. `search_issues`/`enhanced_search_issues`
+  are avoided: they first GET /field to translate names, which doubles the cost.
+* `sum` and `avg_cycle_time_days` page through issues asking only for the fields needed:
+  `search/jql` with `nextPageToken` on Cloud, `search` with `startAt` on Data Center. Any
+  failed page fails the whole measurement; a partial sum is never returned.
+* Cloud vs Data Center: `deployment:` in config, else an *.atlassian.net host, else the
+  `deploymentType` of serverInfo (read once per connector).
+* Auth: OKRSYNC_<NAME>_USER + _TOKEN is basic auth (Cloud: email + API token); _TOKEN
+  alone is a bearer PAT (Data Center). A Cloud source without both fails before any request.
+* JIRAError's str() includes request headers (the Authorization header), so it is never
+  shown: messages are built from the status, Jira's errorMessages, and redacted text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from jira import JIRA, JIRAError
+
+from okrsync.connector import Query, Reading
+from okrsync.errors import AuthError, FetchError, TransientFetchError
+from okrsync.secrets import env_name, read_secret, redact
+from okrsync.sources import JiraSource
+
+from ._http import USER_AGENT, check_status, is_html
+
+PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
+MAX_PAGES = 1000
+METRICS = ("avg_cycle_time_days",)
+CLOUD_HOSTS = (".atlassian.net", ".jira.com")
+
+
+def parse_time(raw: Any, where: str) -> datetime:
+    """A Jira timestamp such as `2023-06-24T19:24:50.000+0000`."""
+    try:
+        return datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise FetchError(f"{where}: cannot read the date {raw!r}") from None
+
+
+class JiraConnector:
+    """Measures JQL queries on one Jira site through the `jira` library."""
+
+    def __init__(self, name: str, config: JiraSource) -> None:
+        self.name = name
+        self.config = config
+        self.requests = 0
+        self._jira: JIRA | None = None
+        host = urlparse(config.url).hostname or ""
+        self._cloud: bool | None = None
+        if config.deployment is not None:
+            self._cloud = config.deployment == "cloud"
+        elif host.endswith(CLOUD_HOSTS):
+            self._cloud = True
+        self._last: requests.Response | None = None
+        self._has_user = False
+
+    # --- connection -----------------------------------------------------------------
+
+    def _env(self, suffix: str) -> str:
+        return env_name(self.name, suffix)
+
+    def _auth_hint(self) -> str:
+        user, token = self._env("USER"), self._env("TOKEN")
+        if self._cloud:
+            return f"{user} (your Atlassian email) and {token} (an API token)"
+        if self._cloud is False:
+            return f"{token} (a personal access token)"
+        return f"{user} + {token} (Cloud) or {token} alone (Data Center PAT)"
+
+    def _count_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.requests += 1
+        self._last = response
+
+    def _client(self) -> JIRA:
+        if self._jira is None:
+            try:
+                user = read_secret(self._env("USER"))
+                token = read_secret(self._env("TOKEN"))
+            except OSError as exc:
+                raise AuthError(f"{self.name}: {exc}") from None
+            auth: dict[str, Any] = {}
+            if user and token:
+                auth["basic_auth"] = (user, token)
+            elif token:
+                auth["token_auth"] = token
+            self._has_user = bool(user and token)
+            client = JIRA(
+                server=self.config.url,
+                options={"headers": {"User-Agent": USER_AGENT, "Accept": "application/json"}},
+                get_server_info=False,  # read below, once, without the library's re-asking
+                max_retries=0,  # okrsync.retry is the one retry layer
+                timeout=self.config.timeout,
+                **auth,
+            )
+            client._session.hooks["response"].append(self._count_response)
+            self._jira = client
+        return self._jira
+
+    def _get(self, path: str, params: dict[str, Any], post: bool = False) -> dict[str, Any]:
+        """One request to /rest/api/2/<path>, every failure turned into an okrsync error."""
+        client = self._client()
+        self._last = None
+        try:
+            data = client._get_json(path, params=params, use_post=post)
+        except JIRAError as exc:
+            raise self._error(exc, path) from None
+        except requests.Timeout:
+            self.requests += 1
+            raise TransientFetchError(
+                f"{self.name}: no answer within {self.config.timeout:g}s (timeout)"
+            ) from None
+        except requests.ConnectionError as exc:
+            self.requests += 1
+            reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+            url = redact(self.config.url)
+            raise TransientFetchError(f"{self.name}: {reason} at {url}") from None
+        except ValueError:
+            if self._last is not None and is_html(self._last):
+                raise FetchError(
+                    f"{self.name}: got an HTML page instead of JSON from {path}: is `url` the "
+                    "Jira base URL, or is a proxy or login page in the way?"
+                ) from None
+            raise FetchError(f"{self.name}: the answer from {path} is not JSON") from None
+        if not isinstance(data, dict):
+            raise FetchError(f"{self.name}: unexpected answer from {path}: {type(data).__name__}")
+        return data
+
+    def _error(self, exc: JIRAError, path: str) -> FetchError:
+        response: requests.Response | None = exc.response
+        if response is None:
+            return FetchError(f"{self.name}: request to {path} failed: {redact(str(exc.text))}")
+        status = response.status_code
+        message = redact(str(exc.text or "").strip())[:300]
+        if status == 400 and not is_html(response):
+            return FetchError(f"{self.name}: Jira rejected the query: {message}")
+        if status == 404 and not is_html(response):
+            return FetchError(
+                f"{self.name}: HTTP 404 for {path} ({message or 'not found'}): is `url` the Jira "
+                "base URL (without /rest/...)?"
+            )
+        try:
+            check_status(response, self.name, self._auth_hint())
+        except FetchError as mapped:
+            return mapped
+        return FetchError(f"{self.name}: HTTP {status} for {path}: {message}")
+
+    def _is_cloud(self) -> bool:
+        if self._cloud is None:
+            info = self._get("serverInfo", {})
+            self._cloud = info.get("deploymentType") == "Cloud"
+        return self._cloud
+
+    def _require_auth(self) -> None:
+        self._client()
+        if self._is_cloud() and not self._has_user:
+            raise AuthError(
+                f"{self.name}: Jira Cloud needs credentials: set {self._env('USER')} (your "
+                f"Atlassian email) and {self._env('TOKEN')} (an API token), or their _FILE forms"
+            )
+
+    # --- measuring ------------------------------------------------------------------
+
+    def fetch(self, query: Query) -> Reading:
+        """Count, sum or average over the issues the KR's JQL matches."""
+        jql = query.get("jql")
+        if not isinstance(jql, str) or not jql.strip():
+            raise FetchError(f"{self.name}: a jira key result needs `jql`")
+        field, metric = query.get("sum"), query.get("metric")
+        if field is not None and metric is not None:
+            raise FetchError(f"{self.name}: use either `sum` or `metric`, not both")
+        if metric is not None and metric not in METRICS:
+            raise FetchError(f"{self.name}: unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        if field is not None and (not isinstance(field, str) or not field):
+            raise FetchError(f"{self.name}: `sum` needs a field id such as customfield_10016")
+        self._require_auth()
+        if field is not None:
+            return self._sum(jql, field)
+        if metric == "avg_cycle_time_days":
+            return self._avg_cycle_time(jql)
+        return self._count(jql)
+
+    def _count(self, jql: str) -> Reading:
+        if self._is_cloud():
+            data = self._get("search/approximate-count", {"jql": jql}, post=True)
+            key, note = "count", "Jira Cloud approximate count"
+        else:
+            data = self._get("search", {"jql": jql, "maxResults": 0, "fields": "id"})
+            key, note = "total", None
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            shown = redact(str(data))[:200]
+            raise FetchError(f"{self.name}: answer has no numeric `{key}`: {shown}")
+        return Reading(float(value), note)
+
+    def _issues(self, jql: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every matching issue's `fields`, all pages, or an error: never a partial list."""
+        issues: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"jql": jql, "fields": ",".join(fields), "maxResults": PAGE_SIZE}
+        cloud = self._is_cloud()
+        seen_tokens: set[str] = set()
+        for _ in range(MAX_PAGES):
+            page = self._get("search/jql" if cloud else "search", params)
+            batch = page.get("issues")
+            if not isinstance(batch, list):
+                raise FetchError(f"{self.name}: search answer has no `issues` list")
+            issues.extend(i.get("fields") or {} for i in batch if isinstance(i, dict))
+            if cloud:
+                token = page.get("nextPageToken")
+                if page.get("isLast", True) or not token:
+                    return issues
+                if token in seen_tokens:
+                    raise FetchError(f"{self.name}: Jira repeated a page token; giving up")
+                seen_tokens.add(token)
+                params["nextPageToken"] = token
+            else:
+                total = page.get("total")
+                start = int(page.get("startAt", params.get("startAt", 0))) + len(batch)
+                if not batch or not isinstance(total, int) or start >= total:
+                    return issues
+                params["startAt"] = start
+        raise FetchError(f"{self.name}: more than {MAX_PAGES} pages of issues; narrow the JQL")
+
+    def _sum(self, jql: str, field: str) -> Reading:
+        issues = self._issues(jql, [field])
+        total = 0.0
+        for fields in issues:
+            value = fields.get(field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FetchError(
+                    f"{self.name}: field {field} is not a number (got {redact(str(value))[:60]!r})"
+                )
+            total += value
+        if issues and not any(field in f for f in issues):
+            raise FetchError(
+                f"{self.name}: no matching issue has a field {field!r}: use the field id "
+                "(e.g. customfield_10016), not its name"
+            )
+        return Reading(total)
+
+    def _avg_cycle_time(self, jql: str) -> Reading:
+        issues = self._issues(jql, ["created", "resolutiondate"])
+        days: list[float] = []
+        for fields in issues:
+            if fields.get("resolutiondate") and fields.get("created"):
+                created = parse_time(fields["created"], self.name)
+                resolved = parse_time(fields["resolutiondate"], self.name)
+                days.append((resolved - created).total_seconds() / 86400)
+        if not days:
+            raise FetchError(
+                f"{self.name}: no resolved issues match, so there is no cycle time to average"
+            )
+        return Reading(sum(days) / len(days), f"mean over {len(days)} resolved issues")
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if self._jira is not None:
+            self._jira.close()  # type: ignore[no-untyped-call]  # jira leaves close() untyped

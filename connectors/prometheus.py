@@ -1,0 +1,154 @@
+"""Prometheus: one instant PromQL query gives one number (optionally reduced over series)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from okrsync.connector import Query, Reading
+from okrsync.errors import AuthError, FetchError, TransientFetchError
+from okrsync.secrets import env_name, read_secret, redact
+from okrsync.sources import PrometheusSource
+
+from ._http import USER_AGENT, check_status, json_body, send
+
+REDUCERS: dict[str, Callable[[list[float]], float]] = {
+    "sum": math.fsum,
+    "avg": lambda values: math.fsum(values) / len(values),
+    "min": min,
+    "max": max,
+}
+# errorTypes (and execution messages) that may pass on their own; the rest need a query fix
+_TRANSIENT_TYPES = {"timeout", "canceled", "unavailable"}
+_TRANSIENT_TEXT = ("deadline exceeded", "context canceled")
+
+
+class PrometheusConnector:
+    """Runs instant queries at `{url}/api/v1/query`; auth from env (bearer or basic)."""
+
+    def __init__(self, name: str, config: PrometheusSource) -> None:
+        self.name = name
+        self.config = config
+        self.requests = 0
+        self._url = config.url.rstrip("/") + "/api/v1/query"
+        self._auth_hint = (
+            f"{env_name(name, 'TOKEN')} or {env_name(name, 'USER')}/{env_name(name, 'PASSWORD')}"
+        )
+        self._session = requests.Session()
+        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self._auth_ready = False
+
+    def _setup_auth(self) -> None:
+        """Bearer token if OKRSYNC_<NAME>_TOKEN is set, else basic auth if _USER is set."""
+        token_var, user_var, password_var = (
+            env_name(self.name, suffix) for suffix in ("TOKEN", "USER", "PASSWORD")
+        )
+        try:
+            token, user, password = (read_secret(v) for v in (token_var, user_var, password_var))
+        except OSError as exc:
+            raise AuthError(f"{self.name}: {exc}") from None
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        elif user:
+            if password is None:
+                raise AuthError(f"{self.name}: {user_var} is set but {password_var} is not")
+            self._session.auth = (user, password)
+        self._auth_ready = True
+
+    def fetch(self, query: Query) -> Reading:
+        """The value of `query["query"]`, reduced by `query["reduce"]` when given."""
+        promql = query.get("query")
+        if not isinstance(promql, str) or not promql.strip():
+            raise FetchError(f"{self.name}: the key result needs a PromQL `query`")
+        reduce = query.get("reduce")
+        if reduce is not None and (not isinstance(reduce, str) or reduce not in REDUCERS):
+            raise FetchError(f"{self.name}: reduce: {reduce!r} is not one of {', '.join(REDUCERS)}")
+        if not self._auth_ready:
+            self._setup_auth()
+        self.requests += 1
+        params = {"query": promql}
+        response = send(
+            self._session, "GET", self._url, self.name, self.config.timeout, params=params
+        )
+        if response.status_code >= 400 and response.status_code not in (401, 403, 429):
+            self._raise_prometheus_error(response)
+        check_status(response, self.name, self._auth_hint)
+        body = json_body(response, self.name)
+        self._raise_prometheus_error(response, body)
+        try:
+            return self._reading(promql, reduce, body["data"]["resultType"], body["data"]["result"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            snippet = redact(" ".join(response.text.split())[:200])
+            raise FetchError(f"{self.name}: unexpected answer from Prometheus: {snippet}") from None
+
+    def _raise_prometheus_error(self, response: requests.Response, body: Any = None) -> None:
+        """Raise Prometheus's own error (`status: error`), if the body is one."""
+        if body is None:
+            try:
+                body = response.json()
+            except ValueError:
+                return
+        if not isinstance(body, dict) or body.get("status") != "error":
+            return
+        kind, text = str(body.get("errorType", "")), str(body.get("error", ""))
+        status = response.status_code
+        message = f"{self.name}: Prometheus {kind} error (HTTP {status}): {redact(text)}"
+        if (
+            status >= 500
+            or kind in _TRANSIENT_TYPES
+            or (kind == "execution" and any(t in text for t in _TRANSIENT_TEXT))
+        ):
+            raise TransientFetchError(message)
+        raise FetchError(message)
+
+    def _reading(self, promql: str, reduce: str | None, kind: str, result: Any) -> Reading:
+        """Turn a successful result into one finite number, or explain why it cannot be."""
+        if kind == "scalar":
+            return Reading(self._number(result[1], "scalar"))
+        if kind == "matrix":
+            raise FetchError(
+                f"{self.name}: {promql!r} gives a range vector: "
+                "wrap it in e.g. avg_over_time(...) to get one number"
+            )
+        if kind != "vector":
+            raise FetchError(f"{self.name}: {promql!r} gives a {kind}, not a number")
+        if not result:
+            raise FetchError(
+                f"{self.name}: no series matched {promql!r}: "
+                "check the metric name and labels, and that its target is scraped"
+            )
+        if len(result) > 1 and reduce is None:
+            shown = ", ".join(_labels(s.get("metric", {})) for s in result[:3])
+            more = ", ..." if len(result) > 3 else ""
+            raise FetchError(
+                f"{self.name}: {promql!r} gives {len(result)} series, not one ({shown}{more}): "
+                "set `reduce: sum` (or avg, min, max) on the key result, "
+                "or aggregate in PromQL, e.g. sum(...)"
+            )
+        values = [self._number(s["value"][1], _labels(s.get("metric", {}))) for s in result]
+        if reduce is None:
+            return Reading(values[0])
+        return Reading(REDUCERS[reduce](values), note=f"{reduce} of {len(values)} series")
+
+    def _number(self, raw: Any, what: str) -> float:
+        """A sample value (a string such as "42", "NaN" or "+Inf") as a finite float."""
+        value = float(raw)
+        if not math.isfinite(value):
+            raise FetchError(
+                f"{self.name}: {what} is {raw}, not a number (a division by zero or no data?)"
+            )
+        return value
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._session.close()
+
+
+def _labels(metric: dict[str, str]) -> str:
+    """`name{k="v", ...}` for messages."""
+    name = metric.get("__name__", "")
+    pairs = ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
+    return f"{name}{{{pairs}}}"

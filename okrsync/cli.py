@@ -1,0 +1,179 @@
+"""The `okrsync` command line. Only argparse is imported up front so `--help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from okrsync.config import Config
+    from okrsync.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE = 0, 1, 2, 3
+
+DESCRIPTION = """\
+okrsync measures key results from their sources (Prometheus, Jira, GitHub, any JSON API),
+computes progress and status, rolls them up into objectives and keeps the history in an
+OKR store (SQLite).
+
+typical use:
+  okrsync validate                    check config/ (exit 2 with file:line on errors)
+  okrsync sync --once                 measure every key result once and store the values
+  okrsync status                      the objective tree with progress bars
+  okrsync status --json --now 2026-11-15
+  okrsync checkin incidents-postmortem 4 --note "Q4 so far"
+  okrsync history api-uptime
+
+environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
+OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
+exit status: 0 ok, 1 some key results failed, 2 invalid config or arguments, 3 store error.
+"""
+
+
+def _common(p: argparse.ArgumentParser, *, config: bool = True, db: bool = True) -> None:
+    if config:
+        p.add_argument(
+            "--config",
+            metavar="PATH",
+            help="config file or directory of *.yaml (env OKRSYNC_CONFIG; default config/)",
+        )
+    if db:
+        p.add_argument(
+            "--db", metavar="PATH", help="SQLite OKR store (env OKRSYNC_DB; default okrsync.db)"
+        )
+
+
+def _now(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--now", metavar="ISO-8601", help=f"{what} (default: the current time)")
+
+
+def parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    root = argparse.ArgumentParser(prog="okrsync", description=DESCRIPTION, formatter_class=fmt)
+    root.add_argument("--version", action="version", version="okrsync 0.1.0")
+    root.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity on stderr (env OKRSYNC_LOG_LEVEL; default warning)",
+    )
+    root.add_argument(
+        "--log-format",
+        choices=["auto", "console", "json"],
+        help="auto: console on a terminal, JSON lines otherwise",
+    )
+    sub = root.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "validate",
+        help="check the config; exit 2 listing every problem",
+        description="Validate the config and list every problem as file:line.",
+    )
+    _common(p, db=False)
+
+    sub.add_parser(
+        "schema",
+        help="print the config's JSON Schema (for editor completion)",
+        description="Print the JSON Schema of the config format, generated from "
+        "okrsync's models. Reference it from YAML with\n"
+        "  # yaml-language-server: $schema=./okrsync.schema.json",
+        formatter_class=fmt,
+    )
+
+    p = sub.add_parser(
+        "sync",
+        help="measure every key result once and store the results",
+        description="Measure every automated key result once and append the "
+        "results to the store. Exit 0 when all were measured, 1 when some failed "
+        "(the others are stored, failures recorded with their error).",
+    )
+    _common(p)
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="run once and exit (the only mode; `okrsync run` is the daemon)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="measure and print; store nothing")
+    p.add_argument("--only", nargs="+", metavar="KR_ID", help="measure only these key results")
+    _now(p, "stamp measurements and judge status as of this time")
+
+    p = sub.add_parser(
+        "status",
+        help="the objective tree with progress and status",
+        description="Show every objective and key result as of --now: the "
+        "latest measurement at or before it, expected progress at it.",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _now(p, "evaluate as of this time")
+
+    p = sub.add_parser(
+        "history",
+        help="measurements of one key result, newest first",
+        description="Every measurement of a key result (retired ones too).",
+    )
+    _common(p, config=False)
+    p.add_argument("kr_id", metavar="KR_ID")
+    p.add_argument("--json", action="store_true", help="a JSON array with the store's fields")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+
+    p = sub.add_parser(
+        "checkin",
+        help="record a value by hand (manual KRs, or an override)",
+        description="Record a value for a key result: the value of a manual KR, "
+        "or an override of an automated one (marked manual in history).",
+    )
+    _common(p)
+    p.add_argument("kr_id", metavar="KR_ID")
+    p.add_argument("value", metavar="VALUE", help="the number, e.g. 4 or 99.95")
+    p.add_argument("--note", metavar="TEXT", help="why, for the history")
+    _now(p, "the time the value applies to")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
+        return EXIT_INVALID
+    from okrsync import commands
+    from okrsync.errors import ConfigError, OkrsyncError, StoreError, UsageError
+
+    try:
+        return commands.run(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(f"okrsync: config invalid ({len(exc.problems)} problem(s))", file=sys.stderr)
+        return EXIT_INVALID
+    except UsageError as exc:
+        print(f"okrsync: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StoreError as exc:
+        print(f"okrsync: store: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except OkrsyncError as exc:
+        print(f"okrsync: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def settings_for(args: Any) -> Settings:
+    from okrsync.settings import Settings
+
+    overrides = {
+        k: getattr(args, k)
+        for k in ("config", "db", "log_level", "log_format")
+        if getattr(args, k, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def load_config(settings: Settings) -> Config:
+    from okrsync.config import load
+
+    return load(settings.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

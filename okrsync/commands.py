@@ -1,0 +1,211 @@
+"""What each CLI command does, once its arguments are parsed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from okrsync import logs
+from okrsync.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, load_config, settings_for
+from okrsync.config import Config
+from okrsync.errors import UsageError
+from okrsync.settings import Settings
+from okrsync.store import MeasurementRow, Store
+from okrsync.timefmt import parse_instant, utcnow
+
+
+def run(args: Any) -> int:
+    try:
+        settings = settings_for(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"OKRSYNC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(f"invalid setting: {problems}") from None
+    logs.setup(settings.log_level, settings.log_format)
+    handler = {
+        "validate": validate,
+        "schema": schema,
+        "sync": sync,
+        "status": status,
+        "history": history,
+        "checkin": checkin,
+    }[args.command]
+    return handler(args, settings)
+
+
+def _now(args: Any) -> datetime:
+    if getattr(args, "now", None):
+        try:
+            return parse_instant(args.now)
+        except ValueError as exc:
+            raise UsageError(f"--now: {exc}") from None
+    return utcnow()
+
+
+def validate(args: Any, settings: Settings) -> int:
+    config = load_config(settings)
+    krs = sum(1 for _ in config.key_results())
+    print(
+        f"{settings.config}: ok: {len(config.objectives)} objectives, {krs} key results, "
+        f"{len(config.sources)} sources, period {config.period.name}"
+    )
+    return EXIT_OK
+
+
+def schema(args: Any, settings: Settings) -> int:
+    from okrsync.schema import schema_json
+
+    print(schema_json())
+    return EXIT_OK
+
+
+def _progress_printer() -> Any:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        filled = done * 30 // max(total, 1)
+        end = "\n" if done == total else ""
+        print(
+            f"\rmeasuring [{'█' * filled}{'░' * (30 - filled)}] {done}/{total} queries",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def sync(args: Any, settings: Settings) -> int:
+    from okrsync.sync import run_once
+
+    config = load_config(settings)
+    now = _now(args)
+    store = None if args.dry_run else Store(settings.db)
+    try:
+        result = run_once(config, store, now, only=args.only, progress=_progress_printer())
+    finally:
+        if store:
+            store.close()
+    for row in result.rows:
+        print(_row_line(row, config))
+    if result.skipped_manual:
+        print(f"- manual (check-in, not measured): {', '.join(result.skipped_manual)}")
+    requests = ", ".join(f"{n}={c}" for n, c in sorted(result.requests.items())) or "none"
+    failed = len(result.failed)
+    verb = "measured (dry run, nothing stored)" if args.dry_run else f"stored in {settings.db}"
+    print(
+        f"{len(result.rows) - failed} of {len(result.rows)} key results {verb}; "
+        f"{failed} failed; requests per source: {requests}"
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _row_line(row: MeasurementRow, config: Config) -> str:
+    from okrsync.render import number
+
+    found = config.find_kr(row.kr_id)
+    unit = found[1].unit if found else None
+    if row.error is not None:
+        return f"✖ {row.kr_id}: {row.error}"
+    progress = "" if row.progress is None else f"  progress {row.progress * 100:.0f}%"
+    note = f"  ({row.note})" if row.note else ""
+    return f"✔ {row.kr_id} = {number(row.value, unit)}{progress}  {row.status}{note}"
+
+
+def status(args: Any, settings: Settings) -> int:
+    from okrsync.render import status_text
+    from okrsync.tree import evaluate
+
+    config = load_config(settings)
+    now = _now(args)
+    store = Store(settings.db, create=False)
+    try:
+        observations = store.observations([kr.id for _, kr in config.key_results()], now)
+    finally:
+        store.close()
+    tree = evaluate(config, observations, now)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "period": {
+                        "name": config.period.name,
+                        "start": str(config.period.start),
+                        "end": str(config.period.end),
+                    },
+                    "now": now.isoformat().replace("+00:00", "Z"),
+                    "expected_progress": tree.expected,
+                    "objectives": [o.as_json() for o in tree.roots],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(status_text(config, tree))
+    return EXIT_OK
+
+
+def history(args: Any, settings: Settings) -> int:
+    from okrsync.render import history_text
+
+    store = Store(settings.db, create=False)
+    try:
+        rows = store.history(args.kr_id, args.limit)
+        if not rows and store.known_kr(args.kr_id) is None:
+            raise UsageError(f"no key result '{args.kr_id}' in {settings.db}")
+    finally:
+        store.close()
+    print(json.dumps(rows, indent=2) if args.json else history_text(args.kr_id, rows))
+    return EXIT_OK
+
+
+def checkin(args: Any, settings: Settings) -> int:
+    from okrsync.progress import Observation, expected_progress, kr_progress, kr_status
+
+    config = load_config(settings)
+    found = config.find_kr(args.kr_id)
+    if found is None:
+        known = ", ".join(sorted(kr.id for _, kr in config.key_results()))
+        raise UsageError(f"no key result '{args.kr_id}' in {settings.config} (known: {known})")
+    kr = found[1]
+    try:
+        value = float(args.value)
+    except ValueError:
+        raise UsageError(f"VALUE must be a number, not '{args.value}'") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UsageError(f"VALUE must be a finite number, not '{args.value}'")
+    now = _now(args)
+    progress = kr_progress(value, kr.start, kr.target)
+    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
+    state = kr_status(
+        Observation(value, now, True, now),
+        progress,
+        expected,
+        now,
+        None,
+        config.defaults.thresholds,
+    )
+    row = MeasurementRow(
+        kr.id, now, "manual", None, value, progress, state, manual=True, note=args.note
+    )
+    store = Store(settings.db)
+    try:
+        with store.transaction():
+            store.sync_config(config, now)
+            store.append(None, [row])
+    finally:
+        store.close()
+    override = "" if kr.is_manual else " (manual override of an automated key result)"
+    print(
+        f"✔ {kr.id} = {value:g}{override}: progress {min(1, max(0, progress)) * 100:.0f}%, {state}"
+    )
+    return EXIT_OK
+
+
+__all__ = ["EXIT_INVALID", "run"]

@@ -1,0 +1,216 @@
+"""The config's data model (format v1): frozen pydantic models that reject unknown keys.
+
+`okrsync schema` is generated from these, so editors complete and check the YAML.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from okrsync import formula
+from okrsync.duration import PATTERN as DURATION_PATTERN
+from okrsync.duration import parse_duration
+from okrsync.sources import SourceConfig
+
+Id = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        max_length=100,
+        description="Stable id: letters, digits, '-', '_', '.', ':'.",
+    ),
+]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "1h", "1d"])]
+MANUAL = "manual"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Period(Frozen):
+    """The OKR period: whole days, `end` included, in `timezone` (default UTC)."""
+
+    name: str
+    start: date
+    end: date
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{value}' (use an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def starts_at(self) -> datetime:
+        """First instant of the period, in UTC."""
+        return datetime.combine(self.start, time(), ZoneInfo(self.timezone)).astimezone(UTC)
+
+    @property
+    def ends_at(self) -> datetime:
+        """First instant after the period (the end date is included), in UTC."""
+        day_after = self.end + timedelta(days=1)
+        return datetime.combine(day_after, time(), ZoneInfo(self.timezone)).astimezone(UTC)
+
+
+class Thresholds(Frozen):
+    """How far below expected progress a KR may be and still be on track / at risk."""
+
+    on_track: float = Field(0.10, ge=0, le=1)
+    at_risk: float = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.at_risk < self.on_track:
+            raise ValueError("at_risk must be at least on_track")
+        return self
+
+
+class Defaults(Frozen):
+    """Settings every KR inherits unless it says otherwise."""
+
+    every: Duration = "1h"
+    thresholds: Thresholds = Thresholds()
+    stale_after: float = Field(
+        3.0, gt=0, description="A value older than this many intervals is stale."
+    )
+
+
+class Measure(Frozen):
+    """Where a number comes from: a source and the query fields its connector takes."""
+
+    source: str | None = None
+    query: str | None = Field(None, description="prometheus: PromQL instant query")
+    reduce: Literal["sum", "avg", "min", "max"] | None = Field(
+        None, description="prometheus: combine several series"
+    )
+    jql: str | None = Field(None, description="jira: JQL; counts issues unless sum/metric")
+    sum: str | None = Field(None, description="jira: sum this numeric field")
+    metric: str | None = Field(None, description="jira/github: a derived metric")
+    search: str | None = Field(None, description="github: issue/PR search query")
+    repo: str | None = Field(None, description="github: owner/name")
+    workflow: str | None = Field(None, description="github: workflow file, e.g. ci.yml")
+    branch: str | None = Field(None, description="github: branch for workflow runs")
+    extract: str | None = Field(None, description="http: JMESPath expression yielding a number")
+    path: str | None = Field(None, description="http: appended to the source url")
+    method: Literal["GET", "POST"] | None = Field(None, description="http: GET (default) or POST")
+    body: dict[str, Any] | None = Field(None, description="http: JSON body for POST")
+
+    def query_fields(self) -> dict[str, Any]:
+        """The connector's part of this measure: every query field that is set."""
+        return self.model_dump(exclude_none=True, exclude={"source"} | _NOT_QUERY)
+
+
+_NOT_QUERY = {
+    "id",
+    "title",
+    "description",
+    "start",
+    "target",
+    "unit",
+    "weight",
+    "every",
+    "cron",
+    "formula",
+    "inputs",
+    "owner",
+}
+
+
+class KeyResult(Measure):
+    """One key result: how it is measured, where it starts and what it aims for."""
+
+    id: Id
+    title: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    formula: str | None = Field(
+        None, description="Arithmetic over `inputs`, e.g. closed / total * 100"
+    )
+    inputs: dict[str, Measure] = Field(default_factory=dict)
+    start: float = 0
+    target: float
+    unit: str | None = None
+    weight: float = Field(1, ge=0)
+    every: Duration | None = None
+    cron: str | None = Field(None, description="Cron schedule (daemon), instead of `every`")
+
+    @field_validator("formula")
+    @classmethod
+    def _arithmetic(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                formula.parse(value)
+            except formula.FormulaError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KeyResult:
+        if self.start == self.target:
+            raise ValueError(f"start and target are both {self.target:g}: progress is undefined")
+        if self.formula is None and self.source is None:
+            raise ValueError("needs a `source` (or `source: manual`) or a `formula` with `inputs`")
+        if self.formula is not None:
+            if self.source is not None or self.query_fields():
+                raise ValueError(
+                    "a formula KR takes its queries from `inputs`, not `source`/query fields"
+                )
+            used = formula.names(formula.parse(self.formula))
+            missing = sorted(used - set(self.inputs))
+            if missing:
+                raise ValueError(f"formula uses undefined input(s): {', '.join(missing)}")
+        elif self.inputs:
+            raise ValueError("`inputs` only make sense with a `formula`")
+        if self.every is not None:
+            parse_duration(self.every)
+        return self
+
+    @property
+    def is_manual(self) -> bool:
+        return self.source == MANUAL
+
+
+class Objective(Frozen):
+    """An objective: its key results and, for cascading OKRs, the id of its parent."""
+
+    id: Id
+    title: str
+    description: str | None = None
+    owner: str | None = None
+    parent: str | None = None
+    weight: float = Field(1, ge=0)
+    key_results: list[KeyResult] = Field(default_factory=list)
+
+
+class ConfigFile(Frozen):
+    """One YAML file; a config directory's files are merged (objectives may be split)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        title="okrsync config",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    version: Literal[1] = 1
+    period: Period | None = None
+    defaults: Defaults | None = None
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    objectives: list[Objective] = Field(default_factory=list)

@@ -1,0 +1,85 @@
+"""Progress and status maths: pure functions, no I/O and no clock (`now` is passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from okrsync.model import Thresholds
+
+Status = Literal["done", "on_track", "at_risk", "off_track", "no_data", "stale"]
+STATUSES: tuple[Status, ...] = ("done", "on_track", "at_risk", "off_track", "stale", "no_data")
+
+
+def kr_progress(value: float, start: float, target: float) -> float:
+    """Raw progress: 0 at start, 1 at target; works alike for decreasing KRs (target < start)."""
+    return (value - start) / (target - start)
+
+
+def clamp(progress: float) -> float:
+    """Progress as shown and rolled up: within [0, 1], so one overshoot cannot hide another."""
+    return min(1.0, max(0.0, progress))
+
+
+def expected_progress(starts_at: datetime, ends_at: datetime, now: datetime) -> float:
+    """Elapsed fraction of the period at `now`, within [0, 1]."""
+    total = (ends_at - starts_at).total_seconds()
+    return clamp((now - starts_at).total_seconds() / total)
+
+
+def classify(progress: float, expected: float, thresholds: Thresholds) -> Status:
+    """Status of a (clamped) progress against the expected progress at this point in time."""
+    if progress >= 1:
+        return "done"
+    if progress >= expected - thresholds.on_track:
+        return "on_track"
+    if progress >= expected - thresholds.at_risk:
+        return "at_risk"
+    return "off_track"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the store knows of one KR as of `now`: its latest value and latest attempt."""
+
+    value: float | None = None
+    measured_at: datetime | None = None
+    manual: bool = False
+    attempted_at: datetime | None = None
+    error: str | None = None
+
+
+def kr_status(
+    obs: Observation,
+    progress: float | None,
+    expected: float,
+    now: datetime,
+    max_age: float | None,
+    thresholds: Thresholds,
+) -> Status:
+    """`no_data` without a value; `stale` when the last attempt failed or the value is older
+    than `max_age` seconds (None: never by age); otherwise the progress classification."""
+    if obs.value is None or progress is None or obs.measured_at is None:
+        return "no_data"
+    failed_since = (
+        obs.error is not None
+        and obs.attempted_at is not None
+        and (obs.attempted_at >= obs.measured_at)
+    )
+    too_old = max_age is not None and (now - obs.measured_at).total_seconds() > max_age
+    if failed_since or too_old:
+        return "stale"
+    return classify(clamp(progress), expected, thresholds)
+
+
+def weighted_mean(items: list[tuple[float | None, float]]) -> tuple[float | None, int]:
+    """Weighted mean of (progress, weight) pairs that have data, and how many had none."""
+    known = [(p, w) for p, w in items if p is not None]
+    missing = len(items) - len(known)
+    weight = sum(w for _, w in known)
+    if not known:
+        return None, missing
+    if weight == 0:
+        return sum(p for p, _ in known) / len(known), missing
+    return sum(p * w for p, w in known) / weight, missing

@@ -1,0 +1,99 @@
+"""Human-readable output: the objective tree with progress bars, and history tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from okrsync.config import Config
+from okrsync.tree import KRView, ObjectiveView, Tree
+
+BAR = 20
+MARK = {
+    "done": "✔",
+    "on_track": "●",
+    "at_risk": "▲",
+    "off_track": "✖",
+    "stale": "◌",
+    "no_data": "?",
+}
+
+
+def bar(progress: float | None, width: int = BAR) -> str:
+    """`[████████░░░░]` for a progress in [0, 1]; blank dots when there is no data."""
+    if progress is None:
+        return "[" + "·" * width + "]"
+    filled = round(progress * width)
+    return "[" + "█" * filled + "░" * (width - filled) + "]"
+
+
+def pct(progress: float | None) -> str:
+    return "  –  " if progress is None else f"{progress * 100:4.0f}%"
+
+
+def number(value: float | None, unit: str | None) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return f"{text} {unit}".strip() if unit else text
+
+
+def status_text(config: Config, tree: Tree) -> str:
+    """The whole tree as text, period header first."""
+    period = config.period
+    lines = [
+        f"{period.name}  {period.start} → {period.end}   as of "
+        f"{tree.now.strftime('%Y-%m-%d %H:%M UTC')}   "
+        f"expected progress {pct(tree.expected).strip()}",
+        "",
+    ]
+    for root in tree.roots:
+        _objective(root, 0, lines)
+    if not tree.roots:
+        lines.append("(no objectives in config)")
+    return "\n".join(lines)
+
+
+def _objective(view: ObjectiveView, depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    o = view.objective
+    owner = f"  @{o.owner}" if o.owner else ""
+    gaps = f"  ({view.without_data} of {view.items} without data)" if view.without_data else ""
+    lines.append(f"{pad}{MARK[view.status]} {o.title}  [{o.id}]{owner}")
+    lines.append(f"{pad}  {bar(view.progress)} {pct(view.progress)}  {view.status}{gaps}")
+    for kr in view.key_results:
+        _kr(kr, depth + 1, lines)
+    for child in view.children:
+        _objective(child, depth + 1, lines)
+
+
+def _kr(view: KRView, depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    kr = view.kr
+    value = number(view.obs.value, kr.unit)
+    goal = f"{number(kr.start, None)} → {number(kr.target, kr.unit)}"
+    manual = " (manual)" if view.obs.manual and not kr.is_manual else ""
+    lines.append(f"{pad}{MARK[view.status]} {kr.title or kr.id}  [{kr.id}]")
+    lines.append(
+        f"{pad}  {bar(view.progress)} {pct(view.progress)}  {view.status:<9} "
+        f"{value}{manual}  (goal {goal})"
+    )
+    if view.obs.error and (view.status in ("stale", "no_data")):
+        lines.append(f"{pad}  ! {view.obs.error}")
+
+
+def history_text(kr_id: str, rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return f"{kr_id}: no measurements yet"
+    out = [f"{'measured_at':<27} {'value':>12} {'progress':>8}  {'status':<9} source / error"]
+    for r in rows:
+        progress = "" if r["progress"] is None else f"{r['progress'] * 100:.0f}%"
+        detail = r["error"] or (
+            ("manual" + (f": {r['note']}" if r["note"] else ""))
+            if r["manual"]
+            else r["query"] or r["source"]
+        )
+        value = "" if r["value"] is None else f"{r['value']:,.6g}"
+        out.append(
+            f"{r['measured_at']:<27} {value:>12} {progress:>8}  {r['status'] or '':<9} {detail}"
+        )
+    return "\n".join(out)

@@ -1,0 +1,304 @@
+"""The OKR store: the only module that touches SQLite (via sqlite-utils).
+
+Objectives and KRs are synced from config (removed ones marked retired, history kept);
+measurements are an append-only history. Each run writes in one transaction (WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from okrsync.config import Config
+from okrsync.errors import StoreError
+from okrsync.progress import Observation
+from okrsync.timefmt import from_text, to_text
+
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class MeasurementRow:
+    """One attempt to measure a KR, as appended to the history."""
+
+    kr_id: str
+    measured_at: datetime
+    source: str
+    query: str | None
+    value: float | None = None
+    progress: float | None = None
+    status: str | None = None
+    inputs: dict[str, float] | None = None
+    error: str | None = None
+    manual: bool = False
+    note: str | None = None
+
+
+def _migrate_v1(db: sqlite_utils.Database) -> None:
+    db.table("objectives").create(
+        {
+            "id": str,
+            "title": str,
+            "owner": str,
+            "parent": str,
+            "weight": float,
+            "retired_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("key_results").create(
+        {
+            "id": str,
+            "objective_id": str,
+            "title": str,
+            "source": str,
+            "unit": str,
+            "start": float,
+            "target": float,
+            "weight": float,
+            "every": str,
+            "definition": str,
+            "retired_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("runs").create(
+        {
+            "id": str,
+            "kind": str,
+            "started_at": str,
+            "finished_at": str,
+            "config_digest": str,
+            "measured": int,
+            "failed": int,
+        },
+        pk="id",
+    )
+    db.table("measurements").create(
+        {
+            "id": int,
+            "kr_id": str,
+            "run_id": str,
+            "measured_at": str,
+            "value": float,
+            "progress": float,
+            "status": str,
+            "source": str,
+            "query": str,
+            "inputs": str,
+            "error": str,
+            "manual": int,
+            "note": str,
+        },
+        pk="id",
+    )
+    db.table("measurements").create_index(["kr_id", "measured_at"])
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_v1}
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"{path}: the database is locked by another process "
+            f"(waited {LOCK_TIMEOUT:g}s); try again when it finishes"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"{path}: the database is read-only: check the file's and "
+            "directory's permissions, or point --db / OKRSYNC_DB elsewhere"
+        )
+    if "not a database" in text or "malformed" in text:
+        return StoreError(f"{path}: not an okrsync database, or it is damaged ({text})")
+    if "unable to open" in text:
+        return StoreError(
+            f"{path}: cannot open the database file (does its directory exist and is it writable?)"
+        )
+    return StoreError(f"{path}: database error: {text}")
+
+
+class Store:
+    """An open OKR store; every sqlite error leaves here as a one-line StoreError."""
+
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        self.path = str(path)
+        memory = self.path == ":memory:" or (not create and not Path(self.path).exists())
+        try:
+            if not memory:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                ":memory:" if memory else self.path,
+                timeout=LOCK_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self.db = sqlite_utils.Database(conn)
+            self._migrate(readonly=not create)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the database: {exc.strerror}") from None
+
+    def _migrate(self, *, readonly: bool) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: the database has schema version {version}, newer than this "
+                f"okrsync understands ({SCHEMA_VERSION}); upgrade okrsync"
+            )
+        if version == SCHEMA_VERSION or (readonly and version > 0):
+            return
+        if self.path != ":memory:" and not readonly:
+            self.db.enable_wal()
+        with self.db.atomic():
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all."""
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    def sync_config(self, config: Config, now: datetime) -> None:
+        """Upsert objectives and KRs from config; mark the ones no longer there retired."""
+        stamp = to_text(now)
+        objectives = [
+            {
+                "id": o.id,
+                "title": o.title,
+                "owner": o.owner,
+                "parent": o.parent,
+                "weight": o.weight,
+                "retired_at": None,
+                "updated_at": stamp,
+            }
+            for o in config.objectives
+        ]
+        krs = [
+            {
+                "id": k.id,
+                "objective_id": o.id,
+                "title": k.title,
+                "source": "formula" if k.formula else k.source,
+                "unit": k.unit,
+                "start": k.start,
+                "target": k.target,
+                "weight": k.weight,
+                "every": k.every,
+                "definition": k.model_dump_json(exclude_none=True),
+                "retired_at": None,
+                "updated_at": stamp,
+            }
+            for o, k in config.key_results()
+        ]
+        with self.transaction():
+            for table, rows in (("objectives", objectives), ("key_results", krs)):
+                self.db.table(table).upsert_all(rows, pk="id")
+                live = [r["id"] for r in rows]
+                marks = ",".join("?" * len(live)) or "NULL"
+                self.db.execute(
+                    f"UPDATE {table} SET retired_at = ? WHERE retired_at IS NULL "
+                    f"AND id NOT IN ({marks})",
+                    [stamp, *live],
+                )
+
+    def start_run(self, run_id: str, kind: str, started: datetime, digest: str) -> None:
+        self.db.table("runs").insert(
+            {"id": run_id, "kind": kind, "started_at": to_text(started), "config_digest": digest}
+        )
+
+    def finish_run(self, run_id: str, finished: datetime, measured: int, failed: int) -> None:
+        self.db.table("runs").update(
+            run_id, {"finished_at": to_text(finished), "measured": measured, "failed": failed}
+        )
+
+    def append(self, run_id: str | None, rows: list[MeasurementRow]) -> None:
+        """Append measurements to the history (call inside `transaction()`)."""
+        self.db.table("measurements").insert_all(
+            {
+                "kr_id": r.kr_id,
+                "run_id": run_id,
+                "measured_at": to_text(r.measured_at),
+                "value": r.value,
+                "progress": r.progress,
+                "status": r.status,
+                "source": r.source,
+                "query": r.query,
+                "inputs": json.dumps(r.inputs) if r.inputs is not None else None,
+                "error": r.error,
+                "manual": int(r.manual),
+                "note": r.note,
+            }
+            for r in rows
+        )
+
+    def observations(self, kr_ids: list[str], now: datetime) -> dict[str, Observation]:
+        """Latest value and latest attempt at or before `now`, per KR."""
+        at = to_text(now)
+        out: dict[str, Observation] = {}
+        try:
+            for kr_id in kr_ids:
+                value = self.db.execute(
+                    "SELECT value, measured_at, manual FROM measurements WHERE kr_id = ? AND "
+                    "measured_at <= ? AND value IS NOT NULL ORDER BY measured_at DESC LIMIT 1",
+                    [kr_id, at],
+                ).fetchone()
+                attempt = self.db.execute(
+                    "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
+                    "measured_at <= ? ORDER BY measured_at DESC LIMIT 1",
+                    [kr_id, at],
+                ).fetchone()
+                if attempt is None:
+                    continue
+                out[kr_id] = Observation(
+                    value=value[0] if value else None,
+                    measured_at=from_text(value[1]) if value else None,
+                    manual=bool(value[2]) if value else False,
+                    attempted_at=from_text(attempt[0]),
+                    error=attempt[1],
+                )
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        return out
+
+    def history(self, kr_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Measurements of a KR, newest first, with every stored field."""
+        sql = "SELECT * FROM measurements WHERE kr_id = ? ORDER BY measured_at DESC, id DESC"
+        params: list[Any] = [kr_id]
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        try:
+            rows = [dict(r) for r in self.db.query(sql, params)]
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        for row in rows:
+            row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
+            row["manual"] = bool(row["manual"])
+        return rows
+
+    def known_kr(self, kr_id: str) -> dict[str, Any] | None:
+        """The stored definition row of a KR (retired ones too), if any."""
+        rows = list(self.db.query("SELECT * FROM key_results WHERE id = ?", [kr_id]))
+        return dict(rows[0]) if rows else None

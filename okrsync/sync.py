@@ -1,0 +1,115 @@
+"""One sync run: measure the planned KRs, compute progress and status, store in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from okrsync.config import Config
+from okrsync.errors import UsageError
+from okrsync.measure import Measurer, Outcome
+from okrsync.model import KeyResult
+from okrsync.progress import Observation, expected_progress, kr_progress, kr_status
+from okrsync.store import MeasurementRow, Store
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    rows: list[MeasurementRow]
+    requests: dict[str, int]
+    skipped_manual: list[str]
+
+    @property
+    def failed(self) -> list[MeasurementRow]:
+        return [r for r in self.rows if r.error is not None]
+
+
+def plan(config: Config, only: list[str] | None = None) -> list[KeyResult]:
+    """The automated KRs to measure (all, or those named by `--only`); manual ones are skipped."""
+    krs = [kr for _, kr in config.key_results()]
+    if only:
+        known = {kr.id for kr in krs}
+        unknown = [k for k in only if k not in known]
+        if unknown:
+            raise UsageError(
+                f"unknown key result(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
+        krs = [kr for kr in krs if kr.id in only]
+    return [kr for kr in krs if not kr.is_manual]
+
+
+def to_rows(
+    config: Config,
+    krs: list[KeyResult],
+    outcomes: list[Outcome],
+    now: datetime,
+    before: dict[str, Observation],
+) -> list[MeasurementRow]:
+    """History rows for outcomes: progress raw, status as of `now`, errors kept."""
+    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
+    rows = []
+    for kr, out in zip(krs, outcomes, strict=True):
+        progress = None if out.value is None else kr_progress(out.value, kr.start, kr.target)
+        prior = before.get(kr.id, Observation())
+        obs = (
+            Observation(out.value, now, False, now, None)
+            if out.value is not None
+            else Observation(prior.value, prior.measured_at, prior.manual, now, out.error)
+        )
+        progress_for_status: float | None = progress
+        if out.value is None and prior.value is not None:
+            progress_for_status = kr_progress(prior.value, kr.start, kr.target)
+        status = kr_status(
+            obs, progress_for_status, expected, now, None, config.defaults.thresholds
+        )
+        rows.append(
+            MeasurementRow(
+                kr.id,
+                now,
+                out.source,
+                out.query,
+                out.value,
+                progress,
+                status,
+                out.inputs,
+                out.error,
+                note=out.note,
+            )
+        )
+    return rows
+
+
+def run_once(
+    config: Config,
+    store: Store | None,
+    now: datetime,
+    *,
+    only: list[str] | None = None,
+    measurer: Measurer | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    kind: str = "sync",
+) -> RunResult:
+    """Measure and (unless `store` is None: dry run) store every planned KR once."""
+    krs = plan(config, only)
+    owned = measurer is None
+    measurer = measurer or Measurer(config)
+    try:
+        outcomes = measurer.measure(krs, now, progress)
+        requests = measurer.requests_by_source()
+    finally:
+        if owned:
+            measurer.close()
+    before = store.observations([k.id for k in krs], now) if store else {}
+    rows = to_rows(config, krs, outcomes, now, before)
+    run_id = uuid.uuid4().hex[:16]
+    if store is not None:
+        with store.transaction():
+            store.sync_config(config, now)
+            store.start_run(run_id, kind, now, config.digest)
+            store.append(run_id, rows)
+            store.finish_run(run_id, now, len(rows), sum(r.error is not None for r in rows))
+    manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
+    return RunResult(run_id, rows, requests, manual)

@@ -1,0 +1,137 @@
+"""The contract every connector passes: subclass `ConnectorContract` in its test module.
+
+A subclass says how to build its connector against `BASE_URL`, which query to ask, and
+how to register real-shaped answers with `responses`; the scenarios below are shared.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, ClassVar
+
+import pytest
+import requests
+import responses
+
+from okrsync.connector import Connector, Query
+from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
+from okrsync.retry import call_with_retry
+
+HTML_PAGE = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on, for connection-refused scenarios."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ConnectorContract:
+    """Shared scenarios; subclasses fill in the hooks marked 'provide'."""
+
+    BASE_URL: ClassVar[str] = "http://127.0.0.1:9"
+    expected_value: ClassVar[float]
+    # provide: the value an empty answer gives, or the FetchError type it raises
+    empty_expectation: ClassVar[float | type[FetchError]]
+
+    def make(self, base_url: str) -> Connector:  # provide
+        raise NotImplementedError
+
+    def query(self) -> Query:  # provide
+        raise NotImplementedError
+
+    def register(
+        self,
+        rsps: responses.RequestsMock,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Provide: answer the query's endpoint(s) with this status and body (str or JSON).
+
+        Registered answers for one URL are returned in order (responses' documented
+        behaviour), which the 5xx-then-success scenario relies on.
+        """
+        raise NotImplementedError
+
+    def good_body(self) -> Any:  # provide: the real API's answer for the query
+        raise NotImplementedError
+
+    def empty_body(self) -> Any:  # provide
+        raise NotImplementedError
+
+    def auth_failure_body(self) -> Any:  # provide: the real 401 body
+        raise NotImplementedError
+
+    def test_good_answer(self) -> None:
+        """A well-formed answer gives its value."""
+        with responses.RequestsMock() as rsps:
+            self.register(rsps, 200, self.good_body())
+            assert self.make(self.BASE_URL).fetch(self.query()).value == self.expected_value
+
+    def test_empty_answer(self) -> None:
+        """An empty answer gives zero or a clear error, as the source's semantics say."""
+        with responses.RequestsMock() as rsps:
+            self.register(rsps, 200, self.empty_body())
+            conn = self.make(self.BASE_URL)
+            if isinstance(self.empty_expectation, type):
+                with pytest.raises(self.empty_expectation):
+                    conn.fetch(self.query())
+            else:
+                assert conn.fetch(self.query()).value == self.empty_expectation
+
+    def test_auth_failure(self) -> None:
+        """401 is an AuthError naming the environment variable to check, never retried."""
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.register(rsps, 401, self.auth_failure_body())
+            with pytest.raises(AuthError, match="OKRSYNC_") as info:
+                self.make(self.BASE_URL).fetch(self.query())
+            assert not info.value.retryable
+
+    def test_rate_limit_with_retry_after(self) -> None:
+        """429 with Retry-After is a RateLimitedError carrying the wait."""
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.register(rsps, 429, {"message": "rate limited"}, {"Retry-After": "7"})
+            with pytest.raises(RateLimitedError) as info:
+                self.make(self.BASE_URL).fetch(self.query())
+            assert info.value.retry_after == 7
+
+    def test_server_error_then_success(self) -> None:
+        """A 5xx is transient: the retry policy tries again and gets the value."""
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.register(rsps, 503, "Service Unavailable")
+            self.register(rsps, 200, self.good_body())
+            conn = self.make(self.BASE_URL)
+            slept: list[float] = []
+            reading = call_with_retry(lambda: conn.fetch(self.query()), sleep=slept.append)
+            assert reading.value == self.expected_value
+            assert len(slept) >= 1
+
+    def test_malformed_body(self) -> None:
+        """A 200 whose body is not JSON is a clear, non-retryable error."""
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.register(rsps, 200, '{"status": "succ')
+            with pytest.raises(FetchError) as info:
+                self.make(self.BASE_URL).fetch(self.query())
+            assert not info.value.retryable
+
+    def test_html_error_page(self) -> None:
+        """A proxy's HTML 502 page is a transient error that says it was HTML."""
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.register(rsps, 502, HTML_PAGE, {"Content-Type": "text/html"})
+            with pytest.raises(TransientFetchError, match="HTML"):
+                self.make(self.BASE_URL).fetch(self.query())
+
+    def test_timeout(self) -> None:
+        """A request that times out is a transient error that says so."""
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.register(rsps, 200, requests.ReadTimeout("read timed out"))
+            with pytest.raises(TransientFetchError, match="timeout"):
+                self.make(self.BASE_URL).fetch(self.query())
+
+    def test_connection_refused(self) -> None:
+        """Nothing listening at the URL is a transient 'connection refused' error."""
+        conn = self.make(f"http://127.0.0.1:{closed_port()}")
+        with pytest.raises(TransientFetchError, match="refused"):
+            conn.fetch(self.query())

@@ -1,0 +1,201 @@
+"""Tests of the generic HTTP JSON connector: the shared contract, extraction, secret headers."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from connector_contract import ConnectorContract
+from responses import matchers
+
+from okrsync.connector import Query
+from okrsync.connectors.http_json import HttpJsonConnector, header_name, secret_headers
+from okrsync.errors import AuthError, FetchError, TransientFetchError
+from okrsync.sources import HttpSource
+
+FIXTURES = Path(__file__).parent / "fixtures" / "http"
+SUMMARY = "/api/v2/summary.json"
+SINCE = datetime(2026, 10, 1, tzinfo=UTC)
+UNTIL = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def query(**fields: Any) -> Query:
+    return Query(fields=fields, since=SINCE, until=UNTIL)
+
+
+def add(rsps: responses.RequestsMock, method: str, url: str, status: int, body: Any,
+        headers: dict[str, str] | None = None, **kw: Any) -> None:
+    if isinstance(body, (str, BaseException)):
+        rsps.add(method, url, status=status, body=body, headers=headers, **kw)
+    else:
+        rsps.add(method, url, status=status, json=body, headers=headers, **kw)
+
+
+def make(url: str = "http://127.0.0.1:9" + SUMMARY, **kw: Any) -> HttpJsonConnector:
+    return HttpJsonConnector("statusboard", HttpSource(type="http", url=url, **kw))
+
+
+class TestHttpContract(ConnectorContract):
+    """The shared contract against a Statuspage-shaped summary endpoint."""
+
+    expected_value = 99.93
+    empty_expectation = FetchError
+
+    def make(self, base_url: str) -> HttpJsonConnector:
+        return make(base_url + SUMMARY)
+
+    def query(self) -> Query:
+        return query(extract="components[?name=='API'].uptime | [0]")
+
+    def register(self, rsps: responses.RequestsMock, status: int, body: Any,
+                 headers: dict[str, str] | None = None) -> None:
+        add(rsps, "GET", self.BASE_URL + SUMMARY, status, body, headers)
+
+    def good_body(self) -> Any:
+        return load("statuspage_summary.json")
+
+    def empty_body(self) -> Any:
+        return load("statuspage_summary_empty.json")
+
+    def auth_failure_body(self) -> Any:
+        return load("unauthorized_401.json")
+
+
+@responses.activate
+def test_post_appends_path_and_sends_json_body() -> None:
+    """A POST KR sends its body as JSON to the source URL plus the KR's path."""
+    responses.add(
+        "POST", "https://api.example.com/v1/query", json=load("timeseries_query.json"),
+        match=[matchers.json_params_matcher({"q": "max:queue.age{*}"})],
+    )
+    conn = make("https://api.example.com/")
+    reading = conn.fetch(query(path="/v1/query", method="post", body={"q": "max:queue.age{*}"},
+                               extract="series[0].pointlist[-1][1]"))
+    assert reading.value == 12.25
+    assert conn.requests == 1
+
+
+@responses.activate
+def test_numeric_string_is_accepted() -> None:
+    """A number sent as a string (common in JSON APIs) is read as that number."""
+    responses.add("GET", "https://s.example.com/x", json=load("statuspage_summary.json"))
+    conn = make("https://s.example.com/x")
+    assert conn.fetch(query(extract="components[?name=='Webhooks'].uptime | [0]")).value == 99.51
+
+
+@pytest.mark.parametrize(
+    ("extract", "message"),
+    [
+        ("as_text", "string 'high'"),
+        ("missing_key", "nothing"),
+        ("as_list", "a list"),
+        ("as_bool", "a boolean"),
+        ("nested", "an object"),
+        ("as_nan", "not a finite number"),
+    ],
+)
+@responses.activate
+def test_extract_must_give_one_number(extract: str, message: str) -> None:
+    """Anything but one finite number is a clear error that retrying will not fix."""
+    responses.add("GET", "https://s.example.com/x", json=load("scalars.json"))
+    with pytest.raises(FetchError, match=message) as info:
+        make("https://s.example.com/x").fetch(query(extract=extract))
+    assert not info.value.retryable
+    assert extract in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"extract": "components[?"}, "bad extract"),
+        ({}, "needs `extract`"),
+        ({"extract": "a", "method": "PUT"}, "GET or POST"),
+        ({"extract": "a", "body": {"q": 1}}, "method: POST"),
+    ],
+)
+def test_bad_query_fields_fail_before_any_request(fields: dict[str, Any], message: str) -> None:
+    """A malformed KR query is reported without touching the network."""
+    conn = make()
+    with pytest.raises(FetchError, match=message):
+        conn.fetch(query(**fields))
+    assert conn.requests == 0
+
+
+def test_header_names_from_env_suffix() -> None:
+    """`_` becomes `-` and each word is title-cased."""
+    assert header_name("AUTHORIZATION") == "Authorization"
+    assert header_name("X_API_KEY") == "X-Api-Key"
+
+
+def test_secret_headers_from_env_and_file(tmp_path: Path) -> None:
+    """Header secrets come from OKRSYNC_<NAME>_HEADER_* and their *_FILE variants."""
+    secret = tmp_path / "key"
+    secret.write_text("file-key-123\n")
+    env = {
+        "OKRSYNC_STATUSBOARD_HEADER_AUTHORIZATION": "Bearer abc123",
+        "OKRSYNC_STATUSBOARD_HEADER_X_API_KEY_FILE": str(secret),
+        "OKRSYNC_OTHER_HEADER_X_NOPE": "nope",
+    }
+    assert secret_headers("statusboard", env) == {
+        "Authorization": "Bearer abc123",
+        "X-Api-Key": "file-key-123",
+    }
+
+
+def test_unreadable_header_file_is_an_auth_error(tmp_path: Path) -> None:
+    """A *_FILE pointing nowhere says which variable and file are wrong."""
+    env = {"OKRSYNC_STATUSBOARD_HEADER_X_API_KEY_FILE": str(tmp_path / "missing")}
+    with pytest.raises(AuthError, match="OKRSYNC_STATUSBOARD_HEADER_X_API_KEY_FILE"):
+        secret_headers("statusboard", env)
+
+
+@responses.activate
+def test_headers_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config headers and secret env headers are both sent."""
+    monkeypatch.setenv("OKRSYNC_STATUSBOARD_HEADER_X_API_KEY", "k-secret-42")
+    responses.add(
+        "GET", "https://s.example.com/x", json={"v": 3},
+        match=[matchers.header_matcher({"X-Api-Key": "k-secret-42", "X-Team": "sre"})],
+    )
+    assert make("https://s.example.com/x", headers={"X-Team": "sre"}).fetch(
+        query(extract="v")).value == 3
+
+
+@responses.activate
+def test_secret_never_in_error_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server echoing our secret header back in a 500 body does not leak it."""
+    monkeypatch.setenv("OKRSYNC_STATUSBOARD_HEADER_AUTHORIZATION", "Bearer tok-SECRET-9f8e")
+    responses.add("GET", "https://s.example.com/x", status=500,
+                  body='{"error": "bad header Authorization: Bearer tok-SECRET-9f8e"}')
+    with pytest.raises(TransientFetchError) as info:
+        make("https://s.example.com/x").fetch(query(extract="v"))
+    text = "".join(traceback.format_exception(info.value))
+    assert "tok-SECRET-9f8e" not in text
+    assert "***" in str(info.value)
+
+
+@responses.activate
+def test_not_found_is_not_retryable() -> None:
+    """A 404 is a configuration problem: a clear, permanent error."""
+    responses.add("GET", "https://s.example.com/x", status=404, body="Not Found")
+    with pytest.raises(FetchError, match="404") as info:
+        make("https://s.example.com/x").fetch(query(extract="v"))
+    assert not info.value.retryable
+
+
+@responses.activate
+def test_html_login_page_with_200() -> None:
+    """A login wall answering 200 with HTML is reported as HTML, not as bad JSON."""
+    responses.add("GET", "https://s.example.com/x", body="<html><body>Sign in</body></html>",
+                  content_type="text/html")
+    with pytest.raises(FetchError, match="HTML"):
+        make("https://s.example.com/x").fetch(query(extract="v"))
