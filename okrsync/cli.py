@@ -156,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a traceback is a bug: say so in one line, show it on request
+        if args.log_level == "debug":
+            raise
+        print(
+            f"okrsync: internal error: {type(exc).__name__}: {exc} (this is a bug; "
+            "--log-level debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 70
 
 
 def settings_for(args: Any) -> Settings:

@@ -96,7 +96,7 @@ def load(path: Path | str) -> Config:
         raise ConfigError(problems)
     config = _merge(parsed, problems, files)
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     return config
 
 
@@ -137,7 +137,10 @@ def _merge(
             _claim(origins, objective.id, where(doc, loc), "objective", add)
             objectives.append(objective)
             for j, kr in enumerate(objective.key_results):
-                _claim(origins, kr.id, where(doc, (*loc, "key_results", j)), "key result", add)
+                kr_loc: Loc = (*loc, "key_results", j)
+                _claim(origins, kr.id, where(doc, kr_loc), "key result", add)
+                for name in kr.inputs:
+                    origins[f"{kr.id}/{name}"] = where(doc, (*kr_loc, "inputs", name))
     if period is None:
         problems.append(
             Problem(
@@ -151,7 +154,7 @@ def _merge(
     for objective in objectives:
         _check_parent(objective, ids, objectives, origins[objective.id], add)
         for kr in objective.key_results:
-            _check_measures(kr, sources, origins[kr.id], add)
+            _check_measures(kr, sources, origins, add)
     if problems or period is None:
         return None
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
@@ -191,38 +194,38 @@ def _check_parent(
 
 
 def _check_measures(
-    kr: KeyResult, sources: dict[str, SourceBase], origin: Origin, add: Any
+    kr: KeyResult, sources: dict[str, SourceBase], origins: dict[str, Origin], add: Any
 ) -> None:
-    if kr.formula is not None:
-        for name, measure in kr.inputs.items():
-            _check_measure(measure, sources, origin, f"inputs.{name}.", add, allow_manual=False)
-    else:
-        _check_measure(kr, sources, origin, "", add, allow_manual=True)
+    if kr.formula is None:
+        _check_measure(kr, sources, origins[kr.id], add, allow_manual=True)
+    for name, measure in kr.inputs.items():
+        _check_measure(measure, sources, origins[f"{kr.id}/{name}"], add, allow_manual=False)
 
 
 def _check_measure(
     measure: Measure,
     sources: dict[str, SourceBase],
     origin: Origin,
-    prefix: str,
     add: Any,
     *,
     allow_manual: bool,
 ) -> None:
     fields = measure.query_fields()
     if measure.source is None:
-        add(origin, f"{prefix}source: field required")
+        add(origin, "source: field required")
         return
-    if measure.source == MANUAL and allow_manual:
-        if fields:
-            add(origin, f"{prefix}a manual key result takes no query fields ({', '.join(fields)})")
+    if measure.source == MANUAL:
+        if not allow_manual:
+            add(origin, "source: a formula input needs an automated source, not 'manual'")
+        elif fields:
+            add(origin, f"a manual key result takes no query fields ({', '.join(fields)})")
         return
     config = sources.get(measure.source)
     if config is None:
         known = ", ".join(sorted(sources)) or "none defined"
         add(
             origin,
-            f"{prefix}source: '{measure.source}' is not defined under `sources:` (known: {known})",
+            f"source: '{measure.source}' is not defined under `sources:` (known: {known})",
         )
         return
     kind = type(config)
@@ -231,17 +234,17 @@ def _check_measure(
     if extra:
         add(
             origin,
-            f"{prefix}{', '.join(extra)}: not a field of {type_name} sources "
+            f"{', '.join(extra)}: not a field of {type_name} sources "
             f"(they take {', '.join(sorted(kind.query_fields))})",
         )
     if not kind.required_one_of & set(fields):
         need = " or ".join(f"`{f}`" for f in sorted(kind.required_one_of))
-        add(origin, f"{prefix}{type_name} sources need {need}")
+        add(origin, f"{type_name} sources need {need}")
     for value in fields.values():
         for bad in templating.unknown_placeholders(str(value)):
             add(
                 origin,
-                f"{prefix}unknown placeholder {{{bad}}} (known: "
+                f"unknown placeholder {{{bad}}} (known: "
                 + ", ".join(f"{{{k}}}" for k in templating.KNOWN)
                 + ")",
             )

@@ -1,0 +1,324 @@
+"""GitHub connector: search counts, workflow success rate, releases, open issues, merge time.
+
+Why it calls PyGithub the way it does (checked against PyGithub 2.10.0):
+
+* One retry layer, ours (okrsync.retry). `Github(retry=None)` turns off GithubRetry
+  (urllib3 retries, total=10, sleeping until rate limits reset), leaving requests' default
+  of 0 retries; `seconds_between_requests=None` turns off its own sleeping throttle, so the
+  injectable RateLimiter below is the only one. (PyGithub still re-asks once, after 2 s,
+  on a 202 "still computing" answer; none of the endpoints used here send 202.)
+* Requests go through `gh.requester.requestJsonAndCheck`: PyGithub builds URLs (GitHub
+  Enterprise too), auth and errors, while we keep the raw JSON: `search_issues().totalCount`
+  is capped at 1000 (PyGithub #1309), the raw `total_count` is not, and costs one request.
+* Budgets per connector: search at most 30 requests/min (10 without a token), and no
+  request while x-ratelimit-remaining is 0 until x-ratelimit-reset. A 403/429 that is a
+  rate limit raises RateLimitedError with the wait from Retry-After or the reset time.
+* Repository endpoints are conditional: their ETag is cached and sent as If-None-Match; a
+  304 reuses the cached answer. 304s count in `requests` and also in `not_modified`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import requests
+from github import Auth, Consts, Github, GithubException
+
+from okrsync.connector import Query, Reading
+from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
+from okrsync.secrets import env_name, read_secret, redact
+from okrsync.sources import GithubSource
+
+from ._http import USER_AGENT
+from ._ratelimit import RateLimiter
+
+SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or filtered list
+PAGE = 100
+REPO_METRICS = ("workflow_success_rate", "releases", "open_issues")
+REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
+SECONDARY_LIMIT_WAIT = 60.0  # GitHub's advice when a secondary limit gives no Retry-After
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """A GitHub timestamp (`2022-12-24T07:29:12Z`), or None when absent."""
+    return datetime.fromisoformat(str(raw)) if raw else None
+
+
+class GithubConnector:
+    """Measures GitHub (or GitHub Enterprise) through PyGithub's requester."""
+
+    def __init__(
+        self,
+        name: str,
+        config: GithubSource,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.requests = 0
+        self.not_modified = 0
+        self._clock, self._sleep = clock, sleep
+        self._gh: Github | None = None
+        self._limits: dict[str, RateLimiter] = {}
+        self._etags: dict[str, tuple[str, Any]] = {}
+        self._has_token = False
+
+    # --- transport --------------------------------------------------------------------
+
+    def _client(self) -> Github:
+        if self._gh is None:
+            try:
+                token = read_secret(env_name(self.name, "TOKEN"))
+            except OSError as exc:
+                raise AuthError(f"{self.name}: {exc}") from None
+            self._has_token = bool(token)
+            base = (self.config.url or Consts.DEFAULT_BASE_URL).rstrip("/")
+            parsed = urlparse(base)
+            if parsed.hostname != "api.github.com" and parsed.path in ("", "/"):
+                base += "/api/v3"  # GitHub Enterprise Server serves the REST API here
+            self._gh = Github(
+                auth=Auth.Token(token) if token else None,
+                base_url=base,
+                timeout=max(1, math.ceil(self.config.timeout)),  # PyGithub insists on an int
+                user_agent=USER_AGENT,
+                per_page=PAGE,
+                retry=None,  # okrsync.retry is the one retry layer
+                seconds_between_requests=None,  # our RateLimiter is the one throttle
+                seconds_between_writes=None,
+            )
+            kw: dict[str, Any] = {"clock": self._clock, "sleep": self._sleep}
+            self._limits = {
+                "search": RateLimiter(f"{self.name} search", 30 if token else 10, **kw),
+                "core": RateLimiter(self.name, None, **kw),
+            }
+        return self._gh
+
+    def _get(self, path: str, params: dict[str, Any], resource: str, cache: bool = False) -> Any:
+        """One GET of `path` under the API base, within budget; errors become okrsync errors."""
+        gh = self._client()
+        self._limits[resource].acquire()
+        key = path + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        cached = self._etags.get(key) if cache else None
+        headers = {"If-None-Match": cached[0]} if cached else {}
+        self.requests += 1
+        try:
+            answer_headers, data = gh.requester.requestJsonAndCheck(
+                "GET", path, parameters=params, headers=headers
+            )
+        except GithubException as exc:
+            self._observe(exc.headers or {}, resource)
+            raise self._error(exc, path, resource) from None
+        except requests.Timeout:
+            raise TransientFetchError(
+                f"{self.name}: no answer within {self.config.timeout:g}s (timeout)"
+            ) from None
+        except requests.ConnectionError as exc:
+            reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+            raise TransientFetchError(f"{self.name}: {reason} at {self._base()}") from None
+        except ValueError:
+            raise FetchError(f"{self.name}: the answer from {path} is not JSON") from None
+        self._observe(answer_headers, resource)
+        if data is None and cached:  # 304 Not Modified: the cached answer still holds
+            self.not_modified += 1
+            return cached[1]
+        text_only = isinstance(data, dict) and isinstance(data.get("data"), str)
+        if "html" in str(answer_headers.get("content-type", "")) or (
+            text_only and set(data) <= {"data", "url"}  # how PyGithub wraps a non-JSON body
+        ):
+            raise FetchError(
+                f"{self.name}: got an HTML page or non-JSON text from {path} instead of JSON: "
+                "is `url` the API base (https://HOST/api/v3), or is a proxy in the way?"
+            )
+        etag = answer_headers.get("etag")
+        if cache and etag:
+            self._etags[key] = (etag, data)
+        return data
+
+    def _base(self) -> str:
+        return redact(self.config.url or Consts.DEFAULT_BASE_URL)
+
+    def _observe(self, headers: dict[str, Any], resource: str) -> None:
+        search = headers.get("x-ratelimit-resource", resource) == "search"
+        limiter = self._limits["search" if search else "core"]
+        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
+        with contextlib.suppress(ValueError):  # a proxy's odd header is no reason to fail
+            limiter.observe(
+                int(float(remaining)) if remaining is not None else None,
+                float(reset) if reset is not None else None,
+            )
+
+    def _error(self, exc: GithubException, path: str, resource: str) -> FetchError:
+        status = exc.status
+        headers = {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
+        data = exc.data if isinstance(exc.data, dict) else {}
+        message = redact(str(data.get("message") or data.get("data") or "")).strip()[:200]
+        html = "html" in headers.get("content-type", "") or message.lower().startswith(
+            ("<!doctype", "<html")
+        )
+        token_env = env_name(self.name, "TOKEN")
+        if status in (403, 429):
+            wait = self._rate_wait(headers, message)
+            if wait is not None or status == 429:
+                after = f"; retry after {wait:g}s" if wait is not None else ""
+                return RateLimitedError(f"{self.name}: rate limited (HTTP {status}){after}", wait)
+        if status == 401:
+            return AuthError(f"{self.name}: HTTP 401 {message}: check {token_env}")
+        if status == 403:
+            return AuthError(f"{self.name}: HTTP 403 {message}: check {token_env} and its access")
+        if status >= 500:
+            detail = "an HTML error page (proxy?)" if html else message
+            return TransientFetchError(f"{self.name}: server error HTTP {status}: {detail}")
+        if html:
+            return FetchError(f"{self.name}: HTTP {status} with an HTML page instead of JSON")
+        if status == 404:
+            hint = "" if self._has_token else f" (private? set {token_env})"
+            return FetchError(f"{self.name}: not found: {path}{hint}")
+        errors = "; ".join(str(e.get("message", e)) for e in data.get("errors") or [])
+        return FetchError(f"{self.name}: HTTP {status} for {path}: {message} {errors}".rstrip())
+
+    def _rate_wait(self, headers: dict[str, str], message: str) -> float | None:
+        try:
+            if "retry-after" in headers:
+                return max(0.0, float(headers["retry-after"]))
+            if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+                return max(1.0, float(headers["x-ratelimit-reset"]) - self._clock())
+        except ValueError:
+            pass
+        if "secondary rate limit" in message.lower() or "rate limit exceeded" in message.lower():
+            return SECONDARY_LIMIT_WAIT
+        return None
+
+    # --- measuring --------------------------------------------------------------------
+
+    def fetch(self, query: Query) -> Reading:
+        """Dispatch on the KR's fields: `search` (count or median) or `repo` + `metric`."""
+        search, repo, metric = query.get("search"), query.get("repo"), query.get("metric")
+        if search is not None:
+            if not isinstance(search, str) or not search.strip():
+                raise FetchError(f"{self.name}: `search` must be a GitHub search query")
+            if metric is None:
+                return self._search_count(search)
+            if metric == "median_merge_hours":
+                return self._median_merge_hours(search)
+            raise FetchError(f"{self.name}: with `search`, metric can only be median_merge_hours")
+        if not isinstance(repo, str) or not REPO_RE.match(repo):
+            raise FetchError(f"{self.name}: a github KR needs `search`, or `repo: owner/name`")
+        if metric == "workflow_success_rate":
+            return self._workflow_success_rate(repo, query)
+        if metric == "releases":
+            return self._releases(repo, query)
+        if metric == "open_issues":
+            data = self._get(f"/repos/{repo}", {}, "core", cache=True)
+            return Reading(float(self._int(data, "open_issues_count")))
+        known = ", ".join(REPO_METRICS)
+        raise FetchError(f"{self.name}: with `repo`, metric must be one of {known}")
+
+    def _int(self, data: Any, key: str) -> int:
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FetchError(f"{self.name}: the answer has no whole number `{key}`")
+        return value
+
+    def _search_count(self, q: str) -> Reading:
+        data = self._get("/search/issues", {"q": q, "per_page": 1}, "search")
+        note = "GitHub search timed out; the count may be low" if (
+            isinstance(data, dict) and data.get("incomplete_results")) else None
+        return Reading(float(self._int(data, "total_count")), note)
+
+    def _median_merge_hours(self, q: str) -> Reading:
+        hours: list[float] = []
+        total = 0
+        params: dict[str, Any] = {"q": q, "sort": "created", "order": "desc", "per_page": PAGE}
+        for page in range(1, SEARCH_CAP // PAGE + 1):
+            data = self._get("/search/issues", {**params, "page": page}, "search")
+            total = self._int(data, "total_count")
+            items = data.get("items") or []
+            for item in items:
+                merged = self._merged_at(item)
+                created = parse_time(item.get("created_at"))
+                if merged and created:
+                    hours.append((merged - created).total_seconds() / 3600)
+            if len(items) < PAGE or page * PAGE >= total:
+                break
+        if not hours:
+            raise FetchError(f"{self.name}: no merged pull requests match {q!r}")
+        note = None
+        if total > SEARCH_CAP:
+            note = f"median over the newest {SEARCH_CAP} of {total} matching pull requests"
+        return Reading(statistics.median(hours), note)
+
+    @staticmethod
+    def _merged_at(item: dict[str, Any]) -> datetime | None:
+        pull = item.get("pull_request")
+        if not isinstance(pull, dict):
+            return None  # an issue, not a pull request
+        if "merged_at" in pull:
+            return parse_time(pull["merged_at"])  # None: closed without merging
+        return parse_time(item.get("closed_at"))  # older answers: closed_at of a merged PR
+
+    def _pages(self, path: str, params: dict[str, Any], key: str | None) -> tuple[list[Any], int]:
+        """Up to SEARCH_CAP items of a paged repository list, and the total GitHub reports."""
+        items: list[Any] = []
+        total = 0
+        for page in range(1, SEARCH_CAP // PAGE + 1):
+            data = self._get(path, {**params, "per_page": PAGE, "page": page}, "core", cache=True)
+            batch = data.get(key) if key and isinstance(data, dict) else data
+            if not isinstance(batch, list):
+                raise FetchError(f"{self.name}: unexpected answer from {path}")
+            items.extend(batch)
+            total = self._int(data, "total_count") if key else len(items)
+            if len(batch) < PAGE or (key and len(items) >= total):
+                break
+        return items, max(total, len(items))
+
+    def _workflow_success_rate(self, repo: str, query: Query) -> Reading:
+        workflow, branch = query.get("workflow"), query.get("branch")
+        since, until = query.since, query.until
+        path = f"/repos/{repo}/actions/runs"
+        if workflow:
+            path = f"/repos/{repo}/actions/workflows/{quote(str(workflow), safe='')}/runs"
+        params: dict[str, Any] = {"status": "completed", "created": f"{since:%Y-%m-%dT%H:%M:%SZ}"
+                                  f"..{until:%Y-%m-%dT%H:%M:%SZ}"}
+        if branch:
+            params["branch"] = branch
+        runs, total = self._pages(path, params, "workflow_runs")
+        conclusions = [
+            r.get("conclusion") for r in runs
+            if r.get("status") == "completed"
+            and since <= (parse_time(r.get("created_at")) or since) <= until
+            and (not branch or r.get("head_branch") == branch)
+        ]
+        success, failure = conclusions.count("success"), conclusions.count("failure")
+        if success + failure == 0:
+            what = f"{workflow or 'any workflow'}" + (f" on {branch}" if branch else "")
+            raise FetchError(
+                f"{self.name}: no successful or failed runs of {what} in {repo} between "
+                f"{since:%Y-%m-%d} and {until:%Y-%m-%d}"
+            )
+        note = f"over the newest {len(runs)} of {total} runs" if total > len(runs) else None
+        return Reading(100.0 * success / (success + failure), note)
+
+    def _releases(self, repo: str, query: Query) -> Reading:
+        releases, _ = self._pages(f"/repos/{repo}/releases", {}, None)
+        count = 0
+        for release in releases:
+            published = parse_time(release.get("published_at"))
+            if not release.get("draft") and published and query.since <= published <= query.until:
+                count += 1
+        note = f"over the newest {SEARCH_CAP} releases" if len(releases) >= SEARCH_CAP else None
+        return Reading(float(count), note)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if self._gh is not None:
+            self._gh.close()

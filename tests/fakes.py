@@ -1,0 +1,37 @@
+"""A scripted in-memory connector for engine tests (HTTP is tested in the connector tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from okrsync.config import Config
+from okrsync.connector import Connector, Query, Reading
+
+
+class ScriptedConnector:
+    """Answers each query text from a dict: a number, or an exception to raise."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.requests = 0
+        self.asked: list[str] = []
+
+    def fetch(self, query: Query) -> Reading:
+        self.requests += 1
+        text = query.describe()
+        self.asked.append(text)
+        answer = self.answers[text]
+        if isinstance(answer, BaseException):
+            raise answer
+        return Reading(float(answer))
+
+    def close(self) -> None:
+        pass
+
+
+def factory(connectors: dict[str, ScriptedConnector]) -> Callable[[str, Config], Connector]:
+    def make(name: str, config: Config) -> Connector:
+        return connectors[name]
+
+    return make

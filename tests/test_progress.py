@@ -1,0 +1,94 @@
+"""Progress and status maths: the contract in the README, as pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from okrsync.model import Thresholds
+from okrsync.progress import (
+    Observation,
+    clamp,
+    classify,
+    expected_progress,
+    kr_progress,
+    kr_status,
+    weighted_mean,
+)
+
+T = Thresholds()
+NOW = datetime(2026, 11, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "start", "target", "progress"),
+    [
+        (5, 0, 10, 0.5),
+        (99.45, 99.0, 99.9, 0.5),
+        (8.5, 12, 5, 0.5),  # decreasing: cycle time 12 -> 5 days
+        (12, 10, 0, -0.2),  # worse than the start: raw progress is negative
+        (15, 0, 10, 1.5),  # overshoot is kept raw
+    ],
+)
+def test_kr_progress_is_linear_in_both_directions(
+    value: float, start: float, target: float, progress: float
+) -> None:
+    """Progress is (value - start) / (target - start), for rising and falling KRs alike."""
+    assert kr_progress(value, start, target) == pytest.approx(progress)
+
+
+def test_clamp_bounds_progress() -> None:
+    """Shown progress stays within [0, 1]."""
+    assert (clamp(-0.2), clamp(0.4), clamp(1.5)) == (0.0, 0.4, 1.0)
+
+
+def test_expected_progress_is_elapsed_fraction() -> None:
+    """Expected progress is the elapsed share of the period, bounded to [0, 1]."""
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    end = datetime(2026, 10, 11, tzinfo=UTC)
+    assert expected_progress(start, end, start + timedelta(days=4)) == pytest.approx(0.4)
+    assert expected_progress(start, end, start - timedelta(days=1)) == 0
+    assert expected_progress(start, end, end + timedelta(days=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("progress", "expected", "status"),
+    [
+        (1.0, 0.5, "done"),
+        (0.40, 0.5, "on_track"),  # exactly expected - 0.10
+        (0.39, 0.5, "at_risk"),
+        (0.25, 0.5, "at_risk"),  # exactly expected - 0.25
+        (0.24, 0.5, "off_track"),
+        (0.0, 0.05, "on_track"),
+    ],
+)
+def test_classify_uses_thresholds_below_expected(
+    progress: float, expected: float, status: str
+) -> None:
+    """on_track within 0.10 of expected, at_risk within 0.25, else off_track; done at 1."""
+    assert classify(progress, expected, T) == status
+
+
+def test_custom_thresholds() -> None:
+    """Thresholds are configurable."""
+    assert classify(0.3, 0.5, Thresholds(on_track=0.2, at_risk=0.3)) == "on_track"
+
+
+def test_status_no_data_stale_and_fresh() -> None:
+    """no_data without a value; stale after a failure or when too old; else classified."""
+    hour = timedelta(hours=1)
+    fresh = Observation(5, NOW - hour, attempted_at=NOW - hour)
+    assert kr_status(Observation(), None, 0.5, NOW, 3600, T) == "no_data"
+    assert kr_status(fresh, 0.5, 0.5, NOW, 3 * 3600, T) == "on_track"
+    assert kr_status(fresh, 0.5, 0.5, NOW, 1800, T) == "stale"
+    assert kr_status(fresh, 0.5, 0.5, NOW, None, T) == "on_track"
+    failed = Observation(5, NOW - hour, attempted_at=NOW, error="boom")
+    assert kr_status(failed, 0.5, 0.5, NOW, None, T) == "stale"
+
+
+def test_weighted_mean_leaves_out_missing_items() -> None:
+    """Items without data are left out of the mean and counted."""
+    assert weighted_mean([(1.0, 2), (0.4, 1), (None, 5)]) == (pytest.approx(0.8), 1)
+    assert weighted_mean([(None, 1)]) == (None, 1)
+    assert weighted_mean([(0.2, 0), (0.6, 0)]) == (pytest.approx(0.4), 0)
