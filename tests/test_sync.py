@@ -72,7 +72,9 @@ def test_failed_input_fails_the_formula_without_a_value(config: Config) -> None:
     """A formula whose input failed stores no value, only the input's error."""
     conns = scripted()
     conns["other"].answers["total"] = TransientFetchError("other: connection refused")
-    result = run_once(config, None, NOW, measurer=Measurer(config, factory(conns), sleep=lambda s: None))
+    result = run_once(
+        config, None, NOW, measurer=Measurer(config, factory(conns), sleep=lambda s: None)
+    )
     ratio = next(r for r in result.rows if r.kr_id == "ratio")
     assert ratio.value is None
     assert ratio.error == "input total: other: connection refused"
@@ -111,8 +113,12 @@ def test_crash_while_writing_leaves_previous_state(
 
     monkeypatch.setattr(store, "finish_run", explode)
     with pytest.raises(StoreError, match="disk I/O error"):
-        run_once(config, store, datetime(2026, 11, 16, tzinfo=UTC),
-                 measurer=Measurer(config, factory(scripted())))
+        run_once(
+            config,
+            store,
+            datetime(2026, 11, 16, tzinfo=UTC),
+            measurer=Measurer(config, factory(scripted())),
+        )
     assert store.db.execute("select count(*) from measurements").fetchone()[0] == 4
     assert store.db.execute("select count(*) from runs").fetchone()[0] == 1
 
@@ -121,7 +127,7 @@ def test_only_measures_named_krs_and_rejects_unknown(config: Config) -> None:
     """--only limits the run; an unknown id is a usage error listing the known ones."""
     result = run_once(config, None, NOW, only=["a"], measurer=Measurer(config, factory(scripted())))
     assert [r.kr_id for r in result.rows] == ["a"]
-    with pytest.raises(UsageError, match="unknown key result.*nope"):
+    with pytest.raises(UsageError, match=r"unknown key result.*nope"):
         run_once(config, None, NOW, only=["nope"], measurer=Measurer(config, factory(scripted())))
 
 

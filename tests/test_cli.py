@@ -1,0 +1,147 @@
+"""The command line end to end (in-process): exit codes, output shapes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from okrsync.cli import main
+
+CONFIG = """\
+period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:9"}
+objectives:
+  - {id: top, title: Top, owner: ceo}
+  - id: reliability
+    title: Reliable
+    owner: sre
+    parent: top
+    key_results:
+      - {id: postmortems, title: Postmortems, source: manual, start: 0, target: 10, weight: 3}
+      - {id: uptime, source: prom, query: up, start: 99, target: 99.9, unit: "%"}
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "okrs.yaml").write_text(CONFIG)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_ok_and_invalid(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate exits 0 on the default config/ and 2 with file:line when a key is wrong."""
+    code, out, _ = run(capsys, "validate")
+    assert code == 0 and "2 objectives, 2 key results" in out
+    (env / "config" / "okrs.yaml").write_text(CONFIG.replace("target: 10", "targte: 10"))
+    code, _, err = run(capsys, "validate")
+    assert code == 2
+    assert "config/okrs.yaml:11: objectives[1].key_results[0].targte: unknown key" in err
+
+
+def test_checkin_before_sync_then_status_json(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """checkin creates the store; status --json shows the tree with rolled-up progress."""
+    code, out, _ = run(
+        capsys, "checkin", "postmortems", "4", "--note", "Nov", "--now", "2026-11-15"
+    )
+    assert code == 0 and "progress 40%" in out
+    code, out, _ = run(capsys, "status", "--json", "--now", "2026-11-16T00:00:00Z")
+    assert code == 0
+    doc = json.loads(out)
+    [top] = doc["objectives"]
+    assert (top["id"], top["owner"], top["key_results"]) == ("top", "ceo", [])
+    [child] = top["children"]
+    kr = {k["id"]: k for k in child["key_results"]}
+    assert kr["postmortems"]["value"] == 4 and kr["postmortems"]["progress"] == pytest.approx(0.4)
+    assert kr["postmortems"]["measured_at"] == "2026-11-15T00:00:00Z"
+    assert kr["uptime"]["status"] == "no_data" and kr["uptime"]["value"] is None
+    # expected at 2026-11-16: 46 of 92 days = 0.5; 0.4 is within 0.10 -> on_track
+    assert doc["expected_progress"] == pytest.approx(0.5)
+    assert kr["postmortems"]["status"] == "on_track"
+    assert child["progress"] == pytest.approx(0.4) and child["items_without_data"] == 1
+    assert top["progress"] == pytest.approx(0.4) and top["status"] == "on_track"
+
+
+def test_status_now_sees_only_the_past(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status --now T uses the latest measurement at or before T."""
+    run(capsys, "checkin", "postmortems", "2", "--now", "2026-10-10")
+    run(capsys, "checkin", "postmortems", "9", "--now", "2026-12-01")
+    for now, value in (("2026-10-09", None), ("2026-11-01", 2), ("2026-12-02", 9)):
+        _, out, _ = run(capsys, "status", "--json", "--now", now)
+        kr = json.loads(out)["objectives"][0]["children"][0]["key_results"][0]
+        assert kr["value"] == value
+
+
+def test_history_is_newest_first_with_store_fields(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """history --json lists every measurement newest first with the store's fields."""
+    run(capsys, "checkin", "uptime", "99.5", "--now", "2026-10-10")
+    run(capsys, "checkin", "uptime", "99.7", "--note", "fixed", "--now", "2026-10-11")
+    code, out, _ = run(capsys, "history", "uptime", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["value"] for r in rows] == [99.7, 99.5]
+    assert rows[0]["manual"] is True and rows[0]["note"] == "fixed"
+    assert set(rows[0]) >= {
+        "kr_id",
+        "value",
+        "progress",
+        "status",
+        "measured_at",
+        "source",
+        "query",
+        "inputs",
+        "error",
+        "run_id",
+    }
+
+
+def test_bad_input_is_one_line_and_nonzero(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown KR, non-numeric value, bad --now and a newer store are one-line errors."""
+    code, _, err = run(capsys, "checkin", "nope", "1")
+    assert code == 2 and "no key result 'nope'" in err and "Traceback" not in err
+    code, _, err = run(capsys, "checkin", "postmortems", "lots")
+    assert code == 2 and "VALUE must be a number" in err
+    code, _, err = run(capsys, "status", "--now", "yesterday")
+    assert code == 2 and "not an ISO-8601 time" in err
+    code, _, err = run(capsys, "history", "nope")
+    assert code == 2
+    conn = sqlite3.connect(env / "okrsync.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    code, _, err = run(capsys, "checkin", "postmortems", "1")
+    assert code == 3 and "schema version 99" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sync_failure_exit_1_and_dry_run_stores_nothing(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused source fails its KR (exit 1) with its error; --dry-run writes no store."""
+    code, out, _ = run(capsys, "sync", "--once", "--dry-run", "--only", "uptime")
+    assert code == 1 and "connection refused" in out and "dry run" in out
+    assert not (env / "okrsync.db").exists()
+    code, out, _ = run(capsys, "sync", "--once")
+    assert code == 1 and "requests per source: prom=" in out
+    _, out, _ = run(capsys, "history", "uptime", "--json")
+    assert "connection refused" in json.loads(out)[0]["error"]
+
+
+def test_schema_matches_shipped_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON Schema shipped in config/ is what `okrsync schema` generates."""
+    code, out, _ = run(capsys, "schema")
+    shipped = Path(__file__).parent.parent / "config" / "okrsync.schema.json"
+    assert code == 0 and json.loads(out) == json.loads(shipped.read_text())
+    assert "key_results" in json.dumps(json.loads(out))
