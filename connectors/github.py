@@ -44,6 +44,7 @@ SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or fi
 PAGE = 100
 REPO_METRICS = ("workflow_success_rate", "releases", "open_issues")
 REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
+ETAG_CACHE = 512  # cached answers per connector: a few per repository KR
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub's advice when a secondary limit gives no Retry-After
 
 
@@ -117,7 +118,7 @@ class GithubConnector:
             )
         except GithubException as exc:
             self._observe(exc.headers or {}, resource)
-            raise self._error(exc, path, resource) from None
+            raise self._error(exc, path) from None
         except requests.Timeout:
             raise TransientFetchError(
                 f"{self.name}: no answer within {self.config.timeout:g}s (timeout)"
@@ -141,7 +142,10 @@ class GithubConnector:
             )
         etag = answer_headers.get("etag")
         if cache and etag:
+            self._etags.pop(key, None)
             self._etags[key] = (etag, data)
+            if len(self._etags) > ETAG_CACHE:
+                del self._etags[next(iter(self._etags))]  # drop the least recently stored
         return data
 
     def _base(self) -> str:
@@ -157,7 +161,7 @@ class GithubConnector:
                 float(reset) if reset is not None else None,
             )
 
-    def _error(self, exc: GithubException, path: str, resource: str) -> FetchError:
+    def _error(self, exc: GithubException, path: str) -> FetchError:
         status = exc.status
         headers = {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
         data = exc.data if isinstance(exc.data, dict) else {}
@@ -183,7 +187,10 @@ class GithubConnector:
         if status == 404:
             hint = "" if self._has_token else f" (private? set {token_env})"
             return FetchError(f"{self.name}: not found: {path}{hint}")
-        errors = "; ".join(str(e.get("message", e)) for e in data.get("errors") or [])
+        errors = "; ".join(
+            redact(str(e.get("message", e) if isinstance(e, dict) else e))
+            for e in data.get("errors") or []
+        )
         return FetchError(f"{self.name}: HTTP {status} for {path}: {message} {errors}".rstrip())
 
     def _rate_wait(self, headers: dict[str, str], message: str) -> float | None:
@@ -231,8 +238,11 @@ class GithubConnector:
 
     def _search_count(self, q: str) -> Reading:
         data = self._get("/search/issues", {"q": q, "per_page": 1}, "search")
-        note = "GitHub search timed out; the count may be low" if (
-            isinstance(data, dict) and data.get("incomplete_results")) else None
+        note = (
+            "GitHub search timed out; the count may be low"
+            if (isinstance(data, dict) and data.get("incomplete_results"))
+            else None
+        )
         return Reading(float(self._int(data, "total_count")), note)
 
     def _median_merge_hours(self, q: str) -> Reading:
@@ -287,13 +297,16 @@ class GithubConnector:
         path = f"/repos/{repo}/actions/runs"
         if workflow:
             path = f"/repos/{repo}/actions/workflows/{quote(str(workflow), safe='')}/runs"
-        params: dict[str, Any] = {"status": "completed", "created": f"{since:%Y-%m-%dT%H:%M:%SZ}"
-                                  f"..{until:%Y-%m-%dT%H:%M:%SZ}"}
+        params: dict[str, Any] = {
+            "status": "completed",
+            "created": f"{since:%Y-%m-%dT%H:%M:%SZ}..{until:%Y-%m-%dT%H:%M:%SZ}",
+        }
         if branch:
             params["branch"] = branch
         runs, total = self._pages(path, params, "workflow_runs")
         conclusions = [
-            r.get("conclusion") for r in runs
+            r.get("conclusion")
+            for r in runs
             if r.get("status") == "completed"
             and since <= (parse_time(r.get("created_at")) or since) <= until
             and (not branch or r.get("head_branch") == branch)

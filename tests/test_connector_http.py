@@ -32,8 +32,15 @@ def query(**fields: Any) -> Query:
     return Query(fields=fields, since=SINCE, until=UNTIL)
 
 
-def add(rsps: responses.RequestsMock, method: str, url: str, status: int, body: Any,
-        headers: dict[str, str] | None = None, **kw: Any) -> None:
+def add(
+    rsps: responses.RequestsMock,
+    method: str,
+    url: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    **kw: Any,
+) -> None:
     if isinstance(body, (str, BaseException)):
         rsps.add(method, url, status=status, body=body, headers=headers, **kw)
     else:
@@ -56,8 +63,13 @@ class TestHttpContract(ConnectorContract):
     def query(self) -> Query:
         return query(extract="components[?name=='API'].uptime | [0]")
 
-    def register(self, rsps: responses.RequestsMock, status: int, body: Any,
-                 headers: dict[str, str] | None = None) -> None:
+    def register(
+        self,
+        rsps: responses.RequestsMock,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         add(rsps, "GET", self.BASE_URL + SUMMARY, status, body, headers)
 
     def good_body(self) -> Any:
@@ -74,12 +86,20 @@ class TestHttpContract(ConnectorContract):
 def test_post_appends_path_and_sends_json_body() -> None:
     """A POST KR sends its body as JSON to the source URL plus the KR's path."""
     responses.add(
-        "POST", "https://api.example.com/v1/query", json=load("timeseries_query.json"),
+        "POST",
+        "https://api.example.com/v1/query",
+        json=load("timeseries_query.json"),
         match=[matchers.json_params_matcher({"q": "max:queue.age{*}"})],
     )
     conn = make("https://api.example.com/")
-    reading = conn.fetch(query(path="/v1/query", method="post", body={"q": "max:queue.age{*}"},
-                               extract="series[0].pointlist[-1][1]"))
+    reading = conn.fetch(
+        query(
+            path="/v1/query",
+            method="post",
+            body={"q": "max:queue.age{*}"},
+            extract="series[0].pointlist[-1][1]",
+        )
+    )
     assert reading.value == 12.25
     assert conn.requests == 1
 
@@ -163,19 +183,27 @@ def test_headers_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     """Config headers and secret env headers are both sent."""
     monkeypatch.setenv("OKRSYNC_STATUSBOARD_HEADER_X_API_KEY", "k-secret-42")
     responses.add(
-        "GET", "https://s.example.com/x", json={"v": 3},
+        "GET",
+        "https://s.example.com/x",
+        json={"v": 3},
         match=[matchers.header_matcher({"X-Api-Key": "k-secret-42", "X-Team": "sre"})],
     )
-    assert make("https://s.example.com/x", headers={"X-Team": "sre"}).fetch(
-        query(extract="v")).value == 3
+    assert (
+        make("https://s.example.com/x", headers={"X-Team": "sre"}).fetch(query(extract="v")).value
+        == 3
+    )
 
 
 @responses.activate
 def test_secret_never_in_error_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server echoing our secret header back in a 500 body does not leak it."""
     monkeypatch.setenv("OKRSYNC_STATUSBOARD_HEADER_AUTHORIZATION", "Bearer tok-SECRET-9f8e")
-    responses.add("GET", "https://s.example.com/x", status=500,
-                  body='{"error": "bad header Authorization: Bearer tok-SECRET-9f8e"}')
+    responses.add(
+        "GET",
+        "https://s.example.com/x",
+        status=500,
+        body='{"error": "bad header Authorization: Bearer tok-SECRET-9f8e"}',
+    )
     with pytest.raises(TransientFetchError) as info:
         make("https://s.example.com/x").fetch(query(extract="v"))
     text = "".join(traceback.format_exception(info.value))
@@ -195,7 +223,11 @@ def test_not_found_is_not_retryable() -> None:
 @responses.activate
 def test_html_login_page_with_200() -> None:
     """A login wall answering 200 with HTML is reported as HTML, not as bad JSON."""
-    responses.add("GET", "https://s.example.com/x", body="<html><body>Sign in</body></html>",
-                  content_type="text/html")
+    responses.add(
+        "GET",
+        "https://s.example.com/x",
+        body="<html><body>Sign in</body></html>",
+        content_type="text/html",
+    )
     with pytest.raises(FetchError, match="HTML"):
         make("https://s.example.com/x").fetch(query(extract="v"))

@@ -1,4 +1,4 @@
-"""Tests of the Jira connector: shared contract (responses) and the real `jira` client on loopback."""
+"""Tests of the Jira connector: the shared contract, and the real `jira` client on loopback."""
 
 from __future__ import annotations
 
@@ -42,8 +42,14 @@ def make(url: str, deployment: str | None, name: str = "jira") -> JiraConnector:
     return JiraConnector(name, JiraSource(type="jira", url=url, deployment=deployment, timeout=2))
 
 
-def add(rsps: responses.RequestsMock, method: str, url: str, status: int, body: Any,
-        headers: dict[str, str] | None = None) -> None:
+def add(
+    rsps: responses.RequestsMock,
+    method: str,
+    url: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+) -> None:
     if isinstance(body, (str, BaseException)):
         rsps.add(method, url, status=status, body=body, headers=headers)
     else:
@@ -77,8 +83,13 @@ class TestJiraCloudContract(ConnectorContract):
     def query(self) -> Query:
         return query()
 
-    def register(self, rsps: responses.RequestsMock, status: int, body: Any,
-                 headers: dict[str, str] | None = None) -> None:
+    def register(
+        self,
+        rsps: responses.RequestsMock,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         add(rsps, "POST", self.BASE_URL + COUNT_CLOUD, status, body, headers)
 
     def good_body(self) -> Any:
@@ -101,8 +112,13 @@ class TestJiraDataCenterContract(TestJiraCloudContract):
     def make(self, base_url: str) -> JiraConnector:
         return make(base_url, "datacenter", "jira-dc")
 
-    def register(self, rsps: responses.RequestsMock, status: int, body: Any,
-                 headers: dict[str, str] | None = None) -> None:
+    def register(
+        self,
+        rsps: responses.RequestsMock,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         add(rsps, "GET", self.BASE_URL + SEARCH_DC, status, body, headers)
 
     def good_body(self) -> Any:
@@ -123,7 +139,9 @@ def basic(user: str, token: str) -> str:
 def test_cloud_count_costs_one_request(httpserver: HTTPServer) -> None:
     """Counting 50,000 issues on Cloud is one POST to approximate-count, never paging."""
     httpserver.expect_request(
-        COUNT_CLOUD, method="POST", json={"jql": JQL},
+        COUNT_CLOUD,
+        method="POST",
+        json={"jql": JQL},
         headers={"Authorization": basic(EMAIL, CLOUD_TOKEN)},
     ).respond_with_json(load("cloud_approximate_count_50000.json"))
     conn = make(httpserver.url_for("/"), "cloud")
@@ -138,7 +156,9 @@ def test_cloud_count_costs_one_request(httpserver: HTTPServer) -> None:
 def test_datacenter_count_costs_one_request(httpserver: HTTPServer) -> None:
     """Counting 50,000 issues on Data Center is one search with maxResults=0."""
     httpserver.expect_request(
-        SEARCH_DC, method="GET", query_string={"jql": JQL, "maxResults": "0", "fields": "id"},
+        SEARCH_DC,
+        method="GET",
+        query_string={"jql": JQL, "maxResults": "0", "fields": "id"},
         headers={"Authorization": f"Bearer {PAT}"},
     ).respond_with_json(load("dc_search_count_50000.json"))
     conn = make(httpserver.url_for("/"), "datacenter", "jira-dc")
@@ -150,14 +170,24 @@ def test_datacenter_count_costs_one_request(httpserver: HTTPServer) -> None:
 @pytest.mark.parametrize(
     ("info", "path", "method", "body", "env"),
     [
-        ("server_info_cloud.json", COUNT_CLOUD, "POST", "cloud_approximate_count.json",
-         "cloud_env"),
+        (
+            "server_info_cloud.json",
+            COUNT_CLOUD,
+            "POST",
+            "cloud_approximate_count.json",
+            "cloud_env",
+        ),
         ("server_info_dc.json", SEARCH_DC, "GET", "dc_search_count.json", "cloud_env"),
     ],
 )
 def test_deployment_detected_once_from_server_info(
-    httpserver: HTTPServer, request: pytest.FixtureRequest,
-    info: str, path: str, method: str, body: str, env: str,
+    httpserver: HTTPServer,
+    request: pytest.FixtureRequest,
+    info: str,
+    path: str,
+    method: str,
+    body: str,
+    env: str,
 ) -> None:
     """Without `deployment:` serverInfo decides Cloud or Data Center, read once."""
     request.getfixturevalue(env)
@@ -175,9 +205,11 @@ def test_cloud_sum_pages_with_next_page_token(httpserver: HTTPServer) -> None:
     """`sum` follows nextPageToken, asks only for the summed field, and skips nulls."""
     params = {"jql": JQL, "fields": "customfield_10016", "maxResults": "1000"}
     httpserver.expect_ordered_request(SEARCH_CLOUD, query_string=params).respond_with_json(
-        load("cloud_search_jql_sum_page1.json"))
+        load("cloud_search_jql_sum_page1.json")
+    )
     httpserver.expect_ordered_request(
-        SEARCH_CLOUD, query_string={**params, "nextPageToken": "CAEaAggD"},
+        SEARCH_CLOUD,
+        query_string={**params, "nextPageToken": "CAEaAggD"},
     ).respond_with_json(load("cloud_search_jql_sum_page2.json"))
     conn = make(httpserver.url_for("/"), "cloud")
     assert conn.fetch(query(sum="customfield_10016")).value == 18
@@ -190,10 +222,11 @@ def test_datacenter_sum_pages_with_start_at(httpserver: HTTPServer) -> None:
     """`sum` on Data Center advances startAt by what the server really returned."""
     params = {"jql": JQL, "fields": "customfield_10016", "maxResults": "1000"}
     httpserver.expect_ordered_request(SEARCH_DC, query_string=params).respond_with_json(
-        load("dc_search_sum_page1.json"))
+        load("dc_search_sum_page1.json")
+    )
     httpserver.expect_ordered_request(
-        SEARCH_DC, query_string={**params, "startAt": "3"}).respond_with_json(
-        load("dc_search_sum_page2.json"))
+        SEARCH_DC, query_string={**params, "startAt": "3"}
+    ).respond_with_json(load("dc_search_sum_page2.json"))
     conn = make(httpserver.url_for("/"), "datacenter", "jira-dc")
     assert conn.fetch(query(sum="customfield_10016")).value == 18
     httpserver.check_assertions()
@@ -210,8 +243,10 @@ def test_failure_mid_way_never_gives_a_partial_sum(httpserver: HTTPServer) -> No
 
 @pytest.mark.parametrize(
     ("deployment", "path", "body"),
-    [("cloud", SEARCH_CLOUD, "cloud_search_jql_cycle.json"),
-     ("datacenter", SEARCH_DC, "dc_search_cycle.json")],
+    [
+        ("cloud", SEARCH_CLOUD, "cloud_search_jql_cycle.json"),
+        ("datacenter", SEARCH_DC, "dc_search_cycle.json"),
+    ],
 )
 @pytest.mark.usefixtures("cloud_env")
 def test_avg_cycle_time_over_resolved_issues(
@@ -239,8 +274,7 @@ def test_sum_of_a_non_numeric_field_is_an_error(httpserver: HTTPServer) -> None:
     """Summing a select field says so instead of guessing."""
     httpserver.expect_request(SEARCH_DC).respond_with_json(load("dc_search_text_field.json"))
     with pytest.raises(FetchError, match="customfield_10016 is not a number"):
-        make(httpserver.url_for("/"), "datacenter", "jira-dc").fetch(
-            query(sum="customfield_10016"))
+        make(httpserver.url_for("/"), "datacenter", "jira-dc").fetch(query(sum="customfield_10016"))
 
 
 @pytest.mark.usefixtures("cloud_env")
@@ -272,7 +306,7 @@ def test_auth_failure_names_the_env_var(httpserver: HTTPServer, status: int) -> 
 def test_cloud_without_credentials_fails_before_any_request(httpserver: HTTPServer) -> None:
     """A Cloud source with no env credentials says which variables to set."""
     conn = make(httpserver.url_for("/"), "cloud")
-    with pytest.raises(AuthError, match="OKRSYNC_JIRA_USER.*OKRSYNC_JIRA_TOKEN"):
+    with pytest.raises(AuthError, match=r"OKRSYNC_JIRA_USER.*OKRSYNC_JIRA_TOKEN"):
         conn.fetch(query())
     assert httpserver.log == []
     assert conn.requests == 0
@@ -281,7 +315,8 @@ def test_cloud_without_credentials_fails_before_any_request(httpserver: HTTPServ
 def test_detected_cloud_without_credentials(httpserver: HTTPServer) -> None:
     """A site that serverInfo shows to be Cloud also needs both variables."""
     httpserver.expect_request("/rest/api/2/serverInfo").respond_with_json(
-        load("server_info_cloud.json"))
+        load("server_info_cloud.json")
+    )
     with pytest.raises(AuthError, match="OKRSYNC_JIRA_USER"):
         make(httpserver.url_for("/"), None).fetch(query())
 
@@ -299,7 +334,8 @@ def test_atlassian_net_host_is_cloud_without_asking() -> None:
 def test_library_does_not_retry(httpserver: HTTPServer, status: int) -> None:
     """With max_retries=0 the jira library sends once and does not sleep on 429/503."""
     httpserver.expect_request(COUNT_CLOUD).respond_with_json(
-        {"errorMessages": ["Rate limit exceeded."]}, status, headers={"Retry-After": "1"})
+        {"errorMessages": ["Rate limit exceeded."]}, status, headers={"Retry-After": "1"}
+    )
     expected = RateLimitedError if status == 429 else TransientFetchError
     with pytest.raises(expected) as info:
         make(httpserver.url_for("/"), "cloud").fetch(query())
@@ -312,7 +348,8 @@ def test_library_does_not_retry(httpserver: HTTPServer, status: int) -> None:
 def test_html_page_with_200_is_named(httpserver: HTTPServer) -> None:
     """A login page served with 200 is reported as HTML, not as a JSON parse error."""
     httpserver.expect_request(SEARCH_DC).respond_with_data(
-        "<!DOCTYPE html><html><body>Log in</body></html>", 200, content_type="text/html")
+        "<!DOCTYPE html><html><body>Log in</body></html>", 200, content_type="text/html"
+    )
     with pytest.raises(FetchError, match="HTML page") as info:
         make(httpserver.url_for("/"), "datacenter", "jira-dc").fetch(query())
     assert not info.value.retryable
