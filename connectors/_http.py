@@ -50,7 +50,8 @@ def check_status(response: requests.Response, source: str, auth_hint: str) -> No
         raise AuthError(f"{source}: HTTP {status} {response.reason}: check {auth_hint}")
     if status >= 500:
         detail = "an HTML error page (proxy?)" if is_html(response) else _snippet(response)
-        raise TransientFetchError(f"{source}: server error HTTP {status}: {detail}")
+        wait = retry_after_seconds(response)
+        raise TransientFetchError(f"{source}: server error HTTP {status}: {detail}", wait)
     if is_html(response):
         raise FetchError(f"{source}: HTTP {status} with an HTML page instead of JSON (proxy?)")
     raise FetchError(f"{source}: HTTP {status}: {_snippet(response)}")

@@ -96,7 +96,14 @@ def sync(args: Any, settings: Settings) -> int:
         print(_row_line(row, config))
     if result.skipped_manual:
         print(f"- manual (check-in, not measured): {', '.join(result.skipped_manual)}")
-    requests = ", ".join(f"{n}={c}" for n, c in sorted(result.requests.items())) or "none"
+    requests = (
+        ", ".join(
+            f"{n}={c}"
+            + (f" ({result.not_modified[n]} answered 304)" if n in result.not_modified else "")
+            for n, c in sorted(result.requests.items())
+        )
+        or "none"
+    )
     failed = len(result.failed)
     verb = "measured (dry run, nothing stored)" if args.dry_run else f"stored in {settings.db}"
     print(

@@ -38,17 +38,20 @@ class FetchError(OkrsyncError):
 
 
 class TransientFetchError(FetchError):
-    """A failure that may pass: connection refused, timeout, 5xx."""
+    """A failure that may pass: connection refused, timeout, 5xx.
+
+    `retry_after` is the server's requested wait in seconds (Retry-After), if it said.
+    """
 
     retryable = True
-
-
-class RateLimitedError(TransientFetchError):
-    """The source asked us to slow down; `retry_after` is its wait in seconds, if it said."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RateLimitedError(TransientFetchError):
+    """The source asked us to slow down (429, or a rate-limit 403)."""
 
 
 class AuthError(FetchError):

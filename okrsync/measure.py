@@ -74,7 +74,16 @@ class Measurer:
         self._lock = threading.Lock()
 
     def requests_by_source(self) -> dict[str, int]:
+        """HTTP requests each source's connector made (304 answers included)."""
         return {n: c.requests for n, c in self._connectors.items() if not isinstance(c, Exception)}
+
+    def not_modified_by_source(self) -> dict[str, int]:
+        """Requests answered 304 Not Modified (cost no quota), for connectors that track them."""
+        return {
+            n: int(getattr(c, "not_modified", 0))
+            for n, c in self._connectors.items()
+            if not isinstance(c, Exception) and getattr(c, "not_modified", 0)
+        }
 
     def close(self) -> None:
         for conn in self._connectors.values():

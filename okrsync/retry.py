@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from okrsync.errors import FetchError, RateLimitedError
+from okrsync.errors import FetchError, TransientFetchError
 
 T = TypeVar("T")
 
@@ -23,7 +23,7 @@ def _retryable(exc: BaseException) -> bool:
 
 def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+    if isinstance(exc, TransientFetchError) and exc.retry_after is not None:
         return exc.retry_after
     return float(min(MAX_BACKOFF, BASE_WAIT * 2 ** (state.attempt_number - 1)))
 
@@ -37,14 +37,14 @@ def call_with_retry(
 ) -> T:
     """Call `fn`, retrying transient FetchErrors (5xx, timeouts, 429) with backoff.
 
-    A rate limit that asks for a longer wait than `max_wait` (the KR's interval) fails at
+    A server that asks for a longer wait than `max_wait` (the KR's interval) fails at
     once with a clear error instead of blocking the other key results.
     """
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimitedError) and (exc.retry_after or 0) > max_wait:
-            raise RateLimitedError(
+        if isinstance(exc, TransientFetchError) and (exc.retry_after or 0) > max_wait:
+            raise type(exc)(
                 f"{exc} (longer than this key result's interval of {max_wait:g}s; "
                 "will try again next run)",
                 exc.retry_after,

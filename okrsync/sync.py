@@ -21,6 +21,7 @@ class RunResult:
     rows: list[MeasurementRow]
     requests: dict[str, int]
     skipped_manual: list[str]
+    not_modified: dict[str, int]
 
     @property
     def failed(self) -> list[MeasurementRow]:
@@ -99,6 +100,7 @@ def run_once(
     try:
         outcomes = measurer.measure(krs, now, progress)
         requests = measurer.requests_by_source()
+        not_modified = measurer.not_modified_by_source()
     finally:
         if owned:
             measurer.close()
@@ -112,4 +114,4 @@ def run_once(
             store.append(run_id, rows)
             store.finish_run(run_id, now, len(rows), sum(r.error is not None for r in rows))
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
-    return RunResult(run_id, rows, requests, manual)
+    return RunResult(run_id, rows, requests, manual, not_modified)
