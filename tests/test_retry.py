@@ -38,7 +38,7 @@ def test_permanent_errors_are_not_retried() -> None:
 
 def test_retry_after_is_honoured_for_429_and_503() -> None:
     """The server's Retry-After decides the wait, for rate limits and 503s alike."""
-    calls, fn = flaky([RateLimitedError("429", 7), TransientFetchError("503", 3)])
+    _, fn = flaky([RateLimitedError("429", 7), TransientFetchError("503", 3)])
     slept: list[float] = []
     assert call_with_retry(fn, sleep=slept.append) == 7  # type: ignore[arg-type]
     assert slept == [7, 3]
