@@ -79,11 +79,12 @@ class Measurer:
 
     def not_modified_by_source(self) -> dict[str, int]:
         """Requests answered 304 Not Modified (cost no quota), for connectors that track them."""
-        return {
+        counts = {
             n: int(getattr(c, "not_modified", 0))
             for n, c in self._connectors.items()
-            if not isinstance(c, Exception) and getattr(c, "not_modified", 0)
+            if not isinstance(c, Exception)
         }
+        return {n: c for n, c in counts.items() if c}
 
     def close(self) -> None:
         for conn in self._connectors.values():

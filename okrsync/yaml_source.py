@@ -1,19 +1,21 @@
-"""Reads YAML keeping where every key and item sits, so errors can say file:line."""
+"""Reads YAML keeping where every key and item sits, so errors can say file:line.
+
+PyYAML's C (libyaml) composer builds the node tree, which carries line marks; we turn
+nodes into plain data ourselves, recording lines and rejecting duplicate keys.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+import yaml
 
 from okrsync.errors import ConfigError, Problem
 
 Loc = tuple[str | int, ...]
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -33,39 +35,49 @@ class YamlDoc:
         return None
 
 
-def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
-    if isinstance(node, CommentedMap):
-        lines.setdefault(loc, node.lc.line + 1)
-        out: dict[Any, Any] = {}
-        for key, value in node.items():
-            name = str(key)
-            lines[(*loc, name)] = node.lc.key(key)[0] + 1
-            out[name] = _plain(value, (*loc, name), lines)
-        return out
-    if isinstance(node, CommentedSeq):
-        lines.setdefault(loc, node.lc.line + 1)
-        items = []
-        for i, value in enumerate(node):
-            lines[(*loc, i)] = node.lc.item(i)[0] + 1
-            items.append(_plain(value, (*loc, i), lines))
-        return items
-    if isinstance(node, bool | int | float | str | date | datetime) or node is None:
-        return _scalar(node)
-    return node
+class _Builder:
+    """Turns a composed node tree into dicts, lists and scalars, noting lines as it goes."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[Problem] = []
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(self.build(key_node, (*loc, "<key>")))
+                where = (*loc, key)
+                if key in out:
+                    first = self.lines[where]
+                    self.problems.append(
+                        Problem(
+                            self.file,
+                            key_node.start_mark.line + 1,
+                            _dotted(where),
+                            f"duplicate key (first at line {first})",
+                        )
+                    )
+                    continue
+                self.lines[where] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, where)
+            self.lines.pop((*loc, "<key>"), None)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return self.scalars.construct_object(node, deep=True)
 
 
-def _scalar(node: Any) -> Any:
-    """ruamel's scalar subclasses turned into the builtin types pydantic expects."""
-    for kind in (bool, int, float, str):
-        if isinstance(node, kind):
-            return kind(node)
-    return node
+def _dotted(loc: Loc) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
 
 def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
-    """Parse one YAML file; a syntax error becomes a ConfigError at its line."""
+    """Parse one YAML file; syntax errors and duplicate keys become a ConfigError at their line."""
     name = display or str(path)
-    yaml = YAML(typ="rt")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -73,13 +85,16 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     except UnicodeDecodeError:
         raise ConfigError([Problem(name, None, "", "not UTF-8 text")]) from None
     try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
+        node = yaml.compose(text, Loader=_Loader)
+        builder = _Builder(name)
+        data = None if node is None else builder.build(node, ())
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = exc.problem or exc.context or "invalid YAML"
         raise ConfigError([Problem(name, line, "", f"YAML syntax: {what}")]) from None
-    except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, bad tags)
+    except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, None, "", f"YAML: {exc}")]) from None
-    lines: dict[Loc, int] = {}
-    return YamlDoc(name, _plain(data, (), lines), lines)
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    return YamlDoc(name, data, builder.lines)
