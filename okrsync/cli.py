@@ -128,6 +128,40 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("value", metavar="VALUE", help="the number, e.g. 4 or 99.95")
     p.add_argument("--note", metavar="TEXT", help="why, for the history")
     _now(p, "the time the value applies to")
+
+    p = sub.add_parser(
+        "run",
+        help="the daemon: measure each key result on its schedule until SIGTERM",
+        description="Measure every automated key result on its own schedule (`every` "
+        "or `cron`), resuming from the store's history, until SIGTERM/SIGINT. The config "
+        "is watched (and re-read on SIGHUP): a valid change applies at once, an invalid "
+        "one is logged and the running config kept. Serves /healthz, /readyz and /metrics. "
+        "Exit 0 after a signal; 2 invalid config at start; 3 store error.",
+    )
+    _common(p)
+    p.add_argument("--once", action="store_true", help="measure everything once (= sync --once)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="HTTP endpoint (env OKRSYNC_LISTEN; default 127.0.0.1:9464; "
+        "0.0.0.0:9464 in a container)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, wait this long for in-flight fetches (default 10)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=8, metavar="N", help="batches in flight at once (default 8)"
+    )
+    p.add_argument(
+        "--watch",
+        choices=["auto", "poll", "off"],
+        default="auto",
+        help="config watching: auto (inotify, else polling), poll, off (SIGHUP only)",
+    )
     return root
 
 

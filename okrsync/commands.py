@@ -34,6 +34,7 @@ def run(args: Any) -> int:
         "status": status,
         "history": history,
         "checkin": checkin,
+        "run": run_daemon,
     }[args.command]
     return handler(args, settings)
 
@@ -216,3 +217,32 @@ def checkin(args: Any, settings: Settings) -> int:
 
 
 __all__ = ["EXIT_INVALID", "run"]
+
+
+def run_daemon(args: Any, settings: Settings) -> int:
+    """`okrsync run`: the daemon until SIGTERM; `--once` is exactly `sync --once`."""
+    import argparse
+    import os
+
+    if args.once:
+        once = argparse.Namespace(**{**vars(args), "dry_run": False, "only": None, "now": None})
+        return sync(once, settings)
+    from okrsync import daemon
+
+    if args.grace < 0 or args.workers < 1:
+        raise UsageError("--grace must be >= 0 and --workers >= 1")
+    if args.log_level is None and "OKRSYNC_LOG_LEVEL" not in os.environ:
+        logs.setup("info", settings.log_format)  # a service logs each fetch by default
+    opts = daemon.Options(
+        config=settings.config,
+        db=settings.db,
+        listen=args.listen or settings.listen,
+        grace=args.grace,
+        workers=args.workers,
+        watch=args.watch,
+    )
+    if daemon.serve(opts):  # fetches abandoned after --grace: their threads must not hold us
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    return EXIT_OK
