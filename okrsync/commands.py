@@ -100,7 +100,7 @@ def sync(args: Any, settings: Settings) -> int:
     requests = (
         ", ".join(
             f"{n}={c}"
-            + (f" ({result.not_modified[n]} answered 304)" if n in result.not_modified else "")
+            + (f" ({result.not_modified[n]} answered 304)" if result.not_modified.get(n) else "")
             for n, c in sorted(result.requests.items())
         )
         or "none"
@@ -227,7 +227,7 @@ def run_daemon(args: Any, settings: Settings) -> int:
     if args.once:
         once = argparse.Namespace(**{**vars(args), "dry_run": False, "only": None, "now": None})
         return sync(once, settings)
-    from okrsync import daemon
+    from okrsync import daemon, service
 
     if args.grace < 0 or args.workers < 1:
         raise UsageError("--grace must be >= 0 and --workers >= 1")
@@ -241,7 +241,7 @@ def run_daemon(args: Any, settings: Settings) -> int:
         workers=args.workers,
         watch=args.watch,
     )
-    if daemon.serve(opts):  # fetches abandoned after --grace: their threads must not hold us
+    if service.serve(opts):  # fetches abandoned after --grace: their threads must not hold us
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)

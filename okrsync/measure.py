@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,7 +61,7 @@ class Measurer:
         config: Config,
         factory: ConnectorFactory = _connector_factory,
         sleep: Callable[[float], None] = time.sleep,
-        workers: int = 16,
+        workers: int = 64,
     ) -> None:
         self.config = config
         self.factory = factory
@@ -131,14 +131,35 @@ class Measurer:
                 fetch.max_wait = min(fetch.max_wait, every)
                 fetch.kr_ids.append(kr.id)
                 wants.setdefault(kr.id, []).append((input_name, fetch))
-        done = 0
-        total = len(fetches)
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, total))) as pool:
-            for _ in pool.map(self._run, fetches.values()):
-                done += 1
-                if progress:
-                    progress(done, total)
+        self._fetch_all(list(fetches.values()), progress)
         return [self._outcome(kr, wants[kr.id]) for kr in krs]
+
+    def _fetch_all(self, fetches: list[Fetch], progress: Callable[[int, int], None] | None) -> None:
+        """Run fetches with one pool per source, sized by its max_concurrency, all at once,
+        so a long queue on one source never holds threads another source could use."""
+        by_source: dict[str, list[Fetch]] = {}
+        for fetch in fetches:
+            by_source.setdefault(fetch.source, []).append(fetch)
+        pools = [
+            ThreadPoolExecutor(
+                max_workers=min(self.config.sources[name].max_concurrency, len(todo), self.workers),
+                thread_name_prefix=f"fetch-{name}",
+            )
+            for name, todo in by_source.items()
+        ]
+        try:
+            futures = [
+                pool.submit(self._run, fetch)
+                for pool, todo in zip(pools, by_source.values(), strict=True)
+                for fetch in todo
+            ]
+            for done, future in enumerate(as_completed(futures), start=1):
+                future.result()
+                if progress:
+                    progress(done, len(futures))
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True)
 
     def _run(self, fetch: Fetch) -> None:
         began = time.monotonic()

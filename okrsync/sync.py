@@ -83,6 +83,11 @@ def to_rows(
     return rows
 
 
+def _since(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Per-source counts of this run alone, from a measurer that may live across runs."""
+    return {n: c - before.get(n, 0) for n, c in after.items()}
+
+
 def run_once(
     config: Config,
     store: Store | None,
@@ -97,10 +102,12 @@ def run_once(
     krs = plan(config, only)
     owned = measurer is None
     measurer = measurer or Measurer(config)
+    requests_before = measurer.requests_by_source()
+    not_modified_before = measurer.not_modified_by_source()
     try:
         outcomes = measurer.measure(krs, now, progress)
-        requests = measurer.requests_by_source()
-        not_modified = measurer.not_modified_by_source()
+        requests = _since(measurer.requests_by_source(), requests_before)
+        not_modified = _since(measurer.not_modified_by_source(), not_modified_before)
     finally:
         if owned:
             measurer.close()

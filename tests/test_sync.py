@@ -144,3 +144,38 @@ def test_connector_that_cannot_start_fails_only_its_krs(config: Config) -> None:
     rows = {r.kr_id: r for r in result.rows}
     assert rows["a"].value == 4
     assert rows["broken"].error == "other: cannot start: bad certificate file"
+
+
+def test_a_long_queue_on_one_source_never_starves_another(tmp_path: Path) -> None:
+    """Each source gets its own workers: source A's first fetch can wait for B's and finish."""
+    import threading
+
+    lines = [
+        "period: {name: Q, start: 2026-10-01, end: 2026-12-31}",
+        "sources:",
+        '  a: {type: prometheus, url: "http://127.0.0.1:1", max_concurrency: 1}',
+        '  b: {type: prometheus, url: "http://127.0.0.1:2", max_concurrency: 1}',
+        "objectives:",
+        "  - id: o",
+        "    title: O",
+        "    key_results:",
+    ]
+    lines += [f"      - {{id: a{i}, source: a, query: q{i}, target: 1}}" for i in range(4)]
+    lines += ["      - {id: b0, source: b, query: b0, target: 1}"]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    config = load(path)
+    b_ran = threading.Event()
+
+    class Waits(ScriptedConnector):
+        def fetch(self, query):  # type: ignore[no-untyped-def]
+            if query.describe() == "q0" and not b_ran.wait(timeout=10):
+                raise TransientFetchError("b never ran while a's queue was long")
+            if query.describe() == "b0":
+                b_ran.set()
+            return super().fetch(query)
+
+    answers = {f"q{i}": i for i in range(4)} | {"b0": 9}
+    conns = {"a": Waits(answers), "b": Waits(answers)}
+    result = run_once(config, None, NOW, measurer=Measurer(config, factory(conns), workers=2))
+    assert [r.error for r in result.rows] == [None] * 5
