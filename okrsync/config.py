@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from okrsync import templating
+from okrsync.duration import PATTERN as DURATION_PATTERN
 from okrsync.duration import parse_duration
 from okrsync.errors import ConfigError, Problem
 from okrsync.model import MANUAL, ConfigFile, Defaults, KeyResult, Measure, Objective, Period
@@ -298,9 +299,8 @@ def _message(error: Any) -> str:
         )
     if kind == "union_tag_not_found":
         return f"field required: type ({', '.join(SOURCE_MODELS)})"
-    if kind == "string_pattern_mismatch" and "Id" not in str(error.get("ctx")):
-        pattern = str(error.get("ctx", {}).get("pattern", ""))
-        if "smhdw" in pattern:
+    if kind == "string_pattern_mismatch":
+        if str(error.get("ctx", {}).get("pattern", "")) == DURATION_PATTERN:
             return f"'{error['input']}' is not a duration: write e.g. 30s, 5m, 1h, 1d"
         return f"'{error['input']}' is not a valid id (letters, digits, '-', '_', '.', ':')"
     message = str(error["msg"])

@@ -17,15 +17,10 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = redact(value)
-        elif isinstance(value, list | tuple | dict):
-            event[key] = (
-                redact(str(value))
-                if any(
-                    isinstance(v, str)
-                    for v in (value.values() if isinstance(value, dict) else value)
-                )
-                else value
-            )
+        elif isinstance(value, list | tuple | dict | Exception):
+            text = str(value)
+            if redact(text) != text:  # a secret inside a container: show it redacted, as text
+                event[key] = redact(text)
     return event
 
 

@@ -145,3 +145,27 @@ def test_schema_matches_shipped_file(capsys: pytest.CaptureFixture[str]) -> None
     shipped = Path(__file__).parent.parent / "config" / "okrsync.schema.json"
     assert code == 0 and json.loads(out) == json.loads(shipped.read_text())
     assert "key_results" in json.dumps(json.loads(out))
+
+
+def test_token_never_reaches_logs_store_or_output(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source token read from the env is redacted from logs, stored errors and output."""
+    import responses
+
+    token = "s3cr3t-token-value-123"
+    monkeypatch.setenv("OKRSYNC_PROM_TOKEN", token)
+    with responses.RequestsMock() as rsps:
+        rsps.add(
+            responses.GET,
+            "http://127.0.0.1:9/api/v1/query",
+            status=400,
+            json={"status": "error", "errorType": "bad_data", "error": f"bad token {token}"},
+        )
+        code, out, err = run(
+            capsys, "--log-level", "debug", "--log-format", "json", "sync", "--once"
+        )
+    assert code == 1 and "bad token ***" in out
+    _, history, _ = run(capsys, "history", "uptime", "--json")
+    db = (env / "okrsync.db").read_bytes()
+    assert token not in out + err + history and token.encode() not in db
