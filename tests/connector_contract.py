@@ -20,6 +20,20 @@ from okrsync.retry import call_with_retry
 HTML_PAGE = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
 
 
+def add_answer(
+    rsps: responses.RequestsMock,
+    method: str,
+    url: str,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    **kw: Any,
+) -> None:
+    """Register one answer: JSON for dicts and lists, raw for text, raised for exceptions."""
+    kind = "json" if isinstance(body, dict | list) else "body"
+    rsps.add(method, url, status=status, headers=headers, **{kind: body}, **kw)
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on, for connection-refused scenarios."""
     with socket.socket() as sock:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import responses
-from connector_contract import ConnectorContract
+from connector_contract import ConnectorContract, add_answer
 from pytest_httpserver import HTTPServer
 from responses import matchers
 from werkzeug import Request, Response
@@ -71,10 +71,7 @@ def add(
     headers: dict[str, str] | None = None,
     **kw: Any,
 ) -> None:
-    if isinstance(body, (str, BaseException)):
-        rsps.add("GET", url, status=status, body=body, headers=headers, **kw)
-    else:
-        rsps.add("GET", url, status=status, json=body, headers=headers, **kw)
+    add_answer(rsps, "GET", url, status, body, headers, **kw)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import responses
-from connector_contract import ConnectorContract
+from connector_contract import ConnectorContract, add_answer
 from responses import matchers
 
 from okrsync.connector import Query
@@ -32,19 +32,7 @@ def query(**fields: Any) -> Query:
     return Query(fields=fields, since=SINCE, until=UNTIL)
 
 
-def add(
-    rsps: responses.RequestsMock,
-    method: str,
-    url: str,
-    status: int,
-    body: Any,
-    headers: dict[str, str] | None = None,
-    **kw: Any,
-) -> None:
-    if isinstance(body, (str, BaseException)):
-        rsps.add(method, url, status=status, body=body, headers=headers, **kw)
-    else:
-        rsps.add(method, url, status=status, json=body, headers=headers, **kw)
+add = add_answer
 
 
 def make(url: str = "http://127.0.0.1:9" + SUMMARY, **kw: Any) -> HttpJsonConnector:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import responses
-from connector_contract import ConnectorContract
+from connector_contract import ConnectorContract, add_answer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -42,18 +42,7 @@ def make(url: str, deployment: str | None, name: str = "jira") -> JiraConnector:
     return JiraConnector(name, JiraSource(type="jira", url=url, deployment=deployment, timeout=2))
 
 
-def add(
-    rsps: responses.RequestsMock,
-    method: str,
-    url: str,
-    status: int,
-    body: Any,
-    headers: dict[str, str] | None = None,
-) -> None:
-    if isinstance(body, (str, BaseException)):
-        rsps.add(method, url, status=status, body=body, headers=headers)
-    else:
-        rsps.add(method, url, status=status, json=body, headers=headers)
+add = add_answer
 
 
 @pytest.fixture

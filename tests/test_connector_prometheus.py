@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from connector_contract import ConnectorContract
+from connector_contract import ConnectorContract, add_answer
 
 from okrsync.connector import Query, Reading
 from okrsync.connectors.prometheus import PrometheusConnector
@@ -78,8 +78,7 @@ class TestPrometheusContract(ConnectorContract):
         body: Any,
         headers: dict[str, str] | None = None,
     ) -> None:
-        kind = "json" if isinstance(body, dict | list) else "body"
-        rsps.get(f"{self.BASE_URL}/api/v1/query", status=status, headers=headers, **{kind: body})
+        add_answer(rsps, "GET", f"{self.BASE_URL}/api/v1/query", status, body, headers)
 
     def good_body(self) -> Any:
         return load("vector_one")
