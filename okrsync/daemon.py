@@ -1,0 +1,318 @@
+"""`okrsync run`: measure every KR on its schedule until SIGTERM, reloading config on change.
+
+Data flow: schedule (pure) -> lanes (one batch per source set) -> worker pool -> Measurer
+(dedup, per-source limits, retries) -> rows -> store (one transaction per batch).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from okrsync import config as config_module
+from okrsync.config import Config
+from okrsync.connector import Connector, create
+from okrsync.errors import ConfigError, StoreError
+from okrsync.health import HealthState
+from okrsync.measure import Measurer
+from okrsync.metrics import Metrics, View
+from okrsync.model import KeyResult
+from okrsync.progress import Observation
+from okrsync.scheduler import Lane, Lanes, Schedule, cron_problems, lane, timing
+from okrsync.store import MeasurementRow, Store
+from okrsync.sync import to_rows
+
+log = structlog.get_logger("okrsync.daemon")
+MAX_SLEEP = 30.0
+
+
+@dataclass
+class Active:
+    """One loaded config with its Measurer; retired after a reload once its batches end."""
+
+    config: Config
+    measurer: Measurer
+    krs: dict[str, KeyResult]
+    lanes: dict[str, Lane]
+    users: int = 0
+    retired: bool = False
+
+
+@dataclass
+class Options:
+    config: Path
+    db: Path
+    listen: str | None = "127.0.0.1:9464"
+    grace: float = 10.0
+    workers: int = 8
+    watch: str = "auto"
+    poll_interval: float = 2.0
+
+
+def _factory(name: str, config: Config) -> Connector:
+    return create(name, config.sources[name])
+
+
+@dataclass
+class Daemon:
+    """The long-lived service; `run()` returns True when in-flight fetches were abandoned."""
+
+    opts: Options
+    clock: Callable[[], float] = time.time
+    factory: Callable[[str, Config], Connector] = _factory
+    schedule: Schedule = field(default_factory=Schedule)
+    health: HealthState = field(default_factory=HealthState)
+    store: Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.view)
+        self.lanes = Lanes()
+        self.lock = threading.Lock()  # schedule, lanes, observations, active
+        self.store_lock = threading.Lock()  # one sqlite connection: one user at a time
+        self.wake = threading.Event()
+        self.stopping = False
+        self.reload_wanted = False
+        self.closing = False
+        self.obs: dict[str, Observation] = {}
+        self.active: Active | None = None
+        self.pool = ThreadPoolExecutor(max_workers=self.opts.workers, thread_name_prefix="batch")
+        self.futures: set[Future[None]] = set()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- start-up and reload ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the config (ConfigError if invalid), open the store, schedule from history."""
+        config = self._load()
+        self.store = Store(self.opts.db)
+        self._apply(config)
+
+    def _load(self) -> Config:
+        config = config_module.load(self.opts.config)
+        problems = cron_problems(config)
+        if problems:
+            raise ConfigError(problems)
+        return config
+
+    def reload(self) -> bool:
+        """Validate the config on disk; apply it if valid, else keep the running one."""
+        try:
+            config = self._load()
+        except OSError as exc:  # e.g. a file made unreadable mid-edit
+            return self._reject([f"{exc.filename or self.opts.config}: {exc.strerror or exc}"])
+        except ConfigError as exc:
+            return self._reject([str(p) for p in exc.problems])
+        if self.active and config.digest == self.active.config.digest:
+            self.health.loaded(config.digest, self.clock())
+            self.metrics.reloaded(config.digest, ok=True, at=self.clock())
+            log.info("config_unchanged", hash=config.digest)
+            return True
+        try:
+            self._apply(config)
+        except StoreError as exc:  # the config is fine; the store could not take it yet
+            self.health.store_ok = False
+            return self._reject([f"store: {exc}"])
+        return True
+
+    def _reject(self, problems: list[str]) -> bool:
+        """Log every problem (file:line) and report them; the running config stays."""
+        for problem in problems:
+            log.error("config_problem", problem=problem)
+        log.error("config_rejected", problems=len(problems), keeping=self.health.digest)
+        self.health.rejected(problems, self.clock())
+        self.metrics.reloaded(self.health.digest, ok=False)
+        return False
+
+    def _apply(self, config: Config) -> None:
+        now = self.now()
+        ids = [kr.id for _, kr in config.key_results()]
+        with self.store_lock:
+            self.store.sync_config(config, now)
+            fresh = self.store.observations([i for i in ids if i not in self.obs], now)
+        measurer = Measurer(config, self.metrics.instrument(self.factory), workers=16)
+        krs = {kr.id: kr for _, kr in config.key_results() if not kr.is_manual}
+        active = Active(config, measurer, krs, {k: lane(kr) for k, kr in krs.items()})
+        timings = {k: timing(config, kr) for k, kr in krs.items()}
+        with self.lock:
+            old, self.active = self.active, active
+            self.obs = {i: self.obs[i] for i in ids if i in self.obs} | fresh
+            last = {k: _stamp(self.obs.get(k, Observation()).attempted_at) for k in krs}
+            self.schedule.plan(timings, last, self.clock())
+            if old:
+                old.retired = True
+                self._release(old, 0)
+        for source in config.sources:
+            self.metrics.touch_source(source)
+        self.health.loaded(config.digest, self.clock())
+        self.health.store_ok = True
+        self.metrics.reloaded(config.digest, ok=True, at=self.clock())
+        log.info(
+            "config_loaded",
+            hash=config.digest,
+            key_results=len(ids),
+            scheduled=len(krs),
+            retired=sorted(set(old.krs) - set(krs)) if old else [],
+        )
+
+    def _release(self, active: Active, users: int) -> None:
+        """Drop `users` uses (call with `lock` held); close a retired config when unused."""
+        active.users -= users
+        if active.retired and active.users == 0:
+            active.measurer.close()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    def request_reload(self, *_: Any) -> None:
+        self.reload_wanted = True
+        self.wake.set()
+
+    def run(self) -> bool:
+        """Dispatch due KRs until asked to stop; then wait up to the grace period."""
+        while not self.stopping:
+            if self.reload_wanted:
+                self.reload_wanted = False
+                try:
+                    self.reload()
+                except Exception:  # a bug in reloading must not end the service
+                    log.exception("reload_failed", keeping=self.health.digest)
+            self.tick()
+            with self.lock:
+                upcoming = self.schedule.next_due()
+            delay = MAX_SLEEP if upcoming is None else upcoming - self.clock()
+            if delay > 0:
+                self.wake.wait(min(delay, MAX_SLEEP))
+            self.wake.clear()
+        return self.shutdown()
+
+    def tick(self) -> None:
+        """Start a batch for every lane with due KRs (KRs of a busy lane wait for it)."""
+        with self.lock:
+            active = self.active
+            if active is None:
+                return
+            due = self.schedule.pop_due(self.clock())
+            batches = self.lanes.add(due, active.lanes) if due else []
+        for key, ids in batches:
+            self._submit(key, ids)
+
+    def _submit(self, key: Lane, ids: list[str]) -> None:
+        with self.lock:
+            active = self.active
+            assert active is not None
+            active.users += 1
+        future = self.pool.submit(self._batch, active, key, ids)
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
+
+    def _batch(self, active: Active, key: Lane, ids: list[str]) -> None:
+        began = self.clock()
+        now = datetime.fromtimestamp(began, UTC)
+        krs = [active.krs[i] for i in ids if i in active.krs]
+        try:
+            outcomes = active.measurer.measure(krs, now)
+            self._store(active.config, krs, outcomes, now)
+        except Exception as exc:  # a bug in one batch must not stop the schedule
+            log.exception("batch_failed", krs=ids, error=str(exc))
+        finally:
+            with self.lock:
+                self._release(active, 1)
+                self.schedule.done(ids, self.clock())
+                follow = self.lanes.finish(key)
+            if follow and not self.stopping:
+                self._submit(key, follow)
+            elif follow:
+                with self.lock:
+                    self.schedule.done(follow, self.clock())
+                    self.lanes.finish(key)
+            self.wake.set()
+
+    def _store(self, config: Config, krs: list[KeyResult], outcomes: Any, now: datetime) -> None:
+        with self.lock:
+            before = {k.id: self.obs.get(k.id, Observation()) for k in krs}
+        rows = to_rows(config, krs, outcomes, now, before)
+        run_id = uuid.uuid4().hex[:16]
+        failed = sum(r.error is not None for r in rows)
+        with self.store_lock:
+            if self.closing:
+                log.warning("batch_abandoned", krs=[k.id for k in krs], reason="shutting down")
+                return
+            try:
+                with self.store.transaction():
+                    self.store.start_run(run_id, "daemon", now, config.digest)
+                    self.store.append(run_id, rows)
+                    self.store.finish_run(run_id, self.now(), len(rows), failed)
+            except StoreError as exc:
+                self.health.store_ok = False
+                log.error("store_failed", error=str(exc), krs=[k.id for k in krs])
+                return
+        self.health.store_ok = True
+        with self.lock:
+            for row in rows:
+                self.obs[row.kr_id] = _observe(row, before[row.kr_id])
+        log.info("batch", run_id=run_id, krs=len(rows), failed=failed)
+
+    def shutdown(self) -> bool:
+        """Let in-flight batches finish within the grace period, then close the store."""
+        pending = set(self.futures)
+        log.info("stopping", in_flight=len(pending), grace_s=self.opts.grace)
+        _, abandoned = wait(pending, timeout=self.opts.grace)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.store_lock:
+            self.closing = True
+            self.store.close()
+        with self.lock:
+            if self.active:
+                self.active.retired = True
+                if not abandoned:
+                    self._release(self.active, 0)
+        log.info("stopped", abandoned=len(abandoned))
+        return bool(abandoned)
+
+    # -- what the endpoints show --------------------------------------------------------
+
+    def view(self) -> View | None:
+        self.refresh_manual()
+        with self.lock:
+            if self.active is None:
+                return None
+            return self.active.config, dict(self.obs), self.now()
+
+    def refresh_manual(self) -> None:
+        """Pick up `okrsync checkin` values of manual KRs made while the daemon runs."""
+        with self.lock:
+            if self.active is None:
+                return
+            manual = [k.id for _, k in self.active.config.key_results() if k.is_manual]
+        if not manual:
+            return
+        with self.store_lock:
+            if self.closing:
+                return
+            fresh = self.store.observations(manual, self.now())
+        with self.lock:
+            self.obs.update(fresh)
+
+
+def _stamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _observe(row: MeasurementRow, prior: Observation) -> Observation:
+    if row.value is not None:
+        return Observation(row.value, row.measured_at, False, row.measured_at, None)
+    return Observation(prior.value, prior.measured_at, prior.manual, row.measured_at, row.error)

@@ -1,0 +1,66 @@
+"""Wires the daemon to the outside: signals, the HTTP endpoint and the config watcher."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import structlog
+
+from okrsync.daemon import Daemon, Options
+from okrsync.health import HealthServer
+from okrsync.watch import ConfigWatcher
+
+log = structlog.get_logger("okrsync.service")
+
+
+def install_signals(daemon: Daemon) -> None:
+    """SIGTERM and SIGINT stop the daemon (with its grace period); SIGHUP reloads the config."""
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        log.info("signal", signal=signal.Signals(signum).name, action="stop")
+        daemon.request_stop()
+
+    def hup(signum: int, _: FrameType | None) -> None:
+        log.info("signal", signal="SIGHUP", action="reload")
+        daemon.request_reload()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hup)
+
+
+def serve(opts: Options) -> bool:
+    """Run the daemon until a signal stops it; True when in-flight fetches were abandoned."""
+    daemon = Daemon(opts)
+    install_signals(daemon)  # before the (possibly slow) start: a SIGHUP must not kill us
+    daemon.start()
+    server = None
+    if opts.listen:
+        server = HealthServer(
+            opts.listen, daemon.health.healthz, daemon.health.readyz, daemon.metrics.registry
+        )
+    watcher = ConfigWatcher(
+        opts.config,
+        daemon.request_reload,
+        opts.watch,
+        opts.poll_interval,
+        on_method=lambda method: setattr(daemon.health, "watch", method),
+    )
+    if server:
+        server.start()
+    watcher.start()
+    log.info(
+        "serving",
+        listen=opts.listen,
+        config=str(opts.config),
+        db=str(opts.db),
+        workers=opts.workers,
+        key_results=len(daemon.schedule.timings),
+    )
+    try:
+        return daemon.run()
+    finally:
+        watcher.stop()
+        if server:
+            server.close()

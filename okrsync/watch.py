@@ -1,0 +1,112 @@
+"""Watches the config file or directory and calls back when it may have changed.
+
+Uses watchfiles (inotify) and falls back to polling where that is unavailable. The
+callback only *suggests* a reload: the daemon validates and compares the content hash.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from okrsync.config import config_files
+
+log = structlog.get_logger("okrsync.watch")
+POLL_INTERVAL = 2.0
+
+
+def fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the config files: changes when they do."""
+    out = []
+    try:
+        files = config_files(path) if path.exists() else []
+    except OSError:
+        files = []
+    for file in files:
+        try:
+            st = file.stat()  # follows symlinks, so a Kubernetes ConfigMap swap shows
+        except OSError:
+            continue
+        out.append((str(file), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def _relevant(path: Path) -> Callable[[Any, str], bool]:
+    """Only config files (and Kubernetes' `..data` swaps), never e.g. the store beside them."""
+    target = path.resolve()
+
+    def accept(_: Any, changed: str) -> bool:
+        name = Path(changed).name
+        if name.startswith(".."):
+            return True
+        if target.is_dir() or not target.exists():
+            return name.endswith((".yaml", ".yml"))
+        return Path(changed).resolve() == target or name == path.name
+
+    return accept
+
+
+class ConfigWatcher:
+    """Calls `on_change` from a background thread when the config at `path` changes."""
+
+    def __init__(
+        self,
+        path: Path,
+        on_change: Callable[[], None],
+        mode: str = "auto",
+        poll_interval: float = POLL_INTERVAL,
+        on_method: Callable[[str], None] = lambda method: None,
+    ) -> None:
+        self.path = path
+        self.on_change = on_change
+        self.mode = mode
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="okrsync-watch", daemon=True)
+        self.on_method = on_method
+
+    def start(self) -> None:
+        if self.mode != "off":
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        if self.mode == "auto":
+            try:
+                self._watchfiles()
+                return
+            except Exception as exc:  # no inotify (or watchfiles broke): polling still works
+                log.warning("config_watch_fallback", reason=str(exc), method="poll")
+        self._poll()
+
+    def _watchfiles(self) -> None:
+        import watchfiles
+
+        folder = self.path if self.path.is_dir() else self.path.resolve().parent
+        self.on_method("watchfiles")
+        log.info("config_watch", path=str(self.path), method="watchfiles")
+        for _changes in watchfiles.watch(
+            folder,
+            watch_filter=_relevant(self.path),
+            stop_event=self._stop,
+            debounce=400,
+            raise_interrupt=False,
+            recursive=False,
+        ):
+            self.on_change()
+
+    def _poll(self) -> None:
+        self.on_method("poll")
+        log.info("config_watch", path=str(self.path), method="poll")
+        seen = fingerprint(self.path)
+        while not self._stop.wait(self.poll_interval):
+            now = fingerprint(self.path)
+            if now != seen:
+                seen = now
+                self.on_change()

@@ -1,0 +1,63 @@
+"""Config watching: inotify (watchfiles) or polling, only for config files."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from okrsync.watch import ConfigWatcher, fingerprint
+
+
+@pytest.mark.parametrize("mode", ["auto", "poll"])
+def test_an_edited_config_file_is_noticed(tmp_path: Path, mode: str) -> None:
+    """Writing a *.yaml into the watched directory calls back, with inotify or by polling."""
+    (tmp_path / "okrs.yaml").write_text("a: 1\n")
+    changed = threading.Event()
+    methods: list[str] = []
+    watcher = ConfigWatcher(tmp_path, changed.set, mode, 0.05, on_method=methods.append)
+    watcher.start()
+    try:
+        for i in range(100):  # the watcher starts asynchronously: edit until it reports
+            (tmp_path / "team.yaml").write_text(f"b: {i}\n")
+            if changed.wait(0.1):
+                break
+        assert changed.is_set()
+        assert methods[-1] == ("poll" if mode == "poll" else "watchfiles")
+    finally:
+        watcher.stop()
+
+
+def test_other_files_beside_a_config_file_are_ignored(tmp_path: Path) -> None:
+    """The store written next to a watched config file never suggests a reload."""
+    config = tmp_path / "okrs.yaml"
+    config.write_text("a: 1\n")
+    changed = threading.Event()
+    started = threading.Event()
+    watcher = ConfigWatcher(config, changed.set, "auto", on_method=lambda m: started.set())
+    watcher.start()
+    try:
+        assert started.wait(5)
+        for i in range(5):
+            (tmp_path / "okrsync.db").write_bytes(b"x" * i)
+        assert not changed.wait(0.8)  # longer than the debounce
+        for i in range(50):
+            config.write_text(f"a: {i}\n")
+            if changed.wait(0.1):
+                break
+        assert changed.is_set()
+    finally:
+        watcher.stop()
+
+
+def test_fingerprint_changes_with_content_not_with_other_files(tmp_path: Path) -> None:
+    """Only config files count for polling: the store or a README beside them do not."""
+    config = tmp_path / "okrs.yaml"
+    config.write_text("a: 1\n")
+    before = fingerprint(tmp_path)
+    (tmp_path / "okrsync.db").write_bytes(b"x" * 100)
+    assert fingerprint(tmp_path) == before
+    config.write_text("a: 22\n")
+    assert fingerprint(tmp_path) != before
+    assert fingerprint(tmp_path / "missing") == ()
