@@ -27,7 +27,7 @@ from okrsync.measure import Measurer
 from okrsync.metrics import Metrics, View
 from okrsync.model import KeyResult
 from okrsync.progress import Observation
-from okrsync.scheduler import Lane, Lanes, Schedule, cron_problems, lane, timing
+from okrsync.scheduler import Lane, Lanes, Schedule, lane, timing
 from okrsync.store import MeasurementRow, Store
 from okrsync.sync import to_rows
 
@@ -99,11 +99,7 @@ class Daemon:
         self._apply(config)
 
     def _load(self) -> Config:
-        config = config_module.load(self.opts.config)
-        problems = cron_problems(config)
-        if problems:
-            raise ConfigError(problems)
-        return config
+        return config_module.load(self.opts.config)
 
     def reload(self) -> bool:
         """Validate the config on disk; apply it if valid, else keep the running one."""

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from okrsync import formula
+from okrsync import cron, formula
 from okrsync.duration import PATTERN as DURATION_PATTERN
 from okrsync.duration import parse_duration
 from okrsync.sources import SourceConfig
@@ -151,6 +151,16 @@ class KeyResult(Measure):
     every: Duration | None = None
     cron: str | None = Field(None, description="Cron schedule (daemon), instead of `every`")
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                cron.parse(value)
+            except cron.CronError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("formula")
     @classmethod
     def _arithmetic(cls, value: str | None) -> str | None:
@@ -180,6 +190,8 @@ class KeyResult(Measure):
             raise ValueError("`inputs` only make sense with a `formula`")
         if self.every is not None:
             parse_duration(self.every)
+            if self.cron is not None:
+                raise ValueError("set `every` or `cron`, not both")
         return self
 
     @property

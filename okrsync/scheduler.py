@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from okrsync import cron
 from okrsync.config import Config
-from okrsync.errors import Problem
 from okrsync.model import KeyResult
 
 Lane = frozenset[str]
@@ -48,23 +47,6 @@ def lane(kr: KeyResult) -> Lane:
     if kr.formula:
         return frozenset(m.source for m in kr.inputs.values() if m.source)
     return frozenset([kr.source or ""])
-
-
-def cron_problems(config: Config) -> list[Problem]:
-    """Config problems only the daemon cares about: cron expressions that do not parse."""
-    problems = []
-    for _, kr in config.key_results():
-        origin = config.origins.get(kr.id)
-        file, line = (origin.file, origin.line) if origin else ("?", None)
-        path = origin.path if origin else kr.id
-        if kr.cron and kr.every:
-            problems.append(Problem(file, line, path, "set `every` or `cron`, not both"))
-        elif kr.cron:
-            try:
-                cron.parse(kr.cron)
-            except cron.CronError as exc:
-                problems.append(Problem(file, line, f"{path}.cron", str(exc)))
-    return problems
 
 
 def spread(kr_id: str) -> float:
