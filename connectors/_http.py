@@ -72,16 +72,38 @@ def json_body(response: requests.Response, source: str) -> Any:
         ) from None
 
 
+def network_error(
+    exc: requests.RequestException, source: str, url: str, timeout: float
+) -> FetchError:
+    """The okrsync error for a request that got no HTTP answer (timeout, refused, DNS, TLS).
+
+    A TLS/certificate failure is permanent (retrying will not fix it); the rest may pass.
+    """
+    if isinstance(exc, requests.Timeout):
+        return TransientFetchError(f"{source}: no answer within {timeout:g}s (timeout)")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FetchError(
+            f"{source}: TLS/certificate error at {redact(url)}: check the url's scheme and "
+            "the server's certificate (REQUESTS_CA_BUNDLE for a private CA)"
+        )
+    text = str(exc).lower()
+    if "refused" in text:
+        reason = "connection refused"
+    elif "name or service not known" in text or "name resolution" in text:
+        reason = "cannot resolve the host name"
+    else:
+        reason = "cannot connect"
+    return TransientFetchError(
+        f"{source}: {reason} at {redact(url)}: is the server up, the source's url right, "
+        "and the network (or HTTPS_PROXY) reachable?"
+    )
+
+
 def send(
     session: requests.Session, method: str, url: str, source: str, timeout: float, **kwargs: Any
 ) -> requests.Response:
     """One request, with network failures turned into transient okrsync errors."""
     try:
         return session.request(method, url, timeout=timeout, **kwargs)
-    except requests.Timeout:
-        raise TransientFetchError(f"{source}: no answer within {timeout:g}s (timeout)") from None
-    except requests.ConnectionError as exc:
-        reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-        raise TransientFetchError(
-            f"{source}: {reason} at {redact(url)}: is the server up and the source's url right?"
-        ) from None
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise network_error(exc, source, url, timeout) from None

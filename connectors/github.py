@@ -37,7 +37,7 @@ from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFet
 from okrsync.secrets import env_name, read_secret, redact
 from okrsync.sources import GithubSource
 
-from ._http import USER_AGENT
+from ._http import USER_AGENT, network_error
 from ._ratelimit import RateLimiter
 
 SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or filtered list
@@ -119,13 +119,8 @@ class GithubConnector:
         except GithubException as exc:
             self._observe(exc.headers or {}, resource)
             raise self._error(exc, path) from None
-        except requests.Timeout:
-            raise TransientFetchError(
-                f"{self.name}: no answer within {self.config.timeout:g}s (timeout)"
-            ) from None
-        except requests.ConnectionError as exc:
-            reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-            raise TransientFetchError(f"{self.name}: {reason} at {self._base()}") from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise network_error(exc, self.name, self._base(), self.config.timeout) from None
         except ValueError:
             raise FetchError(f"{self.name}: the answer from {path} is not JSON") from None
         self._observe(answer_headers, resource)

@@ -32,11 +32,11 @@ import requests
 from jira import JIRA, JIRAError
 
 from okrsync.connector import Query, Reading
-from okrsync.errors import AuthError, FetchError, TransientFetchError
+from okrsync.errors import AuthError, FetchError
 from okrsync.secrets import env_name, read_secret, redact
 from okrsync.sources import JiraSource
 
-from ._http import USER_AGENT, check_status, is_html
+from ._http import USER_AGENT, check_status, is_html, network_error
 
 PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
 MAX_PAGES = 1000
@@ -119,16 +119,9 @@ class JiraConnector:
             data = client._get_json(path, params=params, use_post=post)
         except JIRAError as exc:
             raise self._error(exc, path) from None
-        except requests.Timeout:
+        except (requests.Timeout, requests.ConnectionError) as exc:
             self.requests += 1
-            raise TransientFetchError(
-                f"{self.name}: no answer within {self.config.timeout:g}s (timeout)"
-            ) from None
-        except requests.ConnectionError as exc:
-            self.requests += 1
-            reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-            url = redact(self.config.url)
-            raise TransientFetchError(f"{self.name}: {reason} at {url}") from None
+            raise network_error(exc, self.name, self.config.url, self.config.timeout) from None
         except ValueError:
             if self._last is not None and is_html(self._last):
                 raise FetchError(

@@ -219,3 +219,19 @@ def test_html_login_page_with_200() -> None:
     )
     with pytest.raises(FetchError, match="HTML"):
         make("https://s.example.com/x").fetch(query(extract="v"))
+
+
+def test_network_errors_are_named_and_tls_is_not_retried() -> None:
+    """Refused and DNS failures are transient and named; a certificate error is permanent."""
+    import requests
+
+    from okrsync.connectors._http import network_error
+    from okrsync.errors import TransientFetchError
+
+    refused = requests.ConnectionError("[Errno 111] Connection refused")
+    dns = requests.ConnectionError("Failed to resolve: [Errno -2] Name or service not known")
+    tls = requests.exceptions.SSLError("certificate verify failed")
+    assert isinstance(network_error(refused, "s", "http://x", 1), TransientFetchError)
+    assert "cannot resolve the host name" in str(network_error(dns, "s", "http://x", 1))
+    error = network_error(tls, "s", "https://x", 1)
+    assert not error.retryable and "certificate" in str(error)
