@@ -19,6 +19,7 @@ from okrsync.duration import PATTERN as DURATION_PATTERN
 from okrsync.duration import parse_duration
 from okrsync.errors import ConfigError, Problem
 from okrsync.model import MANUAL, ConfigFile, Defaults, KeyResult, Measure, Objective, Period
+from okrsync.salvage import Part, salvage
 from okrsync.sources import SOURCE_MODELS, SourceBase
 from okrsync.yaml_source import Loc, YamlDoc, load_yaml
 
@@ -75,12 +76,14 @@ def load(path: Path | str) -> Config:
     if not files:
         raise ConfigError([Problem(str(path), None, "", "directory has no *.yaml files")])
     problems: list[Problem] = []
-    parsed: list[tuple[YamlDoc, ConfigFile]] = []
+    parsed: list[tuple[YamlDoc, Part]] = []
+    unreadable = False  # a file we could not parse may hold the period
     for file in files:
         try:
             doc = load_yaml(file)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            unreadable = True
             continue
         if doc.data is None:
             continue
@@ -88,22 +91,26 @@ def load(path: Path | str) -> Config:
             problems.append(
                 Problem(doc.file, 1, "", "the file must be a mapping of top-level keys")
             )
+            unreadable = True
             continue
         try:
-            parsed.append((doc, ConfigFile.model_validate(doc.data)))
+            ConfigFile.model_validate(doc.data)
         except ValidationError as exc:
             problems.extend(_located(doc, exc))
-    if problems:
-        raise ConfigError(problems)
-    config = _merge(parsed, problems, files)
+        parsed.append((doc, salvage(doc.data)))
+    config = _merge(parsed, problems, files, unreadable)
     if problems or config is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     return config
 
 
 def _merge(
-    parsed: list[tuple[YamlDoc, ConfigFile]], problems: list[Problem], files: list[Path]
+    parsed: list[tuple[YamlDoc, Part]],
+    problems: list[Problem],
+    files: list[Path],
+    unreadable: bool,
 ) -> Config | None:
+    """Merge the files' valid parts and cross-check them (ids, parents, sources)."""
     period: Period | None = None
     defaults: Defaults | None = None
     sources: dict[str, SourceBase] = {}
@@ -117,10 +124,12 @@ def _merge(
         problems.append(Problem(origin.file, origin.line, origin.path, message))
 
     first: dict[str, Origin] = {}
+    invalid_ids: set[str] = set()
+    invalid_sources: set[str] = set()
     for doc, part in parsed:
-        for name, value in (("period", part.period), ("defaults", part.defaults)):
-            if value is None:
-                continue
+        invalid_ids |= part.invalid_ids
+        invalid_sources |= part.invalid_sources
+        for name in sorted(part.sets):
             if name in first:
                 add(where(doc, (name,)), f"already set in {first[name].file}:{first[name].line}")
             first[name] = where(doc, (name,))
@@ -133,16 +142,16 @@ def _merge(
                 add(where(doc, ("sources", name)), f"source '{name}' is defined twice")
             sources[name] = source
             origins[f"source:{name}"] = where(doc, ("sources", name))
-        for i, objective in enumerate(part.objectives):
+        for i, objective, kr_indexes in part.objectives:
             loc: Loc = ("objectives", i)
             _claim(origins, objective.id, where(doc, loc), "objective", add)
             objectives.append(objective)
-            for j, kr in enumerate(objective.key_results):
+            for j, kr in zip(kr_indexes, objective.key_results, strict=True):
                 kr_loc: Loc = (*loc, "key_results", j)
                 _claim(origins, kr.id, where(doc, kr_loc), "key result", add)
                 for name in kr.inputs:
                     origins[f"{kr.id}/{name}"] = where(doc, (*kr_loc, "inputs", name))
-    if period is None:
+    if period is None and "period" not in first and not unreadable:
         problems.append(
             Problem(
                 str(files[0].parent if len(files) > 1 else files[0]),
@@ -151,11 +160,11 @@ def _merge(
                 "field required: no file sets `period: {name, start, end}`",
             )
         )
-    ids = {o.id for o in objectives}
+    ids = {o.id for o in objectives} | invalid_ids
     for objective in objectives:
         _check_parent(objective, ids, objectives, origins[objective.id], add)
         for kr in objective.key_results:
-            _check_measures(kr, sources, origins, add)
+            _check_measures(kr, sources, invalid_sources, origins, add)
     if problems or period is None:
         return None
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
@@ -195,12 +204,19 @@ def _check_parent(
 
 
 def _check_measures(
-    kr: KeyResult, sources: dict[str, SourceBase], origins: dict[str, Origin], add: Any
+    kr: KeyResult,
+    sources: dict[str, SourceBase],
+    invalid_sources: set[str],
+    origins: dict[str, Origin],
+    add: Any,
 ) -> None:
+    measures: list[tuple[Measure, Origin, bool]] = []
     if kr.formula is None:
-        _check_measure(kr, sources, origins[kr.id], add, allow_manual=True)
-    for name, measure in kr.inputs.items():
-        _check_measure(measure, sources, origins[f"{kr.id}/{name}"], add, allow_manual=False)
+        measures.append((kr, origins[kr.id], True))
+    measures += [(m, origins[f"{kr.id}/{n}"], False) for n, m in kr.inputs.items()]
+    for measure, origin, allow_manual in measures:
+        if measure.source not in invalid_sources:  # already reported where it is defined
+            _check_measure(measure, sources, origin, add, allow_manual=allow_manual)
 
 
 def _check_measure(

@@ -109,6 +109,9 @@ class Daemon:
             return self._reject([f"{exc.filename or self.opts.config}: {exc.strerror or exc}"])
         except ConfigError as exc:
             return self._reject([str(p) for p in exc.problems])
+        except Exception as exc:  # a loader bug is still a rejected config, never a crash
+            log.exception("config_load_bug")
+            return self._reject([f"{self.opts.config}: cannot load: {type(exc).__name__}: {exc}"])
         if self.active and config.digest == self.active.config.digest:
             self.health.loaded(config.digest, self.clock())
             self.metrics.reloaded(config.digest, ok=True, at=self.clock())

@@ -173,10 +173,25 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all."""
+        """All writes inside commit together or not at all.
+
+        The outermost level is BEGIN IMMEDIATE: it takes the write lock up front, so a
+        writer busy elsewhere (the daemon, a checkin) is waited for up to LOCK_TIMEOUT
+        instead of failing at once on a read-to-write upgrade. Inner levels are savepoints.
+        """
         try:
-            with self.db.atomic():
+            if self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
                 yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.conn.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
 

@@ -68,7 +68,19 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return self.scalars.construct_object(node, deep=True)
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except (ValueError, TypeError, yaml.YAMLError) as exc:  # e.g. a date 2026-13-01
+            what = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(
+                Problem(
+                    self.file,
+                    node.start_mark.line + 1,
+                    _dotted(loc),
+                    f"'{node.value}' is not a valid {node.tag.rpartition(':')[2]}: {what}",
+                )
+            )
+            return None
 
 
 def _dotted(loc: Loc) -> str:
@@ -95,6 +107,8 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
         raise ConfigError([Problem(name, line, "", f"YAML syntax: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, None, "", f"YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(name, None, "", "YAML: an alias refers to itself")]) from None
     if builder.problems:
         raise ConfigError(builder.problems)
     return YamlDoc(name, data, builder.lines)

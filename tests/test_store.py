@@ -120,3 +120,23 @@ def test_read_only_error_text_from_sqlite_maps_to_a_clear_message(tmp_path: Path
     with pytest.raises(sqlite3.OperationalError) as info:
         conn.execute("INSERT INTO runs (id) VALUES ('x')")
     assert "read-only" in str(_store_error(str(path), info.value))
+
+
+def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
+    """A transaction started while another process writes waits for it, then commits."""
+    import threading
+
+    path = tmp_path / "db"
+    Store(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO runs (id, kind) VALUES ('theirs', 'sync')")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    store = Store(path)
+    with store.transaction():
+        store.db.execute("SELECT count(*) FROM runs").fetchone()
+        store.append(None, [MeasurementRow("a", NOW, "manual", None, 1.0)])
+    release.join()
+    assert [h["value"] for h in store.history("a")] == [1.0]
+    assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

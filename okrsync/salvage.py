@@ -1,0 +1,77 @@
+"""Validate a config file piece by piece, keeping the valid pieces with their places.
+
+Cross-checks (parents, duplicate ids, sources) then still run where other parts of the
+file are invalid, so one `validate` reports every problem instead of two rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from okrsync.model import Defaults, KeyResult, Objective, Period
+from okrsync.sources import SourceBase, SourceConfig
+
+_SOURCE: TypeAdapter[SourceBase] = TypeAdapter(SourceConfig)
+
+
+@dataclass
+class Part:
+    """The valid pieces of one file; `objectives` holds (index, objective, KR indexes)."""
+
+    period: Period | None = None
+    defaults: Defaults | None = None
+    sources: dict[str, SourceBase] = field(default_factory=dict)
+    objectives: list[tuple[int, Objective, list[int]]] = field(default_factory=list)
+    sets: set[str] = field(default_factory=set)
+    invalid_ids: set[str] = field(default_factory=set)
+    invalid_sources: set[str] = field(default_factory=set)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _valid(model: type[M], value: Any) -> M | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _id_of(raw: Any) -> str | None:
+    return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+
+
+def salvage(data: dict[str, Any]) -> Part:
+    """Every piece of `data` that is valid on its own; ids of invalid ones are remembered."""
+    part = Part(sets={k for k in ("period", "defaults") if k in data})
+    part.period = _valid(Period, data.get("period"))
+    part.defaults = _valid(Defaults, data.get("defaults")) if "defaults" in data else None
+    sources = data.get("sources")
+    for name, raw in (sources or {}).items() if isinstance(sources, dict) else ():
+        try:
+            part.sources[name] = _SOURCE.validate_python(raw)
+        except ValidationError:
+            part.invalid_sources.add(name)
+    objectives = data.get("objectives")
+    for i, raw in enumerate(objectives if isinstance(objectives, list) else []):
+        krs_raw = raw.get("key_results") if isinstance(raw, dict) else None
+        krs_raw = krs_raw if isinstance(krs_raw, list) else []
+        good: list[tuple[int, KeyResult]] = []
+        for j, kr_raw in enumerate(krs_raw):
+            kr = _valid(KeyResult, kr_raw)
+            if kr is not None:
+                good.append((j, kr))
+            elif _id_of(kr_raw):
+                part.invalid_ids.add(str(_id_of(kr_raw)))
+        shell = {**raw, "key_results": []} if isinstance(raw, dict) else raw
+        objective = _valid(Objective, shell)
+        if objective is None:
+            if _id_of(raw):
+                part.invalid_ids.add(str(_id_of(raw)))
+            continue
+        objective = objective.model_copy(update={"key_results": [kr for _, kr in good]})
+        part.objectives.append((i, objective, [j for j, _ in good]))
+    return part
