@@ -33,7 +33,7 @@ from jira import JIRA, JIRAError
 
 from okrsync.connector import Query, Reading
 from okrsync.errors import AuthError, FetchError
-from okrsync.secrets import env_name, read_secret, redact
+from okrsync.secrets import env_name, read_secret, redact, remember_basic
 from okrsync.sources import JiraSource
 
 from ._http import USER_AGENT, check_status, is_html, network_error
@@ -95,6 +95,7 @@ class JiraConnector:
                 raise AuthError(f"{self.name}: {exc}") from None
             auth: dict[str, Any] = {}
             if user and token:
+                remember_basic(user, token)
                 auth["basic_auth"] = (user, token)
             elif token:
                 auth["token_auth"] = token

@@ -10,7 +10,7 @@ import requests
 
 from okrsync.connector import Query, Reading
 from okrsync.errors import AuthError, FetchError, TransientFetchError
-from okrsync.secrets import env_name, read_secret, redact
+from okrsync.secrets import env_name, read_secret, redact, remember_basic
 from okrsync.sources import PrometheusSource
 
 from ._http import USER_AGENT, check_status, json_body, send
@@ -55,6 +55,7 @@ class PrometheusConnector:
         elif user:
             if password is None:
                 raise AuthError(f"{self.name}: {user_var} is set but {password_var} is not")
+            remember_basic(user, password)
             self._session.auth = (user, password)
         self._auth_ready = True
 

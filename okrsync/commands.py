@@ -121,7 +121,11 @@ def _row_line(row: MeasurementRow, config: Config) -> str:
     unit = found[1].unit if found else None
     if row.error is not None:
         return f"✖ {row.kr_id}: {row.error}"
-    progress = "" if row.progress is None else f"  progress {row.progress * 100:.0f}%"
+    progress = ""
+    if row.progress is not None:
+        shown = min(1.0, max(0.0, row.progress))
+        raw = f" (raw {row.progress * 100:.0f}%)" if shown != row.progress else ""
+        progress = f"  progress {shown * 100:.0f}%{raw}"
     note = f"  ({row.note})" if row.note else ""
     return f"✔ {row.kr_id} = {number(row.value, unit)}{progress}  {row.status}{note}"
 

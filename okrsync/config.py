@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from okrsync import templating
+from okrsync import cron, templating
 from okrsync.duration import PATTERN as DURATION_PATTERN
 from okrsync.duration import parse_duration
 from okrsync.errors import ConfigError, Problem
@@ -56,7 +56,10 @@ class Config:
         return next(((o, k) for o, k in self.key_results() if k.id == kr_id), None)
 
     def every_seconds(self, kr: KeyResult) -> float:
-        """The KR's measuring interval (its own `every`, else the defaults')."""
+        """The KR's measuring interval: its `every`, its cron's longest gap, or the default."""
+        if kr.cron:
+            schedule = cron.parse(kr.cron)
+            return cron.longest_gap(schedule, self.period.starts_at, self.period.timezone)
         return parse_duration(kr.every or self.defaults.every)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 ALIASES = {
@@ -74,6 +75,15 @@ class Cron:
             else:
                 return local.replace(tzinfo=tz).astimezone(UTC)
         raise CronError(f"'{self.text}' never fires (checked five years ahead)")
+
+
+def longest_gap(cron: Cron, start: datetime, zone: str = "UTC", samples: int = 10) -> float:
+    """Seconds of the longest wait between firings after `start` (a cadence for staleness:
+    a weekday-only schedule's longest gap is the weekend)."""
+    moments = [cron.next_after(start, zone)]
+    for _ in range(samples):
+        moments.append(cron.next_after(moments[-1], zone))
+    return max((b - a).total_seconds() for a, b in pairwise(moments))
 
 
 def parse(text: str) -> Cron:

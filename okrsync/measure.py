@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -107,7 +108,8 @@ class Measurer:
 
     def _query(self, measure: Measure, now: datetime) -> Query:
         period = self.config.period
-        values = templating.variables(period.name, period.start, period.end, now.date())
+        today = now.astimezone(ZoneInfo(period.timezone)).date()
+        values = templating.variables(period.name, period.start, period.end, today)
         fields = templating.render(measure.query_fields(), values)
         return Query(fields, period.starts_at, period.ends_at)
 

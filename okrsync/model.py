@@ -29,7 +29,7 @@ MANUAL = "manual"
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Period(Frozen):
@@ -217,10 +217,15 @@ class ConfigFile(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
+        allow_inf_nan=False,
+        populate_by_name=True,
         title="okrsync config",
         json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
     )
 
+    schema_ref: str | None = Field(
+        None, alias="$schema", description="Optional: the JSON Schema this file follows."
+    )
     version: Literal[1] = 1
     period: Period | None = None
     defaults: Defaults | None = None

@@ -31,9 +31,13 @@ def pct(progress: float | None) -> str:
 
 
 def number(value: float | None, unit: str | None) -> str:
+    """A value as people read it: 54,321 and 99.95, never 5.432e+04."""
     if value is None:
         return "–"
-    text = f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if value == int(value) or abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    else:
+        text = f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"
     return f"{text} {unit}".strip() if unit else text
 
 

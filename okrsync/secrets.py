@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
@@ -38,6 +39,12 @@ def remember(value: str) -> None:
     if len(value) >= 4:
         with _lock:
             _known.add(value)
+
+
+def remember_basic(user: str, password: str) -> None:
+    """Also hide the base64 `user:password` a Basic Authorization header carries."""
+    remember(password)
+    remember(base64.b64encode(f"{user}:{password}".encode()).decode())
 
 
 def redact(text: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class SourceBase(BaseModel):
     """Options every source has; secrets never live here (they come from the environment)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     type: str
     timeout: float = Field(10.0, gt=0, description="Seconds before one request is abandoned.")

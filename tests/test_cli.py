@@ -169,3 +169,17 @@ def test_token_never_reaches_logs_store_or_output(
     _, history, _ = run(capsys, "history", "uptime", "--json")
     db = (env / "okrsync.db").read_bytes()
     assert token not in out + err + history and token.encode() not in db
+
+
+def test_sync_shows_clamped_progress_with_raw_beside(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An overshooting KR shows 100% progress, with its raw progress beside it."""
+    import responses
+
+    body = {"status": "success", "data": {"resultType": "scalar", "result": [1.7e9, "100.8"]}}
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, "http://127.0.0.1:9/api/v1/query", json=body)
+        code, out, _ = run(capsys, "sync", "--once")
+    assert code == 0
+    assert "✔ uptime = 100.8 %  progress 100% (raw 200%)  done" in out

@@ -92,3 +92,26 @@ def test_weighted_mean_leaves_out_missing_items() -> None:
     assert weighted_mean([(1.0, 2), (0.4, 1), (None, 5)]) == (pytest.approx(0.8), 1)
     assert weighted_mean([(None, 1)]) == (None, 1)
     assert weighted_mean([(0.2, 0), (0.6, 0)]) == (pytest.approx(0.4), 0)
+
+
+def test_cron_kr_staleness_follows_its_schedule(tmp_path: object) -> None:
+    """A daily cron KR is not stale hours after its run: its cadence is the cron's gap."""
+    from pathlib import Path
+
+    from okrsync.config import load
+    from okrsync.tree import evaluate
+
+    path = Path(str(tmp_path)) / "c.yaml"
+    path.write_text(
+        "period: {name: Q, start: 2026-10-01, end: 2026-12-31}\n"
+        "sources: {p: {type: prometheus, url: 'http://127.0.0.1:1'}}\n"
+        "objectives: [{id: o, title: O, key_results: [\n"
+        "  {id: k, source: p, query: up, target: 10, cron: '0 9 * * *'}]}]\n"
+    )
+    config = load(path)
+    measured = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    obs = {"k": Observation(5, measured, attempted_at=measured)}
+    kr = evaluate(config, obs, measured + timedelta(hours=4)).roots[0].key_results[0]
+    assert kr.status != "stale"
+    late = evaluate(config, obs, measured + timedelta(days=4)).roots[0].key_results[0]
+    assert late.status == "stale"
