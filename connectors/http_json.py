@@ -54,7 +54,7 @@ def secret_headers(source: str, environ: dict[str, str] | None = None) -> dict[s
 
 _KINDS: dict[type, str] = {
     bool: "a boolean",
-    type(None): "nothing (null: does the path match the answer?)",
+    type(None): "nothing: does the expression match the answer's shape?",
     list: "a list",
     dict: "an object",
 }
@@ -63,8 +63,8 @@ _KINDS: dict[type, str] = {
 def to_number(value: Any, where: str) -> float:
     """The one finite number an extract gave (a numeric string is accepted), else a clear error."""
     if type(value) in _KINDS:
-        shown = json.dumps(value)[:80]
-        raise FetchError(f"{where} gave {_KINDS[type(value)]} ({shown}); it must give one number")
+        shown = "" if value is None else f" ({json.dumps(value)[:80]})"
+        raise FetchError(f"{where} gave {_KINDS[type(value)]}{shown}; it must give one number")
     if isinstance(value, str):
         try:
             number = float(value.strip())

@@ -95,7 +95,7 @@ def sync(args: Any, settings: Settings) -> int:
             store.close()
     for row in result.rows:
         print(_row_line(row, config))
-    if result.skipped_manual:
+    if result.skipped_manual and not args.only:
         print(f"- manual (check-in, not measured): {', '.join(result.skipped_manual)}")
     requests = (
         ", ".join(
@@ -106,10 +106,11 @@ def sync(args: Any, settings: Settings) -> int:
         or "none"
     )
     failed = len(result.failed)
-    verb = "measured (dry run, nothing stored)" if args.dry_run else f"stored in {settings.db}"
+    where = "dry run, nothing stored" if args.dry_run else f"stored in {settings.db}"
+    failures = f", {failed} failed (recorded with the error)" if failed else ""
     print(
-        f"{len(result.rows) - failed} of {len(result.rows)} key results {verb}; "
-        f"{failed} failed; requests per source: {requests}"
+        f"measured {len(result.rows) - failed} of {len(result.rows)} key results{failures}; "
+        f"{where}; requests per source: {requests}"
     )
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -20,9 +20,11 @@ from okrsync.duration import parse_duration
 from okrsync.errors import ConfigError, Problem
 from okrsync.model import MANUAL, ConfigFile, Defaults, KeyResult, Measure, Objective, Period
 from okrsync.salvage import Part, salvage
+from okrsync.secrets import env_name
 from okrsync.sources import SOURCE_MODELS, SourceBase
 from okrsync.yaml_source import Loc, YamlDoc, load_yaml
 
+_SECRET_KEYS = {"token", "password", "user", "username", "api_key", "apikey", "secret", "auth"}
 _KNOWN_KEYS = sorted(
     {name for m in (ConfigFile, Period, Defaults, Objective, KeyResult) for name in m.model_fields}
     | {name for m in SOURCE_MODELS.values() for name in m.model_fields}
@@ -307,6 +309,12 @@ def _message(error: Any) -> str:
     kind, loc = error["type"], error["loc"]
     if kind == "missing":
         return "field required"
+    if kind == "extra_forbidden" and loc[0] == "sources" and str(loc[-1]) in _SECRET_KEYS:
+        stem = env_name(str(loc[1]), "")
+        return (
+            f"unknown key '{loc[-1]}': secrets never go in the config; set {stem}TOKEN "
+            f"(or {stem}USER / {stem}PASSWORD), or their _FILE forms, in the environment"
+        )
     if kind == "extra_forbidden":
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)

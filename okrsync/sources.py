@@ -7,8 +7,19 @@ validation can say "jira KRs need `jql`" without importing any connector.
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _http_url(value: str) -> str:
+    parts = urlparse(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"'{value}' is not an http(s) URL, e.g. http://127.0.0.1:9090")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_http_url)]
 
 
 class SourceBase(BaseModel):
@@ -28,7 +39,7 @@ class PrometheusSource(SourceBase):
     """A Prometheus server; auth from OKRSYNC_<NAME>_USER/_PASSWORD or _TOKEN."""
 
     type: Literal["prometheus"]
-    url: str = Field(description="Base URL, e.g. http://127.0.0.1:9090")
+    url: Url = Field(description="Base URL, e.g. http://127.0.0.1:9090")
 
     query_fields: ClassVar[frozenset[str]] = frozenset({"query", "reduce"})
     required_one_of: ClassVar[frozenset[str]] = frozenset({"query"})
@@ -38,7 +49,7 @@ class JiraSource(SourceBase):
     """Jira Cloud (OKRSYNC_<NAME>_USER + _TOKEN) or Data Center (OKRSYNC_<NAME>_TOKEN, a PAT)."""
 
     type: Literal["jira"]
-    url: str
+    url: Url
     deployment: Literal["cloud", "datacenter"] | None = Field(
         None, description="Skip auto-detection from server info."
     )
@@ -51,7 +62,7 @@ class GithubSource(SourceBase):
     """GitHub or GitHub Enterprise Server; token from OKRSYNC_<NAME>_TOKEN (optional)."""
 
     type: Literal["github"]
-    url: str | None = Field(None, description="API base for Enterprise: https://host/api/v3")
+    url: Url | None = Field(None, description="API base for Enterprise: https://host/api/v3")
 
     query_fields: ClassVar[frozenset[str]] = frozenset(
         {"search", "repo", "metric", "workflow", "branch"}
@@ -63,7 +74,7 @@ class HttpSource(SourceBase):
     """Any JSON API; secret headers from OKRSYNC_<NAME>_HEADER_<HEADER_NAME>."""
 
     type: Literal["http"]
-    url: str
+    url: Url
     headers: dict[str, str] = Field(default_factory=dict, description="Non-secret headers.")
 
     query_fields: ClassVar[frozenset[str]] = frozenset({"extract", "path", "method", "body"})
