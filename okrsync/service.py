@@ -34,12 +34,12 @@ def serve(opts: Options) -> bool:
     """Run the daemon until a signal stops it; True when in-flight fetches were abandoned."""
     daemon = Daemon(opts)
     install_signals(daemon)  # before the (possibly slow) start: a SIGHUP must not kill us
-    daemon.start()
     server = None
-    if opts.listen:
+    if opts.listen:  # bind first: a bad or busy --listen must fail before any store write
         server = HealthServer(
             opts.listen, daemon.health.healthz, daemon.health.readyz, daemon.metrics.registry
         )
+    daemon.start()
     watcher = ConfigWatcher(
         opts.config,
         daemon.request_reload,
