@@ -24,6 +24,7 @@ Why it calls the library the way it does (checked against jira 3.10.5):
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -68,6 +69,7 @@ class JiraConnector:
             self._cloud = True
         self._last: requests.Response | None = None
         self._has_user = False
+        self._setup = threading.RLock()  # fetches run in parallel: set up the client once
 
     # --- connection -----------------------------------------------------------------
 
@@ -87,6 +89,10 @@ class JiraConnector:
         self._last = response
 
     def _client(self) -> JIRA:
+        with self._setup:
+            return self._make_client()
+
+    def _make_client(self) -> JIRA:
         if self._jira is None:
             try:
                 user = read_secret(self._env("USER"))
@@ -154,10 +160,11 @@ class JiraConnector:
         return FetchError(f"{self.name}: HTTP {status} for {path}: {message}")
 
     def _is_cloud(self) -> bool:
-        if self._cloud is None:
-            info = self._get("serverInfo", {})
-            self._cloud = info.get("deploymentType") == "Cloud"
-        return self._cloud
+        with self._setup:
+            if self._cloud is None:
+                info = self._get("serverInfo", {})
+                self._cloud = info.get("deploymentType") == "Cloud"
+            return self._cloud
 
     def _require_auth(self) -> None:
         self._client()
