@@ -170,10 +170,13 @@ def history(args: Any, settings: Settings) -> int:
     store = Store(settings.db, create=False)
     try:
         rows = store.history(args.kr_id, args.limit)
-        if not rows and store.known_kr(args.kr_id) is None:
+        known = store.known_kr(args.kr_id)
+        if not rows and known is None:
             raise UsageError(f"no key result '{args.kr_id}' in {settings.db}")
     finally:
         store.close()
+    if known and known["retired_at"] and not args.json:
+        print(f"{args.kr_id}: retired at {known['retired_at']} (removed from config; history kept)")
     print(json.dumps(rows, indent=2) if args.json else history_text(args.kr_id, rows))
     return EXIT_OK
 

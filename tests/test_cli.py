@@ -183,3 +183,18 @@ def test_sync_shows_clamped_progress_with_raw_beside(
         code, out, _ = run(capsys, "sync", "--once")
     assert code == 0
     assert "✔ uptime = 100.8 %  progress 100% (raw 200%)  done" in out
+
+
+def test_history_of_a_retired_kr_says_so(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A KR removed from config keeps its history, and history says it is retired."""
+    run(capsys, "checkin", "uptime", "99.5", "--now", "2026-10-10")
+    config = env / "config" / "okrs.yaml"
+    config.write_text(
+        CONFIG.replace(
+            '      - {id: uptime, source: prom, query: up, start: 99, target: 99.9, unit: "%"}\n',
+            "",
+        )
+    )
+    run(capsys, "checkin", "postmortems", "1", "--now", "2026-10-11")
+    code, out, _ = run(capsys, "history", "uptime")
+    assert code == 0 and "uptime: retired at 2026-10-11" in out and "99.5" in out
