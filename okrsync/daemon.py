@@ -6,6 +6,9 @@ Data flow: schedule (pure) -> lanes (one batch per source set) -> worker pool ->
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import threading
 import time
 import uuid
@@ -47,6 +50,35 @@ class Active:
     retired: bool = False
 
 
+class Waker:
+    """Wakes the main loop from worker threads and signal handlers alike.
+
+    A self-pipe rather than threading.Event: a signal handler runs on the main thread
+    between bytecodes, and taking a lock the interrupted code holds would deadlock it.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe is awake already; closed: stopped
+            os.write(self._write, b"!")
+
+    def wait(self, timeout: float) -> None:
+        select.select([self._read], [], [], timeout)
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 4096):
+                pass
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
 @dataclass
 class Options:
     config: Path
@@ -78,8 +110,9 @@ class Daemon:
         self.lanes = Lanes()
         self.lock = threading.Lock()  # schedule, lanes, observations, active
         self.store_lock = threading.Lock()  # one sqlite connection: one user at a time
-        self.wake = threading.Event()
+        self.wake = Waker()
         self.stopping = False
+        self.signals: list[str] = []  # appended by signal handlers, logged by the loop
         self.reload_wanted = False
         self.closing = False
         self.obs: dict[str, Observation] = {}
@@ -173,16 +206,21 @@ class Daemon:
     # -- the loop -----------------------------------------------------------------------
 
     def request_stop(self, *_: Any) -> None:
+        """Ask the loop to stop; safe in a signal handler (no locks, no logging)."""
         self.stopping = True
         self.wake.set()
 
     def request_reload(self, *_: Any) -> None:
+        """Ask the loop to reload the config; safe in a signal handler too."""
         self.reload_wanted = True
         self.wake.set()
 
     def run(self) -> bool:
         """Dispatch due KRs until asked to stop; then wait up to the grace period."""
-        while not self.stopping:
+        while True:
+            self._log_signals()
+            if self.stopping:
+                break
             if self.reload_wanted:
                 self.reload_wanted = False
                 try:
@@ -197,6 +235,11 @@ class Daemon:
                 self.wake.wait(min(delay, MAX_SLEEP))
             self.wake.clear()
         return self.shutdown()
+
+    def _log_signals(self) -> None:
+        while self.signals:
+            name = self.signals.pop(0)
+            log.info("signal", signal=name, action="reload" if name == "SIGHUP" else "stop")
 
     def tick(self) -> None:
         """Start a batch for every lane with due KRs (KRs of a busy lane wait for it)."""
@@ -279,6 +322,7 @@ class Daemon:
                 self.active.retired = True
                 if not abandoned:
                     self._release(self.active, 0)
+        self.wake.close()
         log.info("stopped", abandoned=len(abandoned))
         return bool(abandoned)
 

@@ -17,12 +17,14 @@ log = structlog.get_logger("okrsync.service")
 def install_signals(daemon: Daemon) -> None:
     """SIGTERM and SIGINT stop the daemon (with its grace period); SIGHUP reloads the config."""
 
+    # Handlers only set flags and write to the daemon's self-pipe: logging here could
+    # deadlock on a lock the interrupted main thread holds (structlog's write lock).
     def stop(signum: int, _: FrameType | None) -> None:
-        log.info("signal", signal=signal.Signals(signum).name, action="stop")
+        daemon.signals.append(signal.Signals(signum).name)
         daemon.request_stop()
 
     def hup(signum: int, _: FrameType | None) -> None:
-        log.info("signal", signal="SIGHUP", action="reload")
+        daemon.signals.append("SIGHUP")
         daemon.request_reload()
 
     signal.signal(signal.SIGTERM, stop)

@@ -154,3 +154,32 @@ def test_a_valid_reload_schedules_new_krs_and_retires_removed_ones(
     assert daemon.schedule.due["fresh"] <= daemon.clock() + 6
     assert daemon.store.known_kr("slowpoke")["retired_at"] is not None  # type: ignore[index]
     assert daemon.health.reload_ok and daemon.health.digest == daemon.active.config.digest  # type: ignore[union-attr]
+
+
+def test_signal_handlers_only_set_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM and SIGHUP handlers log nothing and take no locks (that could deadlock the
+    interrupted main thread); the loop logs the signal afterwards."""
+    import os
+    import signal
+
+    from okrsync import daemon as daemon_module
+    from okrsync import service
+
+    class NoLogging:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"log.{name} called inside a signal handler")
+
+    monkeypatch.setattr(service, "log", NoLogging())
+    monkeypatch.setattr(daemon_module, "log", NoLogging())
+    (tmp_path / "okrs.yaml").write_text(CONFIG)
+    daemon = Daemon(Options(tmp_path / "okrs.yaml", tmp_path / "db", listen=None))
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        service.install_signals(daemon)
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    assert daemon.stopping and daemon.reload_wanted
+    assert daemon.signals == ["SIGHUP", "SIGTERM"]
