@@ -45,6 +45,7 @@ class ConnectorContract:
     """Shared scenarios; subclasses fill in the hooks marked 'provide'."""
 
     BASE_URL: ClassVar[str] = "http://127.0.0.1:9"
+    ENDPOINT: ClassVar[tuple[str, str]]  # provide: (method, path) the query is asked at
     expected_value: ClassVar[float]
     # provide: the value an empty answer gives, or the FetchError type it raises
     empty_expectation: ClassVar[float | type[FetchError]]
@@ -62,12 +63,13 @@ class ConnectorContract:
         body: Any,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Provide: answer the query's endpoint(s) with this status and body (str or JSON).
+        """Answer the query's endpoint (`ENDPOINT`: method and path) with this status and body.
 
         Registered answers for one URL are returned in order (responses' documented
         behaviour), which the 5xx-then-success scenario relies on.
         """
-        raise NotImplementedError
+        method, path = self.ENDPOINT
+        add_answer(rsps, method, self.BASE_URL + path, status, body, headers)
 
     def good_body(self) -> Any:  # provide: the real API's answer for the query
         raise NotImplementedError

@@ -85,6 +85,7 @@ class TestGithubContract(ConnectorContract):
 
     expected_value = 29512
     empty_expectation = 0
+    ENDPOINT = ("GET", "/api/v3/search/issues")
 
     @pytest.fixture(autouse=True)
     def _env(self, token: str) -> None:
@@ -95,15 +96,6 @@ class TestGithubContract(ConnectorContract):
 
     def query(self) -> Query:
         return query(search=SEARCH)
-
-    def register(
-        self,
-        rsps: responses.RequestsMock,
-        status: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        add(rsps, self.BASE_URL + "/api/v3/search/issues", status, body, headers)
 
     def good_body(self) -> Any:
         return load("search_issues_count.json")

@@ -44,21 +44,13 @@ class TestHttpContract(ConnectorContract):
 
     expected_value = 99.93
     empty_expectation = FetchError
+    ENDPOINT = ("GET", SUMMARY)
 
     def make(self, base_url: str) -> HttpJsonConnector:
         return make(base_url + SUMMARY)
 
     def query(self) -> Query:
         return query(extract="components[?name=='API'].uptime | [0]")
-
-    def register(
-        self,
-        rsps: responses.RequestsMock,
-        status: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        add(rsps, "GET", self.BASE_URL + SUMMARY, status, body, headers)
 
     def good_body(self) -> Any:
         return load("statuspage_summary.json")

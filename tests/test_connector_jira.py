@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 from connector_contract import ConnectorContract, add_answer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -61,6 +60,7 @@ class TestJiraCloudContract(ConnectorContract):
 
     expected_value = 153
     empty_expectation = 0
+    ENDPOINT = ("POST", COUNT_CLOUD)
 
     @pytest.fixture(autouse=True)
     def _env(self, cloud_env: None) -> None:
@@ -71,15 +71,6 @@ class TestJiraCloudContract(ConnectorContract):
 
     def query(self) -> Query:
         return query()
-
-    def register(
-        self,
-        rsps: responses.RequestsMock,
-        status: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        add(rsps, "POST", self.BASE_URL + COUNT_CLOUD, status, body, headers)
 
     def good_body(self) -> Any:
         return load("cloud_approximate_count.json")
@@ -94,21 +85,14 @@ class TestJiraCloudContract(ConnectorContract):
 class TestJiraDataCenterContract(TestJiraCloudContract):
     """The shared contract on Data Center's search with maxResults=0."""
 
+    ENDPOINT = ("GET", SEARCH_DC)
+
     @pytest.fixture(autouse=True)
     def _env(self, dc_env: None) -> None:
         """Data Center uses a personal access token."""
 
     def make(self, base_url: str) -> JiraConnector:
         return make(base_url, "datacenter", "jira-dc")
-
-    def register(
-        self,
-        rsps: responses.RequestsMock,
-        status: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        add(rsps, "GET", self.BASE_URL + SEARCH_DC, status, body, headers)
 
     def good_body(self) -> Any:
         return load("dc_search_count.json")

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from connector_contract import ConnectorContract, add_answer
+from connector_contract import ConnectorContract
 
 from okrsync.connector import Query, Reading
 from okrsync.connectors.prometheus import PrometheusConnector
@@ -64,21 +64,13 @@ class TestPrometheusContract(ConnectorContract):
 
     expected_value = 42.0
     empty_expectation = FetchError
+    ENDPOINT = ("GET", "/api/v1/query")
 
     def make(self, base_url: str) -> PrometheusConnector:
         return make(url=base_url)
 
     def query(self) -> Query:
         return ask()
-
-    def register(
-        self,
-        rsps: responses.RequestsMock,
-        status: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        add_answer(rsps, "GET", f"{self.BASE_URL}/api/v1/query", status, body, headers)
 
     def good_body(self) -> Any:
         return load("vector_one")
