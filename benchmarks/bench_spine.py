@@ -104,9 +104,7 @@ def bench_sync(workdir: Path, krs: int) -> tuple[float, float]:
     measured = time.perf_counter()
     with store.transaction():
         store.sync_config(config, NOW)
-        store.start_run("r", "sync", NOW, config.digest)
-        store.append("r", rows)
-        store.finish_run("r", NOW, len(rows), 0)
+        store.record_run("r", "sync", NOW, NOW, config.digest, rows)
     ended = time.perf_counter()
     server.shutdown()
     assert all(r.error is None for r in rows), [r.error for r in rows if r.error][:3]

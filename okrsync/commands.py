@@ -13,6 +13,7 @@ from okrsync import logs
 from okrsync.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, load_config, settings_for
 from okrsync.config import Config
 from okrsync.errors import UsageError
+from okrsync.progress import clamp
 from okrsync.settings import Settings
 from okrsync.store import MeasurementRow, Store
 from okrsync.timefmt import parse_instant, utcnow
@@ -124,7 +125,7 @@ def _row_line(row: MeasurementRow, config: Config) -> str:
         return f"✖ {row.kr_id}: {row.error}"
     progress = ""
     if row.progress is not None:
-        shown = min(1.0, max(0.0, row.progress))
+        shown = clamp(row.progress)
         raw = f" (raw {row.progress * 100:.0f}%)" if shown != row.progress else ""
         progress = f"  progress {shown * 100:.0f}%{raw}"
     note = f"  ({row.note})" if row.note else ""
@@ -218,9 +219,7 @@ def checkin(args: Any, settings: Settings) -> int:
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"
-    print(
-        f"✔ {kr.id} = {value:g}{override}: progress {min(1, max(0, progress)) * 100:.0f}%, {state}"
-    )
+    print(f"✔ {kr.id} = {value:g}{override}: progress {clamp(progress) * 100:.0f}%, {state}")
     return EXIT_OK
 
 

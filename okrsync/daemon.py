@@ -29,9 +29,9 @@ from okrsync.health import HealthState
 from okrsync.measure import Measurer
 from okrsync.metrics import Metrics, View
 from okrsync.model import KeyResult
-from okrsync.progress import Observation
+from okrsync.progress import Observation, observe
 from okrsync.scheduler import Lane, Lanes, Schedule, lane, timing
-from okrsync.store import MeasurementRow, Store
+from okrsync.store import Store
 from okrsync.sync import to_rows
 
 log = structlog.get_logger("okrsync.daemon")
@@ -295,9 +295,7 @@ class Daemon:
                 return
             try:
                 with self.store.transaction():
-                    self.store.start_run(run_id, "daemon", now, config.digest)
-                    self.store.append(run_id, rows)
-                    self.store.finish_run(run_id, self.now(), len(rows), failed)
+                    self.store.record_run(run_id, "daemon", now, self.now(), config.digest, rows)
             except StoreError as exc:
                 self.health.store_ok = False
                 log.error("store_failed", error=str(exc), krs=[k.id for k in krs])
@@ -305,7 +303,9 @@ class Daemon:
         self.health.store_ok = True
         with self.lock:
             for row in rows:
-                self.obs[row.kr_id] = _observe(row, before[row.kr_id])
+                self.obs[row.kr_id] = observe(
+                    before[row.kr_id], row.value, row.error, row.measured_at
+                )
         log.info("batch", run_id=run_id, krs=len(rows), failed=failed)
 
     def shutdown(self) -> bool:
@@ -353,9 +353,3 @@ class Daemon:
 
 def _stamp(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
-
-
-def _observe(row: MeasurementRow, prior: Observation) -> Observation:
-    if row.value is not None:
-        return Observation(row.value, row.measured_at, False, row.measured_at, None)
-    return Observation(prior.value, prior.measured_at, prior.manual, row.measured_at, row.error)

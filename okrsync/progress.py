@@ -50,6 +50,15 @@ class Observation:
     error: str | None = None
 
 
+def observe(
+    prior: Observation, value: float | None, error: str | None, at: datetime
+) -> Observation:
+    """What is known after an attempt at `at`: its value, or the prior value and its error."""
+    if value is not None:
+        return Observation(value, at, False, at, None)
+    return Observation(prior.value, prior.measured_at, prior.manual, at, error)
+
+
 def kr_status(
     obs: Observation,
     progress: float | None,

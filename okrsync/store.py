@@ -248,6 +248,20 @@ class Store:
             run_id, {"finished_at": to_text(finished), "measured": measured, "failed": failed}
         )
 
+    def record_run(
+        self,
+        run_id: str,
+        kind: str,
+        started: datetime,
+        finished: datetime,
+        digest: str,
+        rows: list[MeasurementRow],
+    ) -> None:
+        """One run and its measurements (call inside `transaction()`)."""
+        self.start_run(run_id, kind, started, digest)
+        self.append(run_id, rows)
+        self.finish_run(run_id, finished, len(rows), sum(r.error is not None for r in rows))
+
     def append(self, run_id: str | None, rows: list[MeasurementRow]) -> None:
         """Append measurements to the history (call inside `transaction()`)."""
         self.db.table("measurements").insert_all(

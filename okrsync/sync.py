@@ -11,7 +11,7 @@ from okrsync.config import Config
 from okrsync.errors import UsageError
 from okrsync.measure import Measurer, Outcome
 from okrsync.model import KeyResult
-from okrsync.progress import Observation, expected_progress, kr_progress, kr_status
+from okrsync.progress import Observation, expected_progress, kr_progress, kr_status, observe
 from okrsync.store import MeasurementRow, Store
 
 
@@ -55,11 +55,7 @@ def to_rows(
     for kr, out in zip(krs, outcomes, strict=True):
         progress = None if out.value is None else kr_progress(out.value, kr.start, kr.target)
         prior = before.get(kr.id, Observation())
-        obs = (
-            Observation(out.value, now, False, now, None)
-            if out.value is not None
-            else Observation(prior.value, prior.measured_at, prior.manual, now, out.error)
-        )
+        obs = observe(prior, out.value, out.error, now)
         progress_for_status: float | None = progress
         if out.value is None and prior.value is not None:
             progress_for_status = kr_progress(prior.value, kr.start, kr.target)
@@ -117,8 +113,6 @@ def run_once(
     if store is not None:
         with store.transaction():
             store.sync_config(config, now)
-            store.start_run(run_id, kind, now, config.digest)
-            store.append(run_id, rows)
-            store.finish_run(run_id, now, len(rows), sum(r.error is not None for r in rows))
+            store.record_run(run_id, kind, now, now, config.digest, rows)
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
     return RunResult(run_id, rows, requests, manual, not_modified)
