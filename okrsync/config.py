@@ -19,7 +19,7 @@ from okrsync.duration import PATTERN as DURATION_PATTERN
 from okrsync.duration import parse_duration
 from okrsync.errors import ConfigError, Problem
 from okrsync.model import MANUAL, ConfigFile, Defaults, KeyResult, Measure, Objective, Period
-from okrsync.salvage import Part, salvage
+from okrsync.salvage import Part, salvage, whole
 from okrsync.secrets import env_name
 from okrsync.sources import SOURCE_MODELS, SourceBase
 from okrsync.yaml_source import Loc, YamlDoc, load_yaml
@@ -99,10 +99,10 @@ def load(path: Path | str) -> Config:
             unreadable = True
             continue
         try:
-            ConfigFile.model_validate(doc.data)
+            parsed.append((doc, whole(ConfigFile.model_validate(doc.data), doc.data)))
         except ValidationError as exc:
             problems.extend(_located(doc, exc))
-        parsed.append((doc, salvage(doc.data)))
+            parsed.append((doc, salvage(doc.data)))
     config = _merge(parsed, problems, files, unreadable)
     if problems or config is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0)))

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from okrsync.model import Defaults, KeyResult, Objective, Period
+from okrsync.model import ConfigFile, Defaults, KeyResult, Objective, Period
 from okrsync.sources import SourceBase, SourceConfig
 
 _SOURCE: TypeAdapter[SourceBase] = TypeAdapter(SourceConfig)
@@ -44,9 +44,25 @@ def _id_of(raw: Any) -> str | None:
     return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
 
 
+def _set_once(data: dict[str, Any]) -> set[str]:
+    """The keys a config directory may set in one file only, that this file sets."""
+    return {k for k in ("period", "defaults") if k in data}
+
+
+def whole(file: ConfigFile, data: dict[str, Any]) -> Part:
+    """A file that validated as a whole: every piece, each at its own place."""
+    return Part(
+        period=file.period,
+        defaults=file.defaults,
+        sources=dict(file.sources),
+        objectives=[(i, o, list(range(len(o.key_results)))) for i, o in enumerate(file.objectives)],
+        sets=_set_once(data),
+    )
+
+
 def salvage(data: dict[str, Any]) -> Part:
     """Every piece of `data` that is valid on its own; ids of invalid ones are remembered."""
-    part = Part(sets={k for k in ("period", "defaults") if k in data})
+    part = Part(sets=_set_once(data))
     part.period = _valid(Period, data.get("period"))
     part.defaults = _valid(Defaults, data.get("defaults")) if "defaults" in data else None
     sources = data.get("sources")
