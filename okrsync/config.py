@@ -6,9 +6,11 @@ Each problem is located as `file:line: path: message` for the person editing the
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +62,14 @@ class Config:
     def every_seconds(self, kr: KeyResult) -> float:
         """The KR's measuring interval: its `every`, its cron's longest gap, or the default."""
         if kr.cron:
-            schedule = cron.parse(kr.cron)
-            return cron.longest_gap(schedule, self.period.starts_at, self.period.timezone)
+            return _cron_gap(kr.cron, self.period.starts_at, self.period.timezone)
         return parse_duration(kr.every or self.defaults.every)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cron_gap(text: str, start: datetime, zone: str) -> float:
+    """Cached: status and every /metrics scrape ask this for each cron KR."""
+    return cron.longest_gap(cron.parse(text), start, zone)
 
 
 def config_files(path: Path) -> list[Path]:
