@@ -30,13 +30,13 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 from okrsync import logs
-from okrsync.config import Config, load
+from okrsync.config.loader import Config, load
+from okrsync.config.sources import GithubSource
 from okrsync.connector import Connector, create
 from okrsync.connectors.github import GithubConnector
-from okrsync.measure import ConnectorFactory, Measurer
-from okrsync.sources import GithubSource
-from okrsync.store import Store
-from okrsync.sync import plan, run_once
+from okrsync.measure.measurer import ConnectorFactory, Measurer
+from okrsync.service.once import plan, run_once
+from okrsync.store.sqlite import Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"

@@ -22,10 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from okrsync.config import load
-from okrsync.measure import Measurer
-from okrsync.store import Store
-from okrsync.sync import plan, to_rows
+from okrsync.config.loader import load
+from okrsync.measure.measurer import Measurer
+from okrsync.service.once import plan, to_rows
+from okrsync.store.sqlite import Store
 from okrsync.timefmt import to_text
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)

@@ -32,10 +32,10 @@ from urllib.parse import quote, urlparse
 import requests
 from github import Auth, Consts, Github, GithubException
 
+from okrsync.config.sources import GithubSource
 from okrsync.connector import Query, Reading
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
 from okrsync.secrets import env_name, read_secret, redact
-from okrsync.sources import GithubSource
 
 from ._http import USER_AGENT, network_error
 from ._ratelimit import RateLimiter
@@ -93,7 +93,7 @@ class GithubConnector:
                 timeout=max(1, math.ceil(self.config.timeout)),  # PyGithub insists on an int
                 user_agent=USER_AGENT,
                 per_page=PAGE,
-                retry=None,  # okrsync.retry is the one retry layer
+                retry=None,  # okrsync.measure.retry is the one retry layer
                 seconds_between_requests=None,  # our RateLimiter is the one throttle
                 seconds_between_writes=None,
             )

@@ -1,7 +1,7 @@
 """Generic JSON-over-HTTP connector: one request, one JMESPath expression, one number.
 
 Secret headers come from the environment, never from YAML: `OKRSYNC_<NAME>_HEADER_X_API_KEY`
-(or `..._FILE`) becomes the header `X-Api-Key`. Connectors do not retry; okrsync.retry does.
+(or `..._FILE`) becomes the header `X-Api-Key`. Connectors do not retry; okrsync.measure.retry does.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import jmespath
 import requests
 from jmespath.exceptions import JMESPathError
 
+from okrsync.config.sources import HttpSource
 from okrsync.connector import Query, Reading
 from okrsync.errors import AuthError, FetchError
 from okrsync.secrets import env_name, read_secret
-from okrsync.sources import HttpSource
 
 from ._http import USER_AGENT, check_status, json_body, send
 

@@ -32,10 +32,10 @@ from urllib.parse import urlparse
 import requests
 from jira import JIRA, JIRAError
 
+from okrsync.config.sources import JiraSource
 from okrsync.connector import Query, Reading
 from okrsync.errors import AuthError, FetchError
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
-from okrsync.sources import JiraSource
 
 from ._http import USER_AGENT, check_status, is_html, network_error
 
@@ -110,7 +110,7 @@ class JiraConnector:
                 server=self.config.url,
                 options={"headers": {"User-Agent": USER_AGENT, "Accept": "application/json"}},
                 get_server_info=False,  # read below, once, without the library's re-asking
-                max_retries=0,  # okrsync.retry is the one retry layer
+                max_retries=0,  # okrsync.measure.retry is the one retry layer
                 timeout=self.config.timeout,
                 **auth,
             )

@@ -8,10 +8,10 @@ from typing import Any
 
 import requests
 
+from okrsync.config.sources import PrometheusSource
 from okrsync.connector import Query, Reading
 from okrsync.errors import AuthError, FetchError, TransientFetchError
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
-from okrsync.sources import PrometheusSource
 
 from ._http import USER_AGENT, check_status, json_body, send
 

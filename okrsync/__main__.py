@@ -2,6 +2,6 @@
 
 import sys
 
-from okrsync.cli import main
+from okrsync.cli.main import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from okrsync.sources import SourceBase
+from okrsync.config.sources import SourceBase
 
 BUILTIN = {
     "prometheus": "okrsync.connectors.prometheus:PrometheusConnector",

@@ -15,7 +15,7 @@ import responses
 
 from okrsync.connector import Connector, Query
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
-from okrsync.retry import call_with_retry
+from okrsync.measure.retry import call_with_retry
 
 HTML_PAGE = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
 

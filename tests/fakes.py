@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from okrsync.config import Config
+from okrsync.config.loader import Config
 from okrsync.connector import Connector, Query, Reading
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.cli import main
+from okrsync.cli.main import main
 
 CONFIG = """\
 period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}

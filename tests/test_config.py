@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.config import load
+from okrsync.config.loader import load
 from okrsync.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "configs"

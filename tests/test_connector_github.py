@@ -15,12 +15,12 @@ from pytest_httpserver import HTTPServer
 from responses import matchers
 from werkzeug import Request, Response
 
+from okrsync.config.sources import GithubSource
 from okrsync.connector import Query
 from okrsync.connectors import github as github_module
 from okrsync.connectors._ratelimit import RateLimiter
 from okrsync.connectors.github import GithubConnector
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
-from okrsync.sources import GithubSource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)

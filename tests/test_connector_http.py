@@ -13,10 +13,10 @@ import responses
 from connector_contract import ConnectorContract, add_answer
 from responses import matchers
 
+from okrsync.config.sources import HttpSource
 from okrsync.connector import Query
 from okrsync.connectors.http_json import HttpJsonConnector, header_name, secret_headers
 from okrsync.errors import AuthError, FetchError, TransientFetchError
-from okrsync.sources import HttpSource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "http"
 SUMMARY = "/api/v2/summary.json"

@@ -14,10 +14,10 @@ from connector_contract import ConnectorContract, add_answer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from okrsync.config.sources import JiraSource
 from okrsync.connector import Query
 from okrsync.connectors.jira import JiraConnector
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
-from okrsync.sources import JiraSource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jira"
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)

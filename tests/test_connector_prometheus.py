@@ -13,11 +13,11 @@ import pytest
 import responses
 from connector_contract import ConnectorContract
 
+from okrsync.config.sources import PrometheusSource
 from okrsync.connector import Query, Reading
 from okrsync.connectors.prometheus import PrometheusConnector
 from okrsync.errors import AuthError, FetchError, TransientFetchError
-from okrsync.retry import call_with_retry
-from okrsync.sources import PrometheusSource
+from okrsync.measure.retry import call_with_retry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prometheus"
 BASE_URL = "http://prometheus.test:9090"

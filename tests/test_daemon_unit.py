@@ -14,7 +14,7 @@ import structlog.testing
 from fakes import ScriptedConnector, factory
 
 from okrsync.connector import Query, Reading
-from okrsync.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon, Options
 
 CONFIG = """\
 period: {name: Q4, start: 2026-10-01, end: 2026-12-31}
@@ -162,8 +162,8 @@ def test_signal_handlers_only_set_flags(tmp_path: Path, monkeypatch: pytest.Monk
     import os
     import signal
 
-    from okrsync import daemon as daemon_module
-    from okrsync import service
+    from okrsync.service import daemon as daemon_module
+    from okrsync.service import serve as service
 
     class NoLogging:
         def __getattr__(self, name: str) -> Any:

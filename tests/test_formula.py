@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from okrsync import formula
+from okrsync.config import formula
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge
 
 from okrsync.errors import UsageError
-from okrsync.health import HealthServer, HealthState, parse_listen
+from okrsync.service.health import HealthServer, HealthState, parse_listen
 
 
 @pytest.fixture

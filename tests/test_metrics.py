@@ -11,11 +11,11 @@ from fakes import ScriptedConnector
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from okrsync.config import Config, load
+from okrsync.config.loader import Config, load
 from okrsync.connector import Query
 from okrsync.errors import TransientFetchError
-from okrsync.metrics import Metrics, View
-from okrsync.progress import Observation
+from okrsync.progress.maths import Observation
+from okrsync.service.metrics import Metrics, View
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
 CONFIG = """\

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from okrsync.model import Thresholds
-from okrsync.progress import (
+from okrsync.config.model import Thresholds
+from okrsync.progress.maths import (
     Observation,
     clamp,
     classify,
@@ -98,8 +98,8 @@ def test_cron_kr_staleness_follows_its_schedule(tmp_path: object) -> None:
     """A daily cron KR is not stale hours after its run: its cadence is the cron's gap."""
     from pathlib import Path
 
-    from okrsync.config import load
-    from okrsync.tree import evaluate
+    from okrsync.config.loader import load
+    from okrsync.progress.tree import evaluate
 
     path = Path(str(tmp_path)) / "c.yaml"
     path.write_text(

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from prometheus_server import PrometheusServer, wait_for_value
 
+from okrsync.config.sources import PrometheusSource
 from okrsync.connector import Query
 from okrsync.connectors.prometheus import PrometheusConnector
 from okrsync.errors import FetchError, TransientFetchError
-from okrsync.sources import PrometheusSource
 
 
 def connector(server: PrometheusServer) -> PrometheusConnector:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from okrsync.errors import AuthError, RateLimitedError, TransientFetchError
-from okrsync.retry import call_with_retry
+from okrsync.measure.retry import call_with_retry
 
 
 def flaky(errors: list[Exception], value: int = 7) -> tuple[list[int], object]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from okrsync import cron
-from okrsync.config import load
-from okrsync.scheduler import Lanes, Schedule, Timing, lane, spread, timing
+from okrsync.config import cron
+from okrsync.config.loader import load
+from okrsync.service.scheduler import Lanes, Schedule, Timing, lane, spread, timing
 
 T0 = datetime(2026, 11, 15, 12, 0, tzinfo=UTC).timestamp()
 HOUR = Timing(3600.0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.config import load
+from okrsync.config.loader import load
 from okrsync.errors import StoreError
-from okrsync.store import SCHEMA_VERSION, MeasurementRow, Store
+from okrsync.store.sqlite import SCHEMA_VERSION, MeasurementRow, Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
 BASE = """\
@@ -63,7 +63,7 @@ def test_read_only_database_is_a_store_error(tmp_path: Path) -> None:
 
 def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database locked by another writer gives a clear error after the lock timeout."""
-    monkeypatch.setattr("okrsync.store.LOCK_TIMEOUT", 0.1)
+    monkeypatch.setattr("okrsync.store.sqlite.LOCK_TIMEOUT", 0.1)
     path = tmp_path / "db"
     Store(path).close()
     other = sqlite3.connect(path, isolation_level=None)
@@ -112,7 +112,7 @@ def test_observations_are_as_of_now(tmp_path: Path) -> None:
 
 def test_read_only_error_text_from_sqlite_maps_to_a_clear_message(tmp_path: Path) -> None:
     """SQLite's own read-only error (from a mode=ro connection) becomes the read-only message."""
-    from okrsync.store import _store_error
+    from okrsync.store.sqlite import _store_error
 
     path = tmp_path / "db"
     Store(path).close()

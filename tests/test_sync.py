@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fakes import ScriptedConnector, factory
 
-from okrsync.config import Config, load
+from okrsync.config.loader import Config, load
 from okrsync.errors import AuthError, StoreError, TransientFetchError, UsageError
-from okrsync.measure import Measurer
-from okrsync.store import Store
-from okrsync.sync import run_once
+from okrsync.measure.measurer import Measurer
+from okrsync.service.once import run_once
+from okrsync.store.sqlite import Store
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
 CONFIG = """\

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.watch import ConfigWatcher, fingerprint
+from okrsync.service.watch import ConfigWatcher, fingerprint
 
 
 @pytest.mark.parametrize("mode", ["auto", "poll"])

@@ -24,10 +24,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from okrsync.config import Config
+from okrsync.config.loader import Config
 from okrsync.connector import Connector, Query, Reading
-from okrsync.progress import STATUSES, Observation
-from okrsync.tree import evaluate
+from okrsync.progress.maths import STATUSES, Observation
+from okrsync.progress.tree import evaluate
 
 View = tuple[Config, dict[str, Observation], datetime]
 Factory = Callable[[str, Config], Connector]

@@ -1,17 +1,8 @@
-"""The `okrsync` command line. Only argparse is imported up front so `--help` stays fast."""
+"""The `okrsync` argument parser: every command, flag and default, and the --help texts."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from okrsync.config import Config
-    from okrsync.settings import Settings
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STORE = 0, 1, 2, 3
 
 DESCRIPTION = """\
 okrsync measures key results from their sources (Prometheus, Jira, GitHub, any JSON API),
@@ -164,63 +155,3 @@ def parser() -> argparse.ArgumentParser:
         help="config watching: auto (inotify, else polling), poll, off (SIGHUP only)",
     )
     return root
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command is None:
-        parser().print_help()
-        return EXIT_INVALID
-    from okrsync import commands
-    from okrsync.errors import ConfigError, OkrsyncError, StoreError, UsageError
-
-    try:
-        return commands.run(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        print(f"okrsync: config invalid ({len(exc.problems)} problem(s))", file=sys.stderr)
-        return EXIT_INVALID
-    except UsageError as exc:
-        print(f"okrsync: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except StoreError as exc:
-        print(f"okrsync: store: {exc}", file=sys.stderr)
-        return EXIT_STORE
-    except OkrsyncError as exc:
-        print(f"okrsync: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `okrsync status | head`: the reader left; that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except Exception as exc:  # a traceback is a bug: say so in one line, show it on request
-        if args.log_level == "debug":
-            raise
-        print(
-            f"okrsync: internal error: {type(exc).__name__}: {exc} (this is a bug; "
-            "--log-level debug shows the traceback)",
-            file=sys.stderr,
-        )
-        return 70
-
-
-def settings_for(args: Any) -> Settings:
-    from okrsync.settings import Settings
-
-    overrides = {
-        k: getattr(args, k)
-        for k in ("config", "db", "log_level", "log_format")
-        if getattr(args, k, None) is not None
-    }
-    return Settings(**overrides)
-
-
-def load_config(settings: Settings) -> Config:
-    from okrsync.config import load
-
-    return load(settings.config)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

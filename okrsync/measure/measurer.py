@@ -15,15 +15,15 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from okrsync import formula, templating
-from okrsync.config import Config
+from okrsync.config import formula, templating
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult, Measure
 from okrsync.connector import Connector, Query, Reading, create
 from okrsync.errors import FetchError, OkrsyncError
-from okrsync.model import KeyResult, Measure
-from okrsync.retry import call_with_retry
+from okrsync.measure.retry import call_with_retry
 from okrsync.secrets import redact
 
-log = structlog.get_logger("okrsync.measure")
+log = structlog.get_logger("okrsync.measure.measurer")
 ConnectorFactory = Callable[[str, Config], Connector]
 
 

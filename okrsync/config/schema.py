@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from okrsync.model import ConfigFile
+from okrsync.config.model import ConfigFile
 
 SCHEMA_ID = "https://okrsync.dev/schema/config-v1.json"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from okrsync.config import Config
-from okrsync.tree import KRView, ObjectiveView, Tree
+from okrsync.config.loader import Config
+from okrsync.progress.tree import KRView, ObjectiveView, Tree
 
 BAR = 20
 MARK = {

@@ -13,9 +13,9 @@ from typing import Any
 
 import structlog
 
-from okrsync.config import config_files
+from okrsync.config.loader import config_files
 
-log = structlog.get_logger("okrsync.watch")
+log = structlog.get_logger("okrsync.service.watch")
 POLL_INTERVAL = 2.0
 
 

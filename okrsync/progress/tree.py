@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from okrsync.config import Config
-from okrsync.model import KeyResult, Objective
-from okrsync.progress import (
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult, Objective
+from okrsync.progress.maths import (
     Observation,
     Status,
     clamp,

@@ -10,12 +10,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from okrsync import logs
-from okrsync.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, load_config, settings_for
-from okrsync.config import Config
+from okrsync.cli.exits import EXIT_FAILED, EXIT_INVALID, EXIT_OK
+from okrsync.cli.settings import Settings
+from okrsync.config.loader import Config
 from okrsync.errors import UsageError
-from okrsync.progress import clamp
-from okrsync.settings import Settings
-from okrsync.store import MeasurementRow, Store
+from okrsync.progress.maths import clamp
+from okrsync.store.sqlite import MeasurementRow, Store
 from okrsync.timefmt import parse_instant, utcnow
 
 
@@ -60,7 +60,7 @@ def validate(args: Any, settings: Settings) -> int:
 
 
 def schema(args: Any, settings: Settings) -> int:
-    from okrsync.schema import schema_json
+    from okrsync.config.schema import schema_json
 
     print(schema_json())
     return EXIT_OK
@@ -84,7 +84,7 @@ def _progress_printer() -> Any:
 
 
 def sync(args: Any, settings: Settings) -> int:
-    from okrsync.sync import run_once
+    from okrsync.service.once import run_once
 
     config = load_config(settings)
     now = _now(args)
@@ -117,7 +117,7 @@ def sync(args: Any, settings: Settings) -> int:
 
 
 def _row_line(row: MeasurementRow, config: Config) -> str:
-    from okrsync.render import number
+    from okrsync.cli.render import number
 
     found = config.find_kr(row.kr_id)
     unit = found[1].unit if found else None
@@ -133,8 +133,8 @@ def _row_line(row: MeasurementRow, config: Config) -> str:
 
 
 def status(args: Any, settings: Settings) -> int:
-    from okrsync.render import status_text
-    from okrsync.tree import evaluate
+    from okrsync.cli.render import status_text
+    from okrsync.progress.tree import evaluate
 
     config = load_config(settings)
     now = _now(args)
@@ -166,7 +166,7 @@ def status(args: Any, settings: Settings) -> int:
 
 
 def history(args: Any, settings: Settings) -> int:
-    from okrsync.render import history_text
+    from okrsync.cli.render import history_text
 
     store = Store(settings.db, create=False)
     try:
@@ -183,7 +183,7 @@ def history(args: Any, settings: Settings) -> int:
 
 
 def checkin(args: Any, settings: Settings) -> int:
-    from okrsync.progress import Observation, expected_progress, kr_progress, kr_status
+    from okrsync.progress.maths import Observation, expected_progress, kr_progress, kr_status
 
     config = load_config(settings)
     found = config.find_kr(args.kr_id)
@@ -234,7 +234,8 @@ def run_daemon(args: Any, settings: Settings) -> int:
     if args.once:
         once = argparse.Namespace(**{**vars(args), "dry_run": False, "only": None, "now": None})
         return sync(once, settings)
-    from okrsync import daemon, service
+    from okrsync.service import daemon
+    from okrsync.service import serve as service
 
     if args.grace < 0 or args.workers < 1:
         raise UsageError("--grace must be >= 0 and --workers >= 1")
@@ -253,3 +254,19 @@ def run_daemon(args: Any, settings: Settings) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def settings_for(args: Any) -> Settings:
+    """Settings from the environment, overridden by the flags given on the command line."""
+    overrides = {
+        k: getattr(args, k)
+        for k in ("config", "db", "log_level", "log_format")
+        if getattr(args, k, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def load_config(settings: Settings) -> Config:
+    from okrsync.config.loader import load
+
+    return load(settings.config)

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from okrsync.config import Config
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult
 from okrsync.errors import UsageError
-from okrsync.measure import Measurer, Outcome
-from okrsync.model import KeyResult
-from okrsync.progress import Observation, expected_progress, kr_progress, kr_status, observe
-from okrsync.store import MeasurementRow, Store
+from okrsync.measure.measurer import Measurer, Outcome
+from okrsync.progress.maths import Observation, expected_progress, kr_progress, kr_status, observe
+from okrsync.store.sqlite import MeasurementRow, Store
 
 
 @dataclass(frozen=True)

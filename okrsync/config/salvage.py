@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from okrsync.model import ConfigFile, Defaults, KeyResult, Objective, Period
-from okrsync.sources import SourceBase, SourceConfig
+from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
+from okrsync.config.sources import SourceBase, SourceConfig
 
 _SOURCE: TypeAdapter[SourceBase] = TypeAdapter(SourceConfig)
 

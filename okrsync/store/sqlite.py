@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlite_utils
 
-from okrsync.config import Config
+from okrsync.config.loader import Config
 from okrsync.errors import StoreError
-from okrsync.progress import Observation
+from okrsync.progress.maths import Observation
 from okrsync.timefmt import from_text, to_text
 
 SCHEMA_VERSION = 1

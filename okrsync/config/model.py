@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from okrsync import cron, formula
-from okrsync.duration import PATTERN as DURATION_PATTERN
-from okrsync.duration import parse_duration
-from okrsync.sources import SourceConfig
+from okrsync.config import cron, formula
+from okrsync.config.duration import PATTERN as DURATION_PATTERN
+from okrsync.config.duration import parse_duration
+from okrsync.config.sources import SourceConfig
 
 Id = Annotated[
     str,

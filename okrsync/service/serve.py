@@ -7,11 +7,11 @@ from types import FrameType
 
 import structlog
 
-from okrsync.daemon import Daemon, Options
-from okrsync.health import HealthServer
-from okrsync.watch import ConfigWatcher
+from okrsync.service.daemon import Daemon, Options
+from okrsync.service.health import HealthServer
+from okrsync.service.watch import ConfigWatcher
 
-log = structlog.get_logger("okrsync.service")
+log = structlog.get_logger("okrsync.service.serve")
 
 
 def install_signals(daemon: Daemon) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from okrsync.model import Thresholds
+from okrsync.config.model import Thresholds
 
 Status = Literal["done", "on_track", "at_risk", "off_track", "no_data", "stale"]
 STATUSES: tuple[Status, ...] = ("done", "on_track", "at_risk", "off_track", "stale", "no_data")

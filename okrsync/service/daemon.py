@@ -21,20 +21,20 @@ from typing import Any
 
 import structlog
 
-from okrsync import config as config_module
-from okrsync.config import Config
+from okrsync.config import loader as config_module
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult
 from okrsync.connector import Connector, create
 from okrsync.errors import ConfigError, StoreError
-from okrsync.health import HealthState
-from okrsync.measure import Measurer
-from okrsync.metrics import Metrics, View
-from okrsync.model import KeyResult
-from okrsync.progress import Observation, observe
-from okrsync.scheduler import Lane, Lanes, Schedule, lane, timing
-from okrsync.store import Store
-from okrsync.sync import to_rows
+from okrsync.measure.measurer import Measurer
+from okrsync.progress.maths import Observation, observe
+from okrsync.service.health import HealthState
+from okrsync.service.metrics import Metrics, View
+from okrsync.service.once import to_rows
+from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
+from okrsync.store.sqlite import Store
 
-log = structlog.get_logger("okrsync.daemon")
+log = structlog.get_logger("okrsync.service.daemon")
 MAX_SLEEP = 30.0
 
 

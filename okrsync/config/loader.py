@@ -16,15 +16,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from okrsync import cron, templating
-from okrsync.duration import PATTERN as DURATION_PATTERN
-from okrsync.duration import parse_duration
+from okrsync.config import cron, templating
+from okrsync.config.duration import PATTERN as DURATION_PATTERN
+from okrsync.config.duration import parse_duration
+from okrsync.config.model import MANUAL, ConfigFile, Defaults, KeyResult, Measure, Objective, Period
+from okrsync.config.salvage import Part, salvage, whole
+from okrsync.config.sources import SOURCE_MODELS, SourceBase
+from okrsync.config.yaml_reader import Loc, YamlDoc, load_yaml
 from okrsync.errors import ConfigError, Problem
-from okrsync.model import MANUAL, ConfigFile, Defaults, KeyResult, Measure, Objective, Period
-from okrsync.salvage import Part, salvage, whole
 from okrsync.secrets import env_name
-from okrsync.sources import SOURCE_MODELS, SourceBase
-from okrsync.yaml_source import Loc, YamlDoc, load_yaml
 
 _SECRET_KEYS = {"token", "password", "user", "username", "api_key", "apikey", "secret", "auth"}
 _KNOWN_KEYS = sorted(

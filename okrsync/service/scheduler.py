@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from okrsync import cron
-from okrsync.config import Config
-from okrsync.model import KeyResult
+from okrsync.config import cron
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult
 
 Lane = frozenset[str]
 JITTER = 0.1  # spread first runs over this fraction of the interval...
