@@ -31,11 +31,12 @@ from urllib.parse import parse_qs, urlparse
 
 from okrsync import logs
 from okrsync.config.loader import Config, load
-from okrsync.config.sources import GithubSource
-from okrsync.connector import Connector, create
-from okrsync.connectors.github import GithubConnector
+from okrsync.config.plugins import create
+from okrsync.connector import Connector
+from okrsync.connectors.github import GithubConnector, GithubSource
 from okrsync.measure.measurer import ConnectorFactory, Measurer
-from okrsync.service.once import plan, run_once
+from okrsync.measure.plan import select as plan
+from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
@@ -256,7 +257,9 @@ def main() -> int:
             failed = [f"{r.kr_id}: {r.error}" for r in result.failed]
             goal(not failed, f"every KR measured ({len(failed)} failed) {failed[:1] or ''}")
             counts = [
-                r for r in result.rows if r.source == "jira" or (r.query or "").startswith("repo:")
+                r
+                for r in result.measurements
+                if r.source == "jira" or (r.query or "").startswith("repo:")
             ]
             wrong = [r.kr_id for r in counts if r.value != count_for(r.query or "")]
             goal(not wrong, f"{len(counts)} count KRs hold the fake's counts {wrong[:3] or ''}")

@@ -24,7 +24,8 @@ from urllib.parse import parse_qs, urlparse
 
 from okrsync.config.loader import load
 from okrsync.measure.measurer import Measurer
-from okrsync.service.once import plan, to_rows
+from okrsync.measure.plan import select as plan
+from okrsync.progress.status import assess_all
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import to_text
 
@@ -100,7 +101,7 @@ def bench_sync(workdir: Path, krs: int) -> tuple[float, float]:
     todo = plan(config)
     measurer = Measurer(config)
     outcomes = measurer.measure(todo, NOW)
-    rows = to_rows(config, todo, outcomes, NOW, store.observations([k.id for k in todo], NOW))
+    rows = assess_all(config, todo, outcomes, store.observations([k.id for k in todo], NOW))
     measured = time.perf_counter()
     with store.transaction():
         store.sync_config(config, NOW)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlparse
 
 import requests
+from pydantic import AfterValidator
 
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
 from okrsync.secrets import redact
 
 USER_AGENT = "okrsync/0.1 (+https://github.com/okrsync/okrsync)"
+
+
+def _http_url(value: str) -> str:
+    parts = urlparse(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"'{value}' is not an http(s) URL, e.g. http://127.0.0.1:9090")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_http_url)]
+"""An http(s) URL with a host, as a source model field."""
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

@@ -26,24 +26,35 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlparse
 
 import requests
 from github import Auth, Consts, Github, GithubException
+from pydantic import Field, field_validator, model_validator
 
-from okrsync.config.sources import GithubSource
-from okrsync.connector import Query, Reading
-from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
+from okrsync.connector import (
+    AuthError,
+    FetchError,
+    NonBlank,
+    QueryBase,
+    RateLimitedError,
+    Reading,
+    SourceBase,
+    TransientFetchError,
+    Window,
+)
 from okrsync.secrets import env_name, read_secret, redact
 
-from ._http import USER_AGENT, network_error
+from ._http import USER_AGENT, Url, network_error
 from ._ratelimit import RateLimiter
 
 SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or filtered list
 PAGE = 100
 REPO_METRICS = ("workflow_success_rate", "releases", "open_issues")
-REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
+SEARCH_METRICS = ("median_merge_hours",)
+GithubMetric = Literal["median_merge_hours", "workflow_success_rate", "releases", "open_issues"]
+REPO_PATTERN = r"^[\w.-]+/[\w.-]+$"
 ETAG_CACHE = 512  # cached answers per connector: a few per repository KR
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub's advice when a secondary limit gives no Retry-After
 
@@ -53,8 +64,48 @@ def parse_time(raw: Any) -> datetime | None:
     return datetime.fromisoformat(str(raw)) if raw else None
 
 
+class GithubSource(SourceBase):
+    """GitHub or GitHub Enterprise Server; token from OKRSYNC_<NAME>_TOKEN (optional)."""
+
+    type: Literal["github"] = "github"
+    url: Url | None = Field(None, description="API base for Enterprise: https://host/api/v3")
+
+
+class GithubQuery(QueryBase):
+    """A search (count, or median merge time) or a repository metric."""
+
+    search: NonBlank | None = Field(None, description="github: issue/PR search query")
+    repo: str | None = Field(None, description="github: owner/name")
+    metric: (
+        Literal["median_merge_hours", "workflow_success_rate", "releases", "open_issues"] | None
+    ) = Field(None, description="jira/github: a derived metric")
+    workflow: str | None = Field(None, description="github: workflow file, e.g. ci.yml")
+    branch: str | None = Field(None, description="github: branch for workflow runs")
+
+    @field_validator("repo")
+    @classmethod
+    def _owner_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(REPO_PATTERN, value):
+            raise ValueError(f"'{value}' is not a repository: write owner/name, e.g. acme/api")
+        return value
+
+    @model_validator(mode="after")
+    def _search_or_repo(self) -> GithubQuery:
+        if self.search is None and self.repo is None:
+            raise ValueError("github sources need `repo` or `search`")
+        if self.search is not None:
+            if self.metric not in (None, *SEARCH_METRICS):
+                raise ValueError("with `search`, metric can only be median_merge_hours")
+        elif self.metric not in REPO_METRICS:
+            raise ValueError(f"with `repo`, metric must be one of {', '.join(REPO_METRICS)}")
+        return self
+
+
 class GithubConnector:
     """Measures GitHub (or GitHub Enterprise) through PyGithub's requester."""
+
+    source_model: ClassVar[type[GithubSource]] = GithubSource
+    query_model: ClassVar[type[GithubQuery]] = GithubQuery
 
     def __init__(
         self,
@@ -202,28 +253,19 @@ class GithubConnector:
 
     # --- measuring --------------------------------------------------------------------
 
-    def fetch(self, query: Query) -> Reading:
+    def fetch(self, query: GithubQuery, window: Window) -> Reading:
         """Dispatch on the KR's fields: `search` (count or median) or `repo` + `metric`."""
-        search, repo, metric = query.get("search"), query.get("repo"), query.get("metric")
-        if search is not None:
-            if not isinstance(search, str) or not search.strip():
-                raise FetchError(f"{self.name}: `search` must be a GitHub search query")
-            if metric is None:
-                return self._search_count(search)
-            if metric == "median_merge_hours":
-                return self._median_merge_hours(search)
-            raise FetchError(f"{self.name}: with `search`, metric can only be median_merge_hours")
-        if not isinstance(repo, str) or not REPO_RE.match(repo):
-            raise FetchError(f"{self.name}: a github KR needs `search`, or `repo: owner/name`")
-        if metric == "workflow_success_rate":
-            return self._workflow_success_rate(repo, query)
-        if metric == "releases":
-            return self._releases(repo, query)
-        if metric == "open_issues":
-            data = self._get(f"/repos/{repo}", {}, "core", cache=True)
-            return Reading(float(self._int(data, "open_issues_count")))
-        known = ", ".join(REPO_METRICS)
-        raise FetchError(f"{self.name}: with `repo`, metric must be one of {known}")
+        if query.search is not None:
+            if query.metric == "median_merge_hours":
+                return self._median_merge_hours(query.search)
+            return self._search_count(query.search)
+        repo = str(query.repo)
+        if query.metric == "workflow_success_rate":
+            return self._workflow_success_rate(repo, query, window)
+        if query.metric == "releases":
+            return self._releases(repo, window)
+        data = self._get(f"/repos/{repo}", {}, "core", cache=True)
+        return Reading(float(self._int(data, "open_issues_count")))
 
     def _int(self, data: Any, key: str) -> int:
         value = data.get(key) if isinstance(data, dict) else None
@@ -286,9 +328,9 @@ class GithubConnector:
                 break
         return items, max(total, len(items))
 
-    def _workflow_success_rate(self, repo: str, query: Query) -> Reading:
-        workflow, branch = query.get("workflow"), query.get("branch")
-        since, until = query.since, query.until
+    def _workflow_success_rate(self, repo: str, query: GithubQuery, window: Window) -> Reading:
+        workflow, branch = query.workflow, query.branch
+        since, until = window.since, window.until
         path = f"/repos/{repo}/actions/runs"
         if workflow:
             path = f"/repos/{repo}/actions/workflows/{quote(str(workflow), safe='')}/runs"
@@ -316,12 +358,12 @@ class GithubConnector:
         note = f"over the newest {len(runs)} of {total} runs" if total > len(runs) else None
         return Reading(100.0 * success / (success + failure), note)
 
-    def _releases(self, repo: str, query: Query) -> Reading:
+    def _releases(self, repo: str, window: Window) -> Reading:
         releases, _ = self._pages(f"/repos/{repo}/releases", {}, None)
         count = 0
         for release in releases:
             published = parse_time(release.get("published_at"))
-            if not release.get("draft") and published and query.since <= published <= query.until:
+            if not release.get("draft") and published and window.since <= published <= window.until:
                 count += 1
         note = f"over the newest {SEARCH_CAP} releases" if len(releases) >= SEARCH_CAP else None
         return Reading(float(count), note)

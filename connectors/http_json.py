@@ -9,20 +9,25 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import jmespath
 import requests
 from jmespath.exceptions import JMESPathError
+from pydantic import Field, field_validator, model_validator
 
-from okrsync.config.sources import HttpSource
-from okrsync.connector import Query, Reading
-from okrsync.errors import AuthError, FetchError
+from okrsync.connector import (
+    AuthError,
+    FetchError,
+    NonBlank,
+    QueryBase,
+    Reading,
+    SourceBase,
+    Window,
+)
 from okrsync.secrets import env_name, read_secret
 
-from ._http import USER_AGENT, check_status, json_body, send
-
-METHODS = ("GET", "POST")
+from ._http import USER_AGENT, Url, check_status, json_body, send
 
 
 def header_name(env_suffix: str) -> str:
@@ -77,8 +82,50 @@ def to_number(value: Any, where: str) -> float:
     return number
 
 
+class HttpSource(SourceBase):
+    """Any JSON API; secret headers from OKRSYNC_<NAME>_HEADER_<HEADER_NAME>."""
+
+    type: Literal["http"] = "http"
+    url: Url
+    headers: dict[str, str] = Field(default_factory=dict, description="Non-secret headers.")
+
+
+class HttpQuery(QueryBase):
+    """One request (GET, or POST with a JSON body) and a JMESPath giving one number."""
+
+    extract: NonBlank = Field(description="http: JMESPath expression yielding a number")
+    path: str | None = Field(None, description="http: appended to the source url")
+    method: Literal["GET", "POST"] | None = Field(None, description="http: GET (default) or POST")
+    body: dict[str, Any] | None = Field(None, description="http: JSON body for POST")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("extract")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            jmespath.compile(value)
+        except JMESPathError as exc:
+            why = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ")
+            why = why.lower().rstrip(": ")
+            raise ValueError(f"{value!r} is not a JMESPath expression: {why}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _body_needs_post(self) -> HttpQuery:
+        if self.body is not None and self.method != "POST":
+            raise ValueError("`body` is sent only with `method: POST`")
+        return self
+
+
 class HttpJsonConnector:
     """Reads one number out of any JSON API answer with a JMESPath `extract`."""
+
+    source_model: ClassVar[type[HttpSource]] = HttpSource
+    query_model: ClassVar[type[HttpQuery]] = HttpQuery
 
     def __init__(self, name: str, config: HttpSource) -> None:
         self.name = name
@@ -98,23 +145,12 @@ class HttpJsonConnector:
             self._session.headers.update(secret_headers(self.name))
             self._secrets_loaded = True
 
-    def fetch(self, query: Query) -> Reading:
+    def fetch(self, query: HttpQuery, window: Window) -> Reading:
         """GET (or POST) the URL, then extract one number from the JSON answer."""
-        expression = query.get("extract")
-        if not isinstance(expression, str) or not expression.strip():
-            raise FetchError(f"{self.name}: an http key result needs `extract` (a JMESPath)")
-        try:
-            compiled = jmespath.compile(expression)
-        except JMESPathError as exc:
-            raise FetchError(f"{self.name}: bad extract {expression!r}: {exc}") from None
-        method = str(query.get("method") or "GET").upper()
-        if method not in METHODS:
-            raise FetchError(f"{self.name}: method must be GET or POST, not {method}")
-        body = query.get("body")
-        if body is not None and method != "POST":
-            raise FetchError(f"{self.name}: `body` is sent only with `method: POST`")
+        expression, body, path = query.extract, query.body, query.path
+        compiled = jmespath.compile(expression)
+        method = query.method or "GET"
         url = self.config.url
-        path = query.get("path")
         if path:
             url = url.rstrip("/") + "/" + str(path).lstrip("/")
         self._load_secrets()

@@ -26,22 +26,28 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 import requests
 from jira import JIRA, JIRAError
+from pydantic import Field, model_validator
 
-from okrsync.config.sources import JiraSource
-from okrsync.connector import Query, Reading
-from okrsync.errors import AuthError, FetchError
+from okrsync.connector import (
+    AuthError,
+    FetchError,
+    NonBlank,
+    QueryBase,
+    Reading,
+    SourceBase,
+    Window,
+)
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
 
-from ._http import USER_AGENT, check_status, is_html, network_error
+from ._http import USER_AGENT, Url, check_status, is_html, network_error
 
 PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
 MAX_PAGES = 1000
-METRICS = ("avg_cycle_time_days",)
 CLOUD_HOSTS = (".atlassian.net", ".jira.com")
 
 
@@ -53,8 +59,37 @@ def parse_time(raw: Any, where: str) -> datetime:
         raise FetchError(f"{where}: cannot read the date {raw!r}") from None
 
 
+class JiraSource(SourceBase):
+    """Jira Cloud (OKRSYNC_<NAME>_USER + _TOKEN) or Data Center (OKRSYNC_<NAME>_TOKEN, a PAT)."""
+
+    type: Literal["jira"] = "jira"
+    url: Url
+    deployment: Literal["cloud", "datacenter"] | None = Field(
+        None, description="Skip auto-detection from server info."
+    )
+
+
+class JiraQuery(QueryBase):
+    """A JQL query: counts the issues it matches, or sums a field, or a derived metric."""
+
+    jql: NonBlank = Field(description="jira: JQL; counts issues unless sum/metric")
+    sum: NonBlank | None = Field(None, description="jira: sum this numeric field id")
+    metric: Literal["avg_cycle_time_days"] | None = Field(
+        None, description="jira/github: a derived metric"
+    )
+
+    @model_validator(mode="after")
+    def _one_aggregate(self) -> JiraQuery:
+        if self.sum is not None and self.metric is not None:
+            raise ValueError("use either `sum` or `metric`, not both")
+        return self
+
+
 class JiraConnector:
     """Measures JQL queries on one Jira site through the `jira` library."""
+
+    source_model: ClassVar[type[JiraSource]] = JiraSource
+    query_model: ClassVar[type[JiraQuery]] = JiraQuery
 
     def __init__(self, name: str, config: JiraSource) -> None:
         self.name = name
@@ -176,18 +211,9 @@ class JiraConnector:
 
     # --- measuring ------------------------------------------------------------------
 
-    def fetch(self, query: Query) -> Reading:
+    def fetch(self, query: JiraQuery, window: Window) -> Reading:
         """Count, sum or average over the issues the KR's JQL matches."""
-        jql = query.get("jql")
-        if not isinstance(jql, str) or not jql.strip():
-            raise FetchError(f"{self.name}: a jira key result needs `jql`")
-        field, metric = query.get("sum"), query.get("metric")
-        if field is not None and metric is not None:
-            raise FetchError(f"{self.name}: use either `sum` or `metric`, not both")
-        if metric is not None and metric not in METRICS:
-            raise FetchError(f"{self.name}: unknown metric {metric!r}; known: {', '.join(METRICS)}")
-        if field is not None and (not isinstance(field, str) or not field):
-            raise FetchError(f"{self.name}: `sum` needs a field id such as customfield_10016")
+        jql, field, metric = query.jql, query.sum, query.metric
         self._require_auth()
         if field is not None:
             return self._sum(jql, field)

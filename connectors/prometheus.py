@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import requests
+from pydantic import Field
 
-from okrsync.config.sources import PrometheusSource
-from okrsync.connector import Query, Reading
-from okrsync.errors import AuthError, FetchError, TransientFetchError
+from okrsync.connector import (
+    AuthError,
+    FetchError,
+    NonBlank,
+    QueryBase,
+    Reading,
+    SourceBase,
+    TransientFetchError,
+    Window,
+)
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
 
-from ._http import USER_AGENT, check_status, json_body, send
+from ._http import USER_AGENT, Url, check_status, json_body, send
 
 REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "sum": math.fsum,
@@ -26,8 +34,27 @@ _TRANSIENT_TYPES = {"timeout", "canceled", "unavailable"}
 _TRANSIENT_TEXT = ("deadline exceeded", "context canceled")
 
 
+class PrometheusSource(SourceBase):
+    """A Prometheus server; auth from OKRSYNC_<NAME>_USER/_PASSWORD or _TOKEN."""
+
+    type: Literal["prometheus"] = "prometheus"
+    url: Url = Field(description="Base URL, e.g. http://127.0.0.1:9090")
+
+
+class PrometheusQuery(QueryBase):
+    """A PromQL instant query giving one number (or several series and a `reduce`)."""
+
+    query: NonBlank = Field(description="prometheus: PromQL instant query")
+    reduce: Literal["sum", "avg", "min", "max"] | None = Field(
+        None, description="prometheus: combine several series"
+    )
+
+
 class PrometheusConnector:
     """Runs instant queries at `{url}/api/v1/query`; auth from env (bearer or basic)."""
+
+    source_model: ClassVar[type[PrometheusSource]] = PrometheusSource
+    query_model: ClassVar[type[PrometheusQuery]] = PrometheusQuery
 
     def __init__(self, name: str, config: PrometheusSource) -> None:
         self.name = name
@@ -59,14 +86,9 @@ class PrometheusConnector:
             self._session.auth = (user, password)
         self._auth_ready = True
 
-    def fetch(self, query: Query) -> Reading:
-        """The value of `query["query"]`, reduced by `query["reduce"]` when given."""
-        promql = query.get("query")
-        if not isinstance(promql, str) or not promql.strip():
-            raise FetchError(f"{self.name}: the key result needs a PromQL `query`")
-        reduce = query.get("reduce")
-        if reduce is not None and (not isinstance(reduce, str) or reduce not in REDUCERS):
-            raise FetchError(f"{self.name}: reduce: {reduce!r} is not one of {', '.join(REDUCERS)}")
+    def fetch(self, query: PrometheusQuery, window: Window) -> Reading:
+        """The value of the PromQL query now, reduced over series by `reduce` when given."""
+        promql, reduce = query.query, query.reduce
         if not self._auth_ready:
             self._setup_auth()
         self.requests += 1

@@ -1,49 +1,86 @@
-"""The one small interface every connector implements, and lookup of connectors by type."""
+"""The public interface a connector implements: what it declares and what it is given.
+
+A connector is a class with two models and two methods (the singer-sdk way: it declares,
+okrsync runs it)::
+
+    class MyConnector:
+        source_model = MySource      # a SourceBase subclass: the keys of `sources.<name>`
+        query_model = MyQuery        # a QueryBase subclass: the query keys a KR gives
+
+        def __init__(self, name: str, source: MySource) -> None: ...
+        def fetch(self, query: MyQuery, window: Window) -> Reading: ...
+        def close(self) -> None: ...
+        requests: int                # HTTP requests made, for the per-source summary
+
+It is found through the entry-point group `okrsync.connectors` (entry name: the `type:`
+written in YAML; value: `module:Class`). okrsync validates every `sources.<name>` block
+with `source_model` and every key result's query fields with `query_model` when the
+config loads, so `okrsync validate` reports their mistakes as `file:line`.
+
+`fetch` raises the errors below; it never retries (okrsync's one retry policy does) and
+knows nothing of OKRs, progress or storage.
+"""
 
 from __future__ import annotations
 
-import importlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from okrsync.config.sources import SourceBase
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-BUILTIN = {
-    "prometheus": "okrsync.connectors.prometheus:PrometheusConnector",
-    "jira": "okrsync.connectors.jira:JiraConnector",
-    "github": "okrsync.connectors.github:GithubConnector",
-    "http": "okrsync.connectors.http_json:HttpJsonConnector",
-}
+from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
+
+__all__ = [
+    "AuthError",
+    "Connector",
+    "FetchError",
+    "NonBlank",
+    "QueryBase",
+    "RateLimitedError",
+    "Reading",
+    "SourceBase",
+    "TransientFetchError",
+    "Window",
+]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+"""A query string that is not empty or only spaces (a JQL, a PromQL, a search)."""
+
+
+class SourceBase(BaseModel):
+    """Keys every source has; a connector subclasses it with its own (never secrets: those
+    come from the environment as OKRSYNC_<SOURCE>_...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    type: str
+    timeout: float = Field(
+        10.0, gt=0, description="Seconds one request (one attempt) may take in all."
+    )
+    max_concurrency: int = Field(4, ge=1, description="Requests in flight at once to this source.")
+
+
+class QueryBase(BaseModel):
+    """The query keys a key result (or formula input) gives its connector; unknown keys are
+    rejected. A missing required key reads `<type> sources need `<key>`` in `validate`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
-class Query:
-    """What to ask a source: the KR's query fields (already templated) and a time window."""
+class Window:
+    """The period so far: from its first instant to its end (both aware, UTC)."""
 
-    fields: Mapping[str, Any]
     since: datetime
     until: datetime
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.fields.get(name, default)
-
-    @property
-    def key(self) -> str:
-        """Identity for de-duplication: equal keys are fetched once per run."""
-        return json.dumps(
-            [self.fields, self.since.isoformat(), self.until.isoformat()],
-            sort_keys=True,
-            default=str,
-        )
-
-    def describe(self) -> str:
-        """The exact query as people wrote it: the bare string when there is one field."""
-        if len(self.fields) == 1:
-            return str(next(iter(self.fields.values())))
-        return json.dumps(dict(self.fields), sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -55,26 +92,13 @@ class Reading:
 
 
 class Connector(Protocol):
-    """Fetches one number for one query. Raises okrsync.errors.FetchError subclasses.
-
-    Connectors do not retry: the runner wraps `fetch` in the one retry policy.
-    `requests` counts HTTP requests made, for the per-source summary.
-    """
+    """What okrsync calls on a connector instance (see the module docstring); the class
+    also declares `source_model` and `query_model`, checked when it is loaded."""
 
     requests: int
 
-    def fetch(self, query: Query) -> Reading: ...
+    def __init__(self, name: str, source: Any) -> None: ...
+
+    def fetch(self, query: Any, window: Window) -> Reading: ...
 
     def close(self) -> None: ...
-
-
-def connector_class(type_name: str) -> type[Any]:
-    """Import the connector class for a source type only when it is first needed."""
-    module_name, _, attr = BUILTIN[type_name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
-
-
-def create(name: str, config: SourceBase) -> Connector:
-    """A ready connector for the source `name`, configured by `config`."""
-    cls = connector_class(config.type)
-    return cls(name, config)  # type: ignore[no-any-return]

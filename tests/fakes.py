@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from okrsync.config.loader import Config
-from okrsync.connector import Connector, Query, Reading
+from okrsync.connector import Connector, QueryBase, Reading, Window
+from okrsync.measure.plan import describe
 
 
 class ScriptedConnector:
@@ -17,9 +18,9 @@ class ScriptedConnector:
         self.requests = 0
         self.asked: list[str] = []
 
-    def fetch(self, query: Query) -> Reading:
+    def fetch(self, query: QueryBase, window: Window) -> Reading:
         self.requests += 1
-        text = query.describe()
+        text = describe(query.model_dump(exclude_none=True))
         self.asked.append(text)
         answer = self.answers[text]
         if isinstance(answer, BaseException):

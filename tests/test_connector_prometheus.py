@@ -11,13 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from connector_contract import ConnectorContract
+from pydantic import ValidationError
 
-from okrsync.config.sources import PrometheusSource
-from okrsync.connector import Query, Reading
-from okrsync.connectors.prometheus import PrometheusConnector
+from okrsync.connector import Reading, Window
+from okrsync.connectors.prometheus import PrometheusConnector, PrometheusQuery, PrometheusSource
 from okrsync.errors import AuthError, FetchError, TransientFetchError
 from okrsync.measure.retry import call_with_retry
+from okrsync.testing import Ask, ConnectorContract
+from okrsync.testing import ask as ask_as
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prometheus"
 BASE_URL = "http://prometheus.test:9090"
@@ -37,9 +38,9 @@ def make(name: str = "prom", url: str = BASE_URL) -> PrometheusConnector:
     return PrometheusConnector(name, PrometheusSource(type="prometheus", url=url))
 
 
-def ask(query: str = "okrsync_bugs_closed", **fields: Any) -> Query:
+def ask(query: str = "okrsync_bugs_closed", **fields: Any) -> Ask:
     """A query for the KR fields given."""
-    return Query({"query": query, **fields}, SINCE, UNTIL)
+    return ask_as(PrometheusConnector, Window(SINCE, UNTIL), query=query, **fields)
 
 
 def fetch(body: Any, status: int = 200, **fields: Any) -> Reading:
@@ -47,7 +48,7 @@ def fetch(body: Any, status: int = 200, **fields: Any) -> Reading:
     payload = load(body) if isinstance(body, str) else body
     with responses.RequestsMock() as rsps:
         rsps.get(QUERY_URL, json=payload, status=status)
-        return make().fetch(ask(**fields))
+        return make().fetch(*ask(**fields))
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,7 @@ class TestPrometheusContract(ConnectorContract):
     def make(self, base_url: str) -> PrometheusConnector:
         return make(url=base_url)
 
-    def query(self) -> Query:
+    def query(self) -> Ask:
         return ask()
 
     def good_body(self) -> Any:
@@ -87,7 +88,7 @@ def test_single_series_request() -> None:
     with responses.RequestsMock() as rsps:
         rsps.get(QUERY_URL, json=load("vector_one"))
         conn = make()
-        reading = conn.fetch(ask('sum(okrsync_bugs_closed{job="tracker"})'))
+        reading = conn.fetch(*ask('sum(okrsync_bugs_closed{job="tracker"})'))
         request = rsps.calls[0].request
     assert reading == Reading(42.0)
     assert parse_qs(urlsplit(str(request.url)).query) == {
@@ -129,17 +130,15 @@ def test_several_series_without_reduce() -> None:
 
 
 def test_unknown_reduce_is_refused_before_asking() -> None:
-    """An unknown `reduce` is a clear error, and no request is made."""
-    conn = make()
-    with pytest.raises(FetchError, match="'median' is not one of sum, avg, min, max"):
-        conn.fetch(ask(reduce="median"))
-    assert conn.requests == 0
+    """An unknown `reduce` is refused by the query model (so at `validate`): no request."""
+    with pytest.raises(ValidationError, match="'sum', 'avg', 'min' or 'max'"):
+        ask(reduce="median")
 
 
 def test_missing_query() -> None:
-    """A query without the `query` field is a clear error."""
-    with pytest.raises(FetchError, match="needs a PromQL `query`"):
-        make().fetch(Query({"reduce": "sum"}, SINCE, UNTIL))
+    """A query without the `query` field is refused by the query model."""
+    with pytest.raises(ValidationError, match="query"):
+        PrometheusQuery.model_validate({"reduce": "sum"})
 
 
 def test_empty_vector() -> None:
@@ -201,7 +200,7 @@ def test_permanent_error_is_not_retried() -> None:
         rsps.get(QUERY_URL, json=load("err_parse"), status=400)
         conn = make()
         with pytest.raises(FetchError, match="parse error"):
-            call_with_retry(lambda: conn.fetch(ask("okrsync_bugs_closed{")), sleep=lambda _: None)
+            call_with_retry(lambda: conn.fetch(*ask("okrsync_bugs_closed{")), sleep=lambda _: None)
     assert conn.requests == 1
 
 
@@ -211,7 +210,7 @@ def test_timeout_payload_then_success() -> None:
         rsps.get(QUERY_URL, json=load("err_timeout"), status=503)
         rsps.get(QUERY_URL, json=load("vector_one"))
         conn = make()
-        reading = call_with_retry(lambda: conn.fetch(ask()), sleep=lambda _: None)
+        reading = call_with_retry(lambda: conn.fetch(*ask()), sleep=lambda _: None)
     assert reading.value == 42.0
     assert conn.requests == 2
 
@@ -221,7 +220,7 @@ def test_wrong_path_plain_404() -> None:
     with responses.RequestsMock() as rsps:
         rsps.get(QUERY_URL, body="404 page not found\n", status=404)
         with pytest.raises(FetchError, match="HTTP 404") as info:
-            make().fetch(ask())
+            make().fetch(*ask())
     assert not info.value.retryable
 
 
@@ -231,7 +230,7 @@ def test_auth_hint_names_env_vars(status: int) -> None:
     with responses.RequestsMock() as rsps:
         rsps.get("http://p.test/api/v1/query", body="Unauthorized\n", status=status)
         with pytest.raises(AuthError) as info:
-            make("prom-eu", "http://p.test/").fetch(ask())
+            make("prom-eu", "http://p.test/").fetch(*ask())
     assert "OKRSYNC_PROM_EU_TOKEN or OKRSYNC_PROM_EU_USER/OKRSYNC_PROM_EU_PASSWORD" in str(
         info.value
     )
@@ -241,7 +240,7 @@ def _sent_authorization(conn: PrometheusConnector) -> str | None:
     """The Authorization header `conn` sends with a query."""
     with responses.RequestsMock() as rsps:
         rsps.get(QUERY_URL, json=load("vector_one"))
-        conn.fetch(ask())
+        conn.fetch(*ask())
         return rsps.calls[0].request.headers.get("Authorization")
 
 
@@ -271,7 +270,7 @@ def test_unreadable_secret_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("OKRSYNC_PROM_PASSWORD_FILE", str(tmp_path / "missing"))
     monkeypatch.setenv("OKRSYNC_PROM_USER", "okr-bot")
     with pytest.raises(AuthError, match="OKRSYNC_PROM_PASSWORD_FILE"):
-        make().fetch(ask())
+        make().fetch(*ask())
 
 
 def test_user_without_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,7 +278,7 @@ def test_user_without_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OKRSYNC_PROM_USER", "okr-bot")
     conn = make()
     with pytest.raises(AuthError, match="OKRSYNC_PROM_PASSWORD is not"):
-        conn.fetch(ask())
+        conn.fetch(*ask())
     assert conn.requests == 0
 
 
@@ -300,6 +299,6 @@ def test_token_never_in_errors(monkeypatch: pytest.MonkeyPatch, status: int, bod
     with responses.RequestsMock() as rsps:
         rsps.get(QUERY_URL, status=status, **{kind: body})
         with pytest.raises(FetchError) as info:
-            make().fetch(ask())
+            make().fetch(*ask())
     assert TOKEN not in str(info.value)
     assert TOKEN not in repr(info.value)

@@ -13,7 +13,7 @@ import pytest
 import structlog.testing
 from fakes import ScriptedConnector, factory
 
-from okrsync.connector import Query, Reading
+from okrsync.connector import QueryBase, Reading, Window
 from okrsync.service.daemon import Daemon, Options
 
 CONFIG = """\
@@ -50,10 +50,10 @@ class Blocking(ScriptedConnector):
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def fetch(self, query: Query) -> Reading:
+    def fetch(self, query: QueryBase, window: Window) -> Reading:
         self.entered.set()
         assert self.release.wait(10)
-        return super().fetch(query)
+        return super().fetch(query, window)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from okrsync.config.loader import Config, load
-from okrsync.connector import Query
+from okrsync.connector import Window
+from okrsync.connectors.prometheus import PrometheusQuery
 from okrsync.errors import TransientFetchError
 from okrsync.progress.maths import Observation
 from okrsync.service.metrics import Metrics, View
@@ -123,10 +124,10 @@ def test_fetches_are_timed_and_failures_counted_per_source(config: Config) -> No
     metrics = Metrics(lambda: None, process=False)
     inner = ScriptedConnector({"x": 3, "y": TransientFetchError("prom: timeout")})
     conn = metrics.instrument(lambda name, cfg: inner)("prom", config)
-    query = Query({"query": "x"}, NOW, NOW)
-    assert conn.fetch(query).value == 3
+    window = Window(NOW, NOW)
+    assert conn.fetch(PrometheusQuery(query="x"), window).value == 3
     with pytest.raises(TransientFetchError):
-        conn.fetch(Query({"query": "y"}, NOW, NOW))
+        conn.fetch(PrometheusQuery(query="y"), window)
     assert conn.requests == 2
     samples = scrape(metrics)
     assert samples["okrsync_fetch_duration_seconds_count"][(("source", "prom"),)] == 2

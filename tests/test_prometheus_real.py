@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from prometheus_server import PrometheusServer, wait_for_value
 
-from okrsync.config.sources import PrometheusSource
-from okrsync.connector import Query
-from okrsync.connectors.prometheus import PrometheusConnector
+from okrsync.connector import Window
+from okrsync.connectors.prometheus import PrometheusConnector, PrometheusSource
 from okrsync.errors import FetchError, TransientFetchError
+from okrsync.testing import Ask
+from okrsync.testing import ask as ask_as
 
 
 def connector(server: PrometheusServer) -> PrometheusConnector:
@@ -19,10 +20,10 @@ def connector(server: PrometheusServer) -> PrometheusConnector:
     return PrometheusConnector("prom", PrometheusSource(type="prometheus", url=server.url))
 
 
-def ask(promql: str, **fields: Any) -> Query:
+def ask(promql: str, **fields: Any) -> Ask:
     """A query over the last day."""
     now = datetime.now(UTC)
-    return Query({"query": promql, **fields}, now - timedelta(days=1), now)
+    return ask_as(PrometheusConnector, Window(now - timedelta(days=1), now), query=promql, **fields)
 
 
 def test_gauge_value(prometheus_server: PrometheusServer) -> None:
@@ -30,10 +31,10 @@ def test_gauge_value(prometheus_server: PrometheusServer) -> None:
     prometheus_server.exporter.set("okrsync_e2e_bugs_closed", 42, team="core")
     wait_for_value(prometheus_server.url, "okrsync_e2e_bugs_closed", 42)
     conn = connector(prometheus_server)
-    assert conn.fetch(ask('okrsync_e2e_bugs_closed{team="core"}')).value == 42
+    assert conn.fetch(*ask('okrsync_e2e_bugs_closed{team="core"}')).value == 42
     prometheus_server.exporter.set("okrsync_e2e_bugs_closed", 43.5, team="core")
     wait_for_value(prometheus_server.url, "okrsync_e2e_bugs_closed", 43.5)
-    assert conn.fetch(ask("okrsync_e2e_bugs_closed")).value == 43.5
+    assert conn.fetch(*ask("okrsync_e2e_bugs_closed")).value == 43.5
     assert conn.requests == 2
     conn.close()
 
@@ -45,39 +46,39 @@ def test_reduce_over_two_series(prometheus_server: PrometheusServer) -> None:
     exporter.set("okrsync_e2e_open", 4, team="web")
     wait_for_value(prometheus_server.url, "sum(okrsync_e2e_open)", 7)
     conn = connector(prometheus_server)
-    assert conn.fetch(ask("okrsync_e2e_open", reduce="sum")).value == 7
-    assert conn.fetch(ask("okrsync_e2e_open", reduce="max")).value == 4
+    assert conn.fetch(*ask("okrsync_e2e_open", reduce="sum")).value == 7
+    assert conn.fetch(*ask("okrsync_e2e_open", reduce="max")).value == 4
     with pytest.raises(FetchError, match="gives 2 series"):
-        conn.fetch(ask("okrsync_e2e_open"))
+        conn.fetch(*ask("okrsync_e2e_open"))
 
 
 def test_scalar(prometheus_server: PrometheusServer) -> None:
     """A scalar expression gives its value."""
-    assert connector(prometheus_server).fetch(ask("scalar(vector(0.25)) * 4")).value == 1
+    assert connector(prometheus_server).fetch(*ask("scalar(vector(0.25)) * 4")).value == 1
 
 
 def test_no_series(prometheus_server: PrometheusServer) -> None:
     """A selector matching nothing is a clear error."""
     with pytest.raises(FetchError, match="no series matched 'okrsync_e2e_never_exported'"):
-        connector(prometheus_server).fetch(ask("okrsync_e2e_never_exported"))
+        connector(prometheus_server).fetch(*ask("okrsync_e2e_never_exported"))
 
 
 def test_nan(prometheus_server: PrometheusServer) -> None:
     """A 0/0 result (NaN) is an error, not a value."""
     with pytest.raises(FetchError, match="is NaN"):
-        connector(prometheus_server).fetch(ask("vector(0) / 0"))
+        connector(prometheus_server).fetch(*ask("vector(0) / 0"))
 
 
 def test_range_vector(prometheus_server: PrometheusServer) -> None:
     """A range selector is an error suggesting an *_over_time function."""
     with pytest.raises(FetchError, match=r"range vector: wrap it in e\.g\. avg_over_time"):
-        connector(prometheus_server).fetch(ask("up[5m]"))
+        connector(prometheus_server).fetch(*ask("up[5m]"))
 
 
 def test_parse_error(prometheus_server: PrometheusServer) -> None:
     """A PromQL syntax error shows Prometheus's own message and is not retryable."""
     with pytest.raises(FetchError) as info:
-        connector(prometheus_server).fetch(ask("okrsync_e2e_bugs_closed{"))
+        connector(prometheus_server).fetch(*ask("okrsync_e2e_bugs_closed{"))
     assert not isinstance(info.value, TransientFetchError)
     assert "bad_data" in str(info.value)
     assert "parse error: unexpected end of input inside braces" in str(info.value)
@@ -91,7 +92,7 @@ def test_execution_error(prometheus_server: PrometheusServer) -> None:
     wait_for_value(prometheus_server.url, "count(okrsync_e2e_pair)", 2)
     promql = 'okrsync_e2e_pair{side="left"} + on() okrsync_e2e_pair'
     with pytest.raises(FetchError, match="many-to-many matching not allowed") as info:
-        connector(prometheus_server).fetch(ask(promql))
+        connector(prometheus_server).fetch(*ask(promql))
     assert not info.value.retryable
 
 
@@ -101,5 +102,5 @@ def test_wrong_base_url(prometheus_server: PrometheusServer) -> None:
         "prom", PrometheusSource(type="prometheus", url=prometheus_server.url + "/api/v1")
     )
     with pytest.raises(FetchError, match="HTTP 404") as info:
-        conn.fetch(ask("up"))
+        conn.fetch(*ask("up"))
     assert not info.value.retryable

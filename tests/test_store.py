@@ -11,7 +11,8 @@ import pytest
 
 from okrsync.config.loader import load
 from okrsync.errors import StoreError
-from okrsync.store.sqlite import SCHEMA_VERSION, MeasurementRow, Store
+from okrsync.measure.measurement import Measurement
+from okrsync.store.sqlite import SCHEMA_VERSION, Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
 BASE = """\
@@ -58,7 +59,7 @@ def test_read_only_database_is_a_store_error(tmp_path: Path) -> None:
     path.chmod(0o444)
     store = Store(path)
     with pytest.raises(StoreError, match="read-only"), store.transaction():
-        store.append(None, [MeasurementRow("a", NOW, "manual", None, 1.0)])
+        store.append(None, [Measurement("a", NOW, "manual", None, 1.0)])
 
 
 def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +72,7 @@ def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.Mo
     store = Store(path)
     try:
         with pytest.raises(StoreError, match="locked by another process"), store.transaction():
-            store.append(None, [MeasurementRow("a", NOW, "manual", None, 1.0)])
+            store.append(None, [Measurement("a", NOW, "manual", None, 1.0)])
     finally:
         other.execute("ROLLBACK")
     assert store.history("a") == []
@@ -84,7 +85,7 @@ def test_removed_kr_is_retired_and_keeps_history(tmp_path: Path) -> None:
     store = Store(tmp_path / "db")
     with store.transaction():
         store.sync_config(load(cfg), NOW)
-        store.append(None, [MeasurementRow("a", NOW, "manual", None, 4.0, manual=True)])
+        store.append(None, [Measurement("a", NOW, "manual", None, 4.0, manual=True)])
     cfg.write_text(BASE.replace("id: a,", "id: b,"))
     with store.transaction():
         store.sync_config(load(cfg), NOW + timedelta(hours=1))
@@ -98,9 +99,9 @@ def test_observations_are_as_of_now(tmp_path: Path) -> None:
     """Observations take the latest value and attempt at or before `now`, not after."""
     store = Store(tmp_path / "db")
     rows = [
-        MeasurementRow("a", NOW, "s", "q", 1.0),
-        MeasurementRow("a", NOW + timedelta(days=1), "s", "q", None, error="boom"),
-        MeasurementRow("a", NOW + timedelta(days=2), "s", "q", 3.0),
+        Measurement("a", NOW, "s", "q", 1.0),
+        Measurement("a", NOW + timedelta(days=1), "s", "q", None, error="boom"),
+        Measurement("a", NOW + timedelta(days=2), "s", "q", 3.0),
     ]
     with store.transaction():
         store.append("r", rows)
@@ -136,7 +137,7 @@ def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> N
     store = Store(path)
     with store.transaction():
         store.db.execute("SELECT count(*) FROM runs").fetchone()
-        store.append(None, [MeasurementRow("a", NOW, "manual", None, 1.0)])
+        store.append(None, [Measurement("a", NOW, "manual", None, 1.0)])
     release.join()
     assert [h["value"] for h in store.history("a")] == [1.0]
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

@@ -9,8 +9,10 @@ import pytest
 from fakes import ScriptedConnector, factory
 
 from okrsync.config.loader import Config, load
+from okrsync.connector import QueryBase, Reading, Window
 from okrsync.errors import AuthError, StoreError, TransientFetchError, UsageError
 from okrsync.measure.measurer import Measurer
+from okrsync.measure.plan import describe
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
 
@@ -58,7 +60,7 @@ def test_identical_queries_are_fetched_once_and_templated(config: Config) -> Non
     result = run_once(config, None, NOW, measurer=Measurer(config, factory(conns)))
     assert conns["prom"].asked == ['sum(x{since="2026-10-01"})']
     assert result.requests == {"prom": 1, "other": 2}
-    rows = {r.kr_id: r for r in result.rows}
+    rows = {r.kr_id: r for r in result.measurements}
     assert rows["a"].value == 4 and rows["a"].progress == pytest.approx(0.4)
     assert rows["a-twin"].value == 4 and rows["a-twin"].progress == pytest.approx(0.2)
     assert rows["ratio"].value == 25 and rows["ratio"].inputs == {"closed": 4, "total": 16}
@@ -75,7 +77,7 @@ def test_failed_input_fails_the_formula_without_a_value(config: Config) -> None:
     result = run_once(
         config, None, NOW, measurer=Measurer(config, factory(conns), sleep=lambda s: None)
     )
-    ratio = next(r for r in result.rows if r.kr_id == "ratio")
+    ratio = next(r for r in result.measurements if r.kr_id == "ratio")
     assert ratio.value is None
     assert ratio.error == "input total: other: connection refused"
     assert conns["other"].asked.count("total") == 3  # the retry policy tried 3 times
@@ -126,7 +128,7 @@ def test_crash_while_writing_leaves_previous_state(
 def test_only_measures_named_krs_and_rejects_unknown(config: Config) -> None:
     """--only limits the run; an unknown id is a usage error listing the known ones."""
     result = run_once(config, None, NOW, only=["a"], measurer=Measurer(config, factory(scripted())))
-    assert [r.kr_id for r in result.rows] == ["a"]
+    assert [r.kr_id for r in result.measurements] == ["a"]
     with pytest.raises(UsageError, match=r"unknown key result.*nope"):
         run_once(config, None, NOW, only=["nope"], measurer=Measurer(config, factory(scripted())))
 
@@ -141,7 +143,7 @@ def test_connector_that_cannot_start_fails_only_its_krs(config: Config) -> None:
         return conns[name]
 
     result = run_once(config, None, NOW, measurer=Measurer(config, make))  # type: ignore[arg-type]
-    rows = {r.kr_id: r for r in result.rows}
+    rows = {r.kr_id: r for r in result.measurements}
     assert rows["a"].value == 4
     assert rows["broken"].error == "other: cannot start: bad certificate file"
 
@@ -168,14 +170,15 @@ def test_a_long_queue_on_one_source_never_starves_another(tmp_path: Path) -> Non
     b_ran = threading.Event()
 
     class Waits(ScriptedConnector):
-        def fetch(self, query):  # type: ignore[no-untyped-def]
-            if query.describe() == "q0" and not b_ran.wait(timeout=10):
+        def fetch(self, query: QueryBase, window: Window) -> Reading:
+            text = describe(query.model_dump(exclude_none=True))
+            if text == "q0" and not b_ran.wait(timeout=10):
                 raise TransientFetchError("b never ran while a's queue was long")
-            if query.describe() == "b0":
+            if text == "b0":
                 b_ran.set()
-            return super().fetch(query)
+            return super().fetch(query, window)
 
     answers = {f"q{i}": i for i in range(4)} | {"b0": 9}
     conns = {"a": Waits(answers), "b": Waits(answers)}
     result = run_once(config, None, NOW, measurer=Measurer(config, factory(conns), workers=2))
-    assert [r.error for r in result.rows] == [None] * 5
+    assert [r.error for r in result.measurements] == [None] * 5

@@ -14,8 +14,9 @@ from okrsync.cli.exits import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from okrsync.cli.settings import Settings
 from okrsync.config.loader import Config
 from okrsync.errors import UsageError
+from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import clamp
-from okrsync.store.sqlite import MeasurementRow, Store
+from okrsync.store.sqlite import Store
 from okrsync.timefmt import parse_instant, utcnow
 
 
@@ -94,8 +95,8 @@ def sync(args: Any, settings: Settings) -> int:
     finally:
         if store:
             store.close()
-    for row in result.rows:
-        print(_row_line(row, config))
+    for m in result.measurements:
+        print(_line(m, config))
     if result.skipped_manual and not args.only:
         print(f"- manual (check-in, not measured): {', '.join(result.skipped_manual)}")
     requests = (
@@ -110,26 +111,27 @@ def sync(args: Any, settings: Settings) -> int:
     where = "dry run, nothing stored" if args.dry_run else f"stored in {settings.db}"
     failures = f", {failed} failed (recorded with the error)" if failed else ""
     print(
-        f"measured {len(result.rows) - failed} of {len(result.rows)} key results{failures}; "
+        f"measured {len(result.measurements) - failed} of {len(result.measurements)} "
+        f"key results{failures}; "
         f"{where}; requests per source: {requests}"
     )
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _row_line(row: MeasurementRow, config: Config) -> str:
+def _line(m: Measurement, config: Config) -> str:
     from okrsync.cli.render import number
 
-    found = config.find_kr(row.kr_id)
+    found = config.find_kr(m.kr_id)
     unit = found[1].unit if found else None
-    if row.error is not None:
-        return f"✖ {row.kr_id}: {row.error}"
+    if m.error is not None:
+        return f"✖ {m.kr_id}: {m.error}"
     progress = ""
-    if row.progress is not None:
-        shown = clamp(row.progress)
-        raw = f" (raw {row.progress * 100:.0f}%)" if shown != row.progress else ""
+    if m.progress is not None:
+        shown = clamp(m.progress)
+        raw = f" (raw {m.progress * 100:.0f}%)" if shown != m.progress else ""
         progress = f"  progress {shown * 100:.0f}%{raw}"
-    note = f"  ({row.note})" if row.note else ""
-    return f"✔ {row.kr_id} = {number(row.value, unit)}{progress}  {row.status}{note}"
+    note = f"  ({m.note})" if m.note else ""
+    return f"✔ {m.kr_id} = {number(m.value, unit)}{progress}  {m.status}{note}"
 
 
 def status(args: Any, settings: Settings) -> int:
@@ -183,7 +185,8 @@ def history(args: Any, settings: Settings) -> int:
 
 
 def checkin(args: Any, settings: Settings) -> int:
-    from okrsync.progress.maths import Observation, expected_progress, kr_progress, kr_status
+    from okrsync.progress.maths import Observation
+    from okrsync.progress.status import assess
 
     config = load_config(settings)
     found = config.find_kr(args.kr_id)
@@ -198,28 +201,18 @@ def checkin(args: Any, settings: Settings) -> int:
     if value != value or value in (float("inf"), float("-inf")):
         raise UsageError(f"VALUE must be a finite number, not '{args.value}'")
     now = _now(args)
-    progress = kr_progress(value, kr.start, kr.target)
-    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
-    state = kr_status(
-        Observation(value, now, True, now),
-        progress,
-        expected,
-        now,
-        None,
-        config.defaults.thresholds,
-    )
-    row = MeasurementRow(
-        kr.id, now, "manual", None, value, progress, state, manual=True, note=args.note
-    )
+    entry = Measurement(kr.id, now, "manual", None, value, manual=True, note=args.note)
+    entry = assess(config, kr, entry, Observation())
     store = Store(settings.db)
     try:
         with store.transaction():
             store.sync_config(config, now)
-            store.append(None, [row])
+            store.append(None, [entry])
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"
-    print(f"✔ {kr.id} = {value:g}{override}: progress {clamp(progress) * 100:.0f}%, {state}")
+    shown = clamp(entry.progress or 0.0)
+    print(f"✔ {kr.id} = {value:g}{override}: progress {shown * 100:.0f}%, {entry.status}")
     return EXIT_OK
 
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from okrsync.config import cron, formula
 from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.duration import parse_duration
-from okrsync.config.sources import SourceConfig
 
 Id = Annotated[
     str,
@@ -26,6 +25,7 @@ Id = Annotated[
 ]
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "1h", "1d"])]
 MANUAL = "manual"
+FORMULA_NO_QUERY = "a formula KR takes its queries from `inputs`, not `source`/query fields"
 
 
 class Frozen(BaseModel):
@@ -92,45 +92,20 @@ class Defaults(Frozen):
     )
 
 
-class Measure(Frozen):
-    """Where a number comes from: a source and the query fields its connector takes."""
+class Measure(BaseModel):
+    """Where a number comes from: a source, and the query keys its connector takes.
+
+    The query keys are whatever else the mapping holds (`model_extra`): each connector
+    declares its own, and the loader checks them with that connector's query model.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
     source: str | None = None
-    query: str | None = Field(None, description="prometheus: PromQL instant query")
-    reduce: Literal["sum", "avg", "min", "max"] | None = Field(
-        None, description="prometheus: combine several series"
-    )
-    jql: str | None = Field(None, description="jira: JQL; counts issues unless sum/metric")
-    sum: str | None = Field(None, description="jira: sum this numeric field")
-    metric: str | None = Field(None, description="jira/github: a derived metric")
-    search: str | None = Field(None, description="github: issue/PR search query")
-    repo: str | None = Field(None, description="github: owner/name")
-    workflow: str | None = Field(None, description="github: workflow file, e.g. ci.yml")
-    branch: str | None = Field(None, description="github: branch for workflow runs")
-    extract: str | None = Field(None, description="http: JMESPath expression yielding a number")
-    path: str | None = Field(None, description="http: appended to the source url")
-    method: Literal["GET", "POST"] | None = Field(None, description="http: GET (default) or POST")
-    body: dict[str, Any] | None = Field(None, description="http: JSON body for POST")
 
     def query_fields(self) -> dict[str, Any]:
-        """The connector's part of this measure: every query field that is set."""
-        return self.model_dump(exclude_none=True, exclude={"source"} | _NOT_QUERY)
-
-
-_NOT_QUERY = {
-    "id",
-    "title",
-    "description",
-    "start",
-    "target",
-    "unit",
-    "weight",
-    "every",
-    "cron",
-    "formula",
-    "inputs",
-    "owner",
-}
+        """The connector's part of this measure: every query key that is set."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
 
 
 class KeyResult(Measure):
@@ -178,10 +153,8 @@ class KeyResult(Measure):
         if self.formula is None and self.source is None:
             raise ValueError("needs a `source` (or `source: manual`) or a `formula` with `inputs`")
         if self.formula is not None:
-            if self.source is not None or self.query_fields():
-                raise ValueError(
-                    "a formula KR takes its queries from `inputs`, not `source`/query fields"
-                )
+            if self.source is not None:
+                raise ValueError(FORMULA_NO_QUERY)
             used = formula.names(formula.parse(self.formula))
             missing = sorted(used - set(self.inputs))
             if missing:
@@ -229,5 +202,7 @@ class ConfigFile(Frozen):
     version: Literal[1] = 1
     period: Period | None = None
     defaults: Defaults | None = None
-    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Named connector instances; checked by their models."
+    )
     objectives: list[Objective] = Field(default_factory=list)

@@ -9,17 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
-from okrsync.config.sources import SourceBase, SourceConfig
-
-_SOURCE: TypeAdapter[SourceBase] = TypeAdapter(SourceConfig)
+from okrsync.connector import SourceBase
 
 
 @dataclass
 class Part:
-    """The valid pieces of one file; `objectives` holds (index, objective, KR indexes)."""
+    """The valid pieces of one file; `objectives` holds (index, objective, KR indexes).
+
+    `sources` are filled in by the loader, which validates them with their connectors.
+    """
 
     period: Period | None = None
     defaults: Defaults | None = None
@@ -54,7 +55,6 @@ def whole(file: ConfigFile, data: dict[str, Any]) -> Part:
     return Part(
         period=file.period,
         defaults=file.defaults,
-        sources=dict(file.sources),
         objectives=[(i, o, list(range(len(o.key_results)))) for i, o in enumerate(file.objectives)],
         sets=_set_once(data),
     )
@@ -65,12 +65,6 @@ def salvage(data: dict[str, Any]) -> Part:
     part = Part(sets=_set_once(data))
     part.period = _valid(Period, data.get("period"))
     part.defaults = _valid(Defaults, data.get("defaults")) if "defaults" in data else None
-    sources = data.get("sources")
-    for name, raw in (sources or {}).items() if isinstance(sources, dict) else ():
-        try:
-            part.sources[name] = _SOURCE.validate_python(raw)
-        except ValidationError:
-            part.invalid_sources.add(name)
     objectives = data.get("objectives")
     for i, raw in enumerate(objectives if isinstance(objectives, list) else []):
         krs_raw = raw.get("key_results") if isinstance(raw, dict) else None

@@ -1,6 +1,6 @@
-"""Measuring a set of KRs once: plan queries, fetch each distinct one once, compute values.
+"""Measuring a set of KRs once: fetch each planned query once, then compute each KR's value.
 
-Knows OKRs and the connector interface; knows nothing of HTTP or of the store.
+Knows OKRs and the connector interface; knows nothing of HTTP, progress or the store.
 """
 
 from __future__ import annotations
@@ -9,49 +9,27 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import structlog
+from pydantic import ValidationError
 
-from okrsync.config import formula, templating
+from okrsync.config import formula, plugins
 from okrsync.config.loader import Config
-from okrsync.config.model import KeyResult, Measure
-from okrsync.connector import Connector, Query, Reading, create
+from okrsync.config.model import KeyResult
+from okrsync.connector import Connector, QueryBase
 from okrsync.errors import FetchError, OkrsyncError
+from okrsync.measure.measurement import Measurement
+from okrsync.measure.plan import Fetch, plan
 from okrsync.measure.retry import call_with_retry
 from okrsync.secrets import redact
 
-log = structlog.get_logger("okrsync.measure.measurer")
+log = structlog.get_logger("okrsync.measure")
 ConnectorFactory = Callable[[str, Config], Connector]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The result of measuring one KR: a value, or the error that prevented it."""
-
-    kr_id: str
-    source: str
-    query: str
-    value: float | None = None
-    inputs: dict[str, float] | None = None
-    error: str | None = None
-    note: str | None = None
-
-
-@dataclass
-class Fetch:
-    source: str
-    query: Query
-    max_wait: float
-    kr_ids: list[str] = field(default_factory=list)
-    reading: Reading | None = None
-    error: str | None = None
-
-
 def _connector_factory(name: str, config: Config) -> Connector:
-    return create(name, config.sources[name])
+    return plugins.create(name, config.sources[name])
 
 
 class Measurer:
@@ -106,35 +84,18 @@ class Measurer:
             raise conn
         return conn
 
-    def _query(self, measure: Measure, now: datetime) -> Query:
-        period = self.config.period
-        today = now.astimezone(ZoneInfo(period.timezone)).date()
-        values = templating.variables(period.name, period.start, period.end, today)
-        fields = templating.render(measure.query_fields(), values)
-        return Query(fields, period.starts_at, period.ends_at)
-
     def measure(
         self,
         krs: list[KeyResult],
         now: datetime,
         progress: Callable[[int, int], None] | None = None,
-    ) -> list[Outcome]:
-        """Measure `krs` (automated ones) as of `now`; identical queries are fetched once."""
-        fetches: dict[tuple[str, str], Fetch] = {}
-        wants: dict[str, list[tuple[str | None, Fetch]]] = {}
-        for kr in krs:
-            measures = kr.inputs.items() if kr.formula else [(None, kr)]
-            for input_name, measure in measures:
-                assert measure.source is not None
-                query = self._query(measure, now)
-                key = (measure.source, query.key)
-                every = self.config.every_seconds(kr)
-                fetch = fetches.setdefault(key, Fetch(measure.source, query, every))
-                fetch.max_wait = min(fetch.max_wait, every)
-                fetch.kr_ids.append(kr.id)
-                wants.setdefault(kr.id, []).append((input_name, fetch))
-        self._fetch_all(list(fetches.values()), progress)
-        return [self._outcome(kr, wants[kr.id]) for kr in krs]
+    ) -> list[Measurement]:
+        """Measure `krs` (automated ones) as of `now`; identical queries are fetched once.
+
+        The measurements are not yet assessed (no progress or status)."""
+        todo = plan(self.config, krs, now)
+        self._fetch_all(todo.fetches, progress)
+        return [self._measurement(kr, todo.wants[kr.id], now) for kr in krs]
 
     def _fetch_all(self, fetches: list[Fetch], progress: Callable[[int, int], None] | None) -> None:
         """Run fetches with one pool per source, sized by its max_concurrency, all at once,
@@ -167,9 +128,12 @@ class Measurer:
         began = time.monotonic()
         try:
             conn = self._connector(fetch.source)
+            query = self._query(fetch)
             with self._limits[fetch.source]:
                 fetch.reading = call_with_retry(
-                    lambda: conn.fetch(fetch.query), max_wait=fetch.max_wait, sleep=self.sleep
+                    lambda: conn.fetch(query, fetch.window),
+                    max_wait=fetch.max_wait,
+                    sleep=self.sleep,
                 )
         except OkrsyncError as exc:
             fetch.error = redact(str(exc))
@@ -179,20 +143,35 @@ class Measurer:
             "fetch",
             source=fetch.source,
             krs=fetch.kr_ids,
-            query=fetch.query.describe(),
+            query=fetch.text,
             duration_s=round(time.monotonic() - began, 3),
             outcome="ok" if fetch.error is None else "error",
             error=fetch.error,
         )
 
-    def _outcome(self, kr: KeyResult, wanted: list[tuple[str | None, Fetch]]) -> Outcome:
+    def _query(self, fetch: Fetch) -> QueryBase:
+        """The fetch's templated fields as its connector's query model (checked at load; a
+        placeholder's value can still break it)."""
+        model = plugins.plugin(self.config.sources[fetch.source].type).query_model
+        try:
+            return model.model_validate(fetch.fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'query'}: {e['msg']}" for e in exc.errors()
+            )
+            raise FetchError(f"{fetch.source}: invalid query: {problems}") from None
+
+    def _measurement(
+        self, kr: KeyResult, wanted: list[tuple[str | None, Fetch]], now: datetime
+    ) -> Measurement:
         if not kr.formula:
             fetch = wanted[0][1]
             reading = fetch.reading
-            return Outcome(
+            return Measurement(
                 kr.id,
+                now,
                 fetch.source,
-                fetch.query.describe(),
+                fetch.text,
                 value=reading.value if reading else None,
                 error=fetch.error,
                 note=reading.note if reading else None,
@@ -200,16 +179,16 @@ class Measurer:
         query = (
             kr.formula
             + " with "
-            + "; ".join(
-                f"{name} = {fetch.source}: {fetch.query.describe()}" for name, fetch in wanted
-            )
+            + "; ".join(f"{name} = {fetch.source}: {fetch.text}" for name, fetch in wanted)
         )
         errors = [f"input {name}: {f.error}" for name, f in wanted if f.error]
         values = {str(name): f.reading.value for name, f in wanted if f.reading}
         if errors:
-            return Outcome(kr.id, "formula", query, inputs=values or None, error="; ".join(errors))
+            return Measurement(
+                kr.id, now, "formula", query, inputs=values or None, error="; ".join(errors)
+            )
         try:
             value = formula.evaluate(kr.formula, values)
         except formula.FormulaError as exc:
-            return Outcome(kr.id, "formula", query, inputs=values, error=f"formula: {exc}")
-        return Outcome(kr.id, "formula", query, value=value, inputs=values)
+            return Measurement(kr.id, now, "formula", query, inputs=values, error=f"formula: {exc}")
+        return Measurement(kr.id, now, "formula", query, value=value, inputs=values)

@@ -1,7 +1,7 @@
 """`okrsync run`: measure every KR on its schedule until SIGTERM, reloading config on change.
 
 Data flow: schedule (pure) -> lanes (one batch per source set) -> worker pool -> Measurer
-(dedup, per-source limits, retries) -> rows -> store (one transaction per batch).
+(dedup, per-source limits, retries) -> assess -> store (one transaction per batch).
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from typing import Any
 import structlog
 
 from okrsync.config import loader as config_module
+from okrsync.config import plugins
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
-from okrsync.connector import Connector, create
+from okrsync.connector import Connector
 from okrsync.errors import ConfigError, StoreError
+from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer
 from okrsync.progress.maths import Observation, observe
+from okrsync.progress.status import assess_all
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
-from okrsync.service.once import to_rows
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
 from okrsync.store.sqlite import Store
 
@@ -91,7 +93,7 @@ class Options:
 
 
 def _factory(name: str, config: Config) -> Connector:
-    return create(name, config.sources[name])
+    return plugins.create(name, config.sources[name])
 
 
 @dataclass
@@ -266,8 +268,8 @@ class Daemon:
         now = datetime.fromtimestamp(began, UTC)
         krs = [active.krs[i] for i in ids if i in active.krs]
         try:
-            outcomes = active.measurer.measure(krs, now)
-            self._store(active.config, krs, outcomes, now)
+            taken = active.measurer.measure(krs, now)
+            self._store(active.config, krs, taken, now)
         except Exception as exc:  # a bug in one batch must not stop the schedule
             log.exception("batch_failed", krs=ids, error=str(exc))
         finally:
@@ -283,10 +285,12 @@ class Daemon:
                     self.lanes.finish(key)
             self.wake.set()
 
-    def _store(self, config: Config, krs: list[KeyResult], outcomes: Any, now: datetime) -> None:
+    def _store(
+        self, config: Config, krs: list[KeyResult], taken: list[Measurement], now: datetime
+    ) -> None:
         with self.lock:
             before = {k.id: self.obs.get(k.id, Observation()) for k in krs}
-        rows = to_rows(config, krs, outcomes, now, before)
+        rows = assess_all(config, krs, taken, before)
         run_id = uuid.uuid4().hex[:16]
         failed = sum(r.error is not None for r in rows)
         with self.store_lock:

@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from okrsync.config.loader import Config
-from okrsync.connector import Connector, Query, Reading
+from okrsync.connector import Connector, QueryBase, Reading, Window
 from okrsync.progress.maths import STATUSES, Observation
 from okrsync.progress.tree import evaluate
 
@@ -167,10 +167,10 @@ class _Timed:
     def requests(self, value: int) -> None:
         self.inner.requests = value
 
-    def fetch(self, query: Query) -> Reading:
+    def fetch(self, query: QueryBase, window: Window) -> Reading:
         began = time.monotonic()
         try:
-            return self.inner.fetch(query)
+            return self.inner.fetch(query, window)
         except Exception:
             self.metrics.fetch_errors.labels(source=self.source).inc()
             raise

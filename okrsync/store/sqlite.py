@@ -10,7 +10,6 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,28 +18,12 @@ import sqlite_utils
 
 from okrsync.config.loader import Config
 from okrsync.errors import StoreError
+from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import Observation
 from okrsync.timefmt import from_text, to_text
 
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class MeasurementRow:
-    """One attempt to measure a KR, as appended to the history."""
-
-    kr_id: str
-    measured_at: datetime
-    source: str
-    query: str | None
-    value: float | None = None
-    progress: float | None = None
-    status: str | None = None
-    inputs: dict[str, float] | None = None
-    error: str | None = None
-    manual: bool = False
-    note: str | None = None
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -255,14 +238,14 @@ class Store:
         started: datetime,
         finished: datetime,
         digest: str,
-        rows: list[MeasurementRow],
+        rows: list[Measurement],
     ) -> None:
         """One run and its measurements (call inside `transaction()`)."""
         self.start_run(run_id, kind, started, digest)
         self.append(run_id, rows)
         self.finish_run(run_id, finished, len(rows), sum(r.error is not None for r in rows))
 
-    def append(self, run_id: str | None, rows: list[MeasurementRow]) -> None:
+    def append(self, run_id: str | None, rows: list[Measurement]) -> None:
         """Append measurements to the history (call inside `transaction()`)."""
         self.db.table("measurements").insert_all(
             {

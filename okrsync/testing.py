@@ -1,23 +1,56 @@
-"""The contract every connector passes: subclass `ConnectorContract` in its test module.
+"""The connector contract suite (`ConnectorContract`: the 9 scenarios) and its helpers,
+shipped so plugins run the same tests as the built-ins (needs pytest and responses:
+`pip install okrsync[test]`)::
 
-A subclass says how to build its connector against `BASE_URL`, which query to ask, and
-how to register real-shaped answers with `responses`; the scenarios below are shared.
+    from okrsync.testing import ConnectorContract, ask
+
+    class TestMyContract(ConnectorContract):
+        ENDPOINT = ("GET", "/api/count")
+        expected_value = 42
+        empty_expectation = 0
+        def make(self, base_url): return MyConnector("my", MySource(type="my", url=base_url))
+        def query(self): return ask(MyConnector, field="x")
+        def good_body(self): return {"count": 42}
+        ...
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 import requests
 import responses
 
-from okrsync.connector import Connector, Query
-from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
+from okrsync.connector import (
+    AuthError,
+    Connector,
+    FetchError,
+    QueryBase,
+    RateLimitedError,
+    TransientFetchError,
+    Window,
+)
 from okrsync.measure.retry import call_with_retry
 
-HTML_PAGE = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+__all__ = ["HTML_PAGE", "WINDOW", "Ask", "ConnectorContract", "add_answer", "ask", "closed_port"]
+
+WINDOW = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+class Ask(NamedTuple):
+    """A validated query and its window: `conn.fetch(*ask(...))` calls fetch as okrsync does."""
+
+    query: QueryBase
+    window: Window
+
+
+def ask(connector: Any, window: Window = WINDOW, **fields: Any) -> Ask:
+    """The query a KR with these query keys gives `connector` (a class or an instance),
+    validated by its `query_model` exactly as the config loader does."""
+    return Ask(connector.query_model.model_validate(fields), window)
 
 
 def add_answer(
@@ -41,6 +74,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+HTML_PAGE = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+
+
 class ConnectorContract:
     """Shared scenarios; subclasses fill in the hooks marked 'provide'."""
 
@@ -53,7 +89,7 @@ class ConnectorContract:
     def make(self, base_url: str) -> Connector:  # provide
         raise NotImplementedError
 
-    def query(self) -> Query:  # provide
+    def query(self) -> Ask:  # provide: e.g. ask(MyConnector, field=...)
         raise NotImplementedError
 
     def register(
@@ -84,7 +120,7 @@ class ConnectorContract:
         """A well-formed answer gives its value."""
         with responses.RequestsMock() as rsps:
             self.register(rsps, 200, self.good_body())
-            assert self.make(self.BASE_URL).fetch(self.query()).value == self.expected_value
+            assert self.make(self.BASE_URL).fetch(*self.query()).value == self.expected_value
 
     def test_empty_answer(self) -> None:
         """An empty answer gives zero or a clear error, as the source's semantics say."""
@@ -93,16 +129,16 @@ class ConnectorContract:
             conn = self.make(self.BASE_URL)
             if isinstance(self.empty_expectation, type):
                 with pytest.raises(self.empty_expectation):
-                    conn.fetch(self.query())
+                    conn.fetch(*self.query())
             else:
-                assert conn.fetch(self.query()).value == self.empty_expectation
+                assert conn.fetch(*self.query()).value == self.empty_expectation
 
     def test_auth_failure(self) -> None:
         """401 is an AuthError naming the environment variable to check, never retried."""
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             self.register(rsps, 401, self.auth_failure_body())
             with pytest.raises(AuthError, match="OKRSYNC_") as info:
-                self.make(self.BASE_URL).fetch(self.query())
+                self.make(self.BASE_URL).fetch(*self.query())
             assert not info.value.retryable
 
     def test_rate_limit_with_retry_after(self) -> None:
@@ -110,7 +146,7 @@ class ConnectorContract:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             self.register(rsps, 429, {"message": "rate limited"}, {"Retry-After": "7"})
             with pytest.raises(RateLimitedError) as info:
-                self.make(self.BASE_URL).fetch(self.query())
+                self.make(self.BASE_URL).fetch(*self.query())
             assert info.value.retry_after == 7
 
     def test_server_error_then_success(self) -> None:
@@ -120,7 +156,7 @@ class ConnectorContract:
             self.register(rsps, 200, self.good_body())
             conn = self.make(self.BASE_URL)
             slept: list[float] = []
-            reading = call_with_retry(lambda: conn.fetch(self.query()), sleep=slept.append)
+            reading = call_with_retry(lambda: conn.fetch(*self.query()), sleep=slept.append)
             assert reading.value == self.expected_value
             assert len(slept) >= 1
 
@@ -129,7 +165,7 @@ class ConnectorContract:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             self.register(rsps, 200, '{"status": "succ')
             with pytest.raises(FetchError) as info:
-                self.make(self.BASE_URL).fetch(self.query())
+                self.make(self.BASE_URL).fetch(*self.query())
             assert not info.value.retryable
 
     def test_html_error_page(self) -> None:
@@ -137,17 +173,17 @@ class ConnectorContract:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             self.register(rsps, 502, HTML_PAGE, {"Content-Type": "text/html"})
             with pytest.raises(TransientFetchError, match="HTML"):
-                self.make(self.BASE_URL).fetch(self.query())
+                self.make(self.BASE_URL).fetch(*self.query())
 
     def test_timeout(self) -> None:
         """A request that times out is a transient error that says so."""
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             self.register(rsps, 200, requests.ReadTimeout("read timed out"))
             with pytest.raises(TransientFetchError, match="timeout"):
-                self.make(self.BASE_URL).fetch(self.query())
+                self.make(self.BASE_URL).fetch(*self.query())
 
     def test_connection_refused(self) -> None:
         """Nothing listening at the URL is a transient 'connection refused' error."""
         conn = self.make(f"http://127.0.0.1:{closed_port()}")
         with pytest.raises(TransientFetchError, match="refused"):
-            conn.fetch(self.query())
+            conn.fetch(*self.query())

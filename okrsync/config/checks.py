@@ -1,0 +1,195 @@
+"""Checks that need more than one model: sources against their connector's source model,
+KR queries against their connector's query model, parents, and placeholders.
+
+Every check adds `Problem`s (file:line: path: message) instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from okrsync.config import plugins, templating
+from okrsync.config.messages import dotted, located, message, unknown_key
+from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, Objective
+from okrsync.config.yaml_reader import Loc, YamlDoc
+from okrsync.connector import SourceBase
+from okrsync.errors import Problem
+
+KR_KEYS = frozenset(KeyResult.model_fields)
+INPUT_KEYS = frozenset(Measure.model_fields)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a piece of config was written: file, line and dotted path."""
+
+    file: str
+    line: int | None
+    path: str
+    doc: YamlDoc | None = field(default=None, compare=False, repr=False)
+    loc: Loc = field(default=(), compare=False, repr=False)
+
+    def at(self, *keys: str | int) -> Origin:
+        """The origin of a key inside this piece (its own line when the YAML has it)."""
+        loc = (*self.loc, *keys)
+        line = self.doc.line_of(loc) if self.doc else self.line
+        return Origin(self.file, line, dotted(loc), self.doc, loc)
+
+
+Add = Callable[[Origin, str], None]
+
+
+def all_query_keys() -> frozenset[str]:
+    """Query keys any installed connector takes."""
+    return frozenset().union(*plugins.query_keys().values())
+
+
+def check_source(doc: YamlDoc, name: str, raw: Any) -> tuple[SourceBase | None, list[Problem]]:
+    """`sources.<name>` validated by its connector's source model, or the problems why not."""
+    loc: Loc = ("sources", name)
+    if not isinstance(raw, dict):
+        return None, []  # the file's own model already says it must be a mapping
+    where = Problem(doc.file, doc.line_of(loc), dotted(loc), "")
+    type_name = raw.get("type")
+    known = ", ".join(plugins.type_names())
+    if type_name is None:
+        return None, [_with(where, f"field required: type ({known})")]
+    if not isinstance(type_name, str) or type_name not in plugins.installed():
+        return None, [_with(where, f"unknown source type '{type_name}' (known: {known})")]
+    try:
+        found = plugins.plugin(type_name)
+    except plugins.PluginError as exc:
+        return None, [_with(where, str(exc))]
+    try:
+        return found.source_model.model_validate(raw), []
+    except ValidationError as exc:
+        return None, located(doc, exc, loc)
+
+
+def _with(where: Problem, text: str) -> Problem:
+    return Problem(where.file, where.line, where.path, text)
+
+
+def unknown_keys(doc: YamlDoc) -> list[Problem]:
+    """Keys of KRs and formula inputs that neither okrsync nor any connector reads."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    query_keys = all_query_keys()
+    problems: list[Problem] = []
+
+    def scan(raw: Any, loc: Loc, allowed: frozenset[str]) -> None:
+        for key in raw if isinstance(raw, dict) else ():
+            if key not in allowed and key not in query_keys:
+                where = (*loc, key)
+                problems.append(
+                    Problem(doc.file, doc.line_of(where), dotted(where), unknown_key(key))
+                )
+
+    objectives = data.get("objectives")
+    for i, objective in enumerate(objectives if isinstance(objectives, list) else []):
+        krs = objective.get("key_results") if isinstance(objective, dict) else None
+        for j, kr in enumerate(krs if isinstance(krs, list) else []):
+            loc: Loc = ("objectives", i, "key_results", j)
+            scan(kr, loc, KR_KEYS)
+            inputs = kr.get("inputs") if isinstance(kr, dict) else None
+            for name, measure in inputs.items() if isinstance(inputs, dict) else ():
+                scan(measure, (*loc, "inputs", name), INPUT_KEYS)
+    return problems
+
+
+def check_parent(
+    objective: Objective, ids: set[str], objectives: list[Objective], origin: Origin, add: Add
+) -> None:
+    """The parent exists and following parents never comes back to this objective."""
+    if objective.parent is None:
+        return
+    if objective.parent not in ids:
+        hint = difflib.get_close_matches(objective.parent, sorted(ids), n=1)
+        add(
+            origin,
+            f"parent: objective '{objective.parent}' does not exist"
+            + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+        )
+        return
+    parents = {o.id: o.parent for o in objectives}
+    seen: list[str] = [objective.id]
+    current: str | None = objective.parent
+    while current is not None:
+        if current in seen:
+            add(origin, "parent: cycle of parents: " + " -> ".join([*seen, current]))
+            return
+        seen.append(current)
+        current = parents.get(current)
+
+
+def check_measures(
+    kr: KeyResult,
+    sources: dict[str, SourceBase],
+    invalid_sources: set[str],
+    origins: dict[str, Origin],
+    add: Add,
+) -> None:
+    """The KR's own measure (or, for a formula, each input) fits its source's connector."""
+    query_keys = all_query_keys()
+    measures: list[tuple[Measure, Origin, bool]] = []
+    if kr.formula is None:
+        measures.append((kr, origins[kr.id], True))
+    elif set(kr.query_fields()) & query_keys:
+        add(origins[kr.id], FORMULA_NO_QUERY)
+    measures += [(m, origins[f"{kr.id}/{n}"], False) for n, m in kr.inputs.items()]
+    for measure, origin, allow_manual in measures:
+        if measure.source not in invalid_sources:  # already reported where it is defined
+            fields = {k: v for k, v in measure.query_fields().items() if k in query_keys}
+            _check_measure(measure.source, fields, sources, origin, add, allow_manual)
+
+
+def _check_measure(
+    source: str | None,
+    fields: dict[str, Any],
+    sources: dict[str, SourceBase],
+    origin: Origin,
+    add: Add,
+    allow_manual: bool,
+) -> None:
+    if source is None:
+        add(origin, "source: field required")
+        return
+    if source == MANUAL:
+        if not allow_manual:
+            add(origin, "source: a formula input needs an automated source, not 'manual'")
+        elif fields:
+            add(origin, f"a manual key result takes no query fields ({', '.join(fields)})")
+        return
+    config = sources.get(source)
+    if config is None:
+        known = ", ".join(sorted(sources)) or "none defined"
+        add(origin, f"source: '{source}' is not defined under `sources:` (known: {known})")
+        return
+    model = plugins.plugin(config.type).query_model
+    takes = sorted(model.model_fields)
+    extra = sorted(set(fields) - set(takes))
+    if extra:
+        add(
+            origin,
+            f"{', '.join(extra)}: not a field of {config.type} sources "
+            f"(they take {', '.join(takes)})",
+        )
+    try:
+        model.model_validate({k: v for k, v in fields.items() if k in takes})
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if error["type"] == "missing" and len(loc) == 1:
+                add(origin, f"{config.type} sources need `{loc[0]}`")
+            elif not loc:
+                add(origin, message(error, origin.loc))
+            else:
+                add(origin.at(*loc), message(error, (*origin.loc, *loc)))
+    for value in fields.values():
+        for bad in templating.unknown_placeholders(str(value)):
+            known = ", ".join(f"{{{k}}}" for k in templating.KNOWN)
+            add(origin, f"unknown placeholder {{{bad}}} (known: {known})")

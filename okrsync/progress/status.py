@@ -1,0 +1,43 @@
+"""The one status step: a measurement (an attempt or a check-in) gets its progress and status.
+
+Used alike by `sync --once`, the daemon and `checkin`, so a value is judged the same way
+wherever it was taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult
+from okrsync.measure.measurement import Measurement
+from okrsync.progress.maths import Observation, expected_progress, kr_progress, kr_status, observe
+
+
+def assess(config: Config, kr: KeyResult, m: Measurement, prior: Observation) -> Measurement:
+    """`m` with raw progress (None without a value) and its status as of `m.measured_at`.
+
+    A failed attempt is judged on the prior value (it turns `stale`), never on nothing.
+    """
+    now = m.measured_at
+    progress = None if m.value is None else kr_progress(m.value, kr.start, kr.target)
+    obs = observe(prior, m.value, m.error, now)
+    judged = progress
+    if m.value is None and prior.value is not None:
+        judged = kr_progress(prior.value, kr.start, kr.target)
+    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
+    status = kr_status(obs, judged, expected, now, None, config.defaults.thresholds)
+    return replace(m, progress=progress, status=status)
+
+
+def assess_all(
+    config: Config,
+    krs: list[KeyResult],
+    measurements: list[Measurement],
+    before: dict[str, Observation],
+) -> list[Measurement]:
+    """`assess` for each KR's measurement, against what was known of it before."""
+    return [
+        assess(config, kr, m, before.get(kr.id, Observation()))
+        for kr, m in zip(krs, measurements, strict=True)
+    ]
