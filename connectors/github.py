@@ -38,15 +38,13 @@ from okrsync.connector import (
     FetchError,
     NonBlank,
     QueryBase,
-    RateLimitedError,
     Reading,
     SourceBase,
-    TransientFetchError,
     Window,
 )
 from okrsync.secrets import env_name, read_secret, redact
 
-from ._http import USER_AGENT, Url, network_error
+from ._http import USER_AGENT, Url, classify, is_html, network_error
 from ._ratelimit import RateLimiter
 
 SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or filtered list
@@ -56,7 +54,6 @@ SEARCH_METRICS = ("median_merge_hours",)
 GithubMetric = Literal["median_merge_hours", "workflow_success_rate", "releases", "open_issues"]
 REPO_PATTERN = r"^[\w.-]+/[\w.-]+$"
 ETAG_CACHE = 512  # cached answers per connector: a few per repository KR
-SECONDARY_LIMIT_WAIT = 60.0  # GitHub's advice when a secondary limit gives no Retry-After
 
 
 def parse_time(raw: Any) -> datetime | None:
@@ -178,10 +175,12 @@ class GithubConnector:
         if data is None and cached:  # 304 Not Modified: the cached answer still holds
             self.not_modified += 1
             return cached[1]
-        text_only = isinstance(data, dict) and isinstance(data.get("data"), str)
-        if "html" in str(answer_headers.get("content-type", "")) or (
-            text_only and set(data) <= {"data", "url"}  # how PyGithub wraps a non-JSON body
-        ):
+        wrapped = (  # how PyGithub wraps a body that is not JSON
+            isinstance(data, dict)
+            and isinstance(data.get("data"), str)
+            and set(data) <= {"data", "url"}
+        )
+        if wrapped or is_html(answer_headers, ""):
             raise FetchError(
                 f"{self.name}: got an HTML page or non-JSON text from {path} instead of JSON: "
                 "is `url` the API base (https://HOST/api/v3), or is a proxy in the way?"
@@ -208,48 +207,26 @@ class GithubConnector:
             )
 
     def _error(self, exc: GithubException, path: str) -> FetchError:
-        status = exc.status
-        headers = {k.lower(): str(v) for k, v in (exc.headers or {}).items()}
+        headers = {k: str(v) for k, v in (exc.headers or {}).items()}
         data = exc.data if isinstance(exc.data, dict) else {}
-        message = redact(str(data.get("message") or data.get("data") or "")).strip()[:200]
-        html = "html" in headers.get("content-type", "") or message.lower().startswith(
-            ("<!doctype", "<html")
-        )
+        text = str(data.get("message") or data.get("data") or "").strip()
+        errors = [
+            str(e.get("message", e) if isinstance(e, dict) else e) for e in data.get("errors") or []
+        ]
         token_env = env_name(self.name, "TOKEN")
-        if status in (403, 429):
-            wait = self._rate_wait(headers, message)
-            if wait is not None or status == 429:
-                after = f"; retry after {wait:g}s" if wait is not None else ""
-                return RateLimitedError(f"{self.name}: rate limited (HTTP {status}){after}", wait)
-        if status == 401:
-            return AuthError(f"{self.name}: HTTP 401 {message}: check {token_env}")
-        if status == 403:
-            return AuthError(f"{self.name}: HTTP 403 {message}: check {token_env} and its access")
-        if status >= 500:
-            detail = "an HTML error page (proxy?)" if html else message
-            return TransientFetchError(f"{self.name}: server error HTTP {status}: {detail}")
-        if html:
-            return FetchError(f"{self.name}: HTTP {status} with an HTML page instead of JSON")
-        if status == 404:
-            hint = "" if self._has_token else f" (private? set {token_env})"
-            return FetchError(f"{self.name}: not found: {path}{hint}")
-        errors = "; ".join(
-            redact(str(e.get("message", e) if isinstance(e, dict) else e))
-            for e in data.get("errors") or []
+        private = "" if self._has_token else f" (private? set {token_env})"
+        error = classify(
+            self.name,
+            exc.status,
+            headers,
+            text,  # PyGithub keeps a non-JSON body (an HTML page) as data["data"]
+            auth_hint=token_env,
+            message=" ".join([text, "; ".join(errors)]).strip() or None,
+            where=path,
+            hints={404: f"not found: {path}{private}"},
+            clock=self._clock,
         )
-        return FetchError(f"{self.name}: HTTP {status} for {path}: {message} {errors}".rstrip())
-
-    def _rate_wait(self, headers: dict[str, str], message: str) -> float | None:
-        try:
-            if "retry-after" in headers:
-                return max(0.0, float(headers["retry-after"]))
-            if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
-                return max(1.0, float(headers["x-ratelimit-reset"]) - self._clock())
-        except ValueError:
-            pass
-        if "secondary rate limit" in message.lower() or "rate limit exceeded" in message.lower():
-            return SECONDARY_LIMIT_WAIT
-        return None
+        return error or FetchError(f"{self.name}: HTTP {exc.status} for {path}: {text}")
 
     # --- measuring --------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from okrsync.connector import (
 )
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
 
-from ._http import USER_AGENT, Url, check_status, is_html, network_error
+from ._http import MESSAGE, USER_AGENT, Url, classify, is_html, network_error, snippet
 
 PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
 MAX_PAGES = 1000
@@ -165,7 +165,7 @@ class JiraConnector:
             self.requests += 1
             raise network_error(exc, self.name, self.config.url, self.config.timeout) from None
         except ValueError:
-            if self._last is not None and is_html(self._last):
+            if self._last is not None and is_html(self._last.headers, self._last.text):
                 raise FetchError(
                     f"{self.name}: got an HTML page instead of JSON from {path}: is `url` the "
                     "Jira base URL, or is a proxy or login page in the way?"
@@ -179,20 +179,24 @@ class JiraConnector:
         response: requests.Response | None = exc.response
         if response is None:
             return FetchError(f"{self.name}: request to {path} failed: {redact(str(exc.text))}")
-        status = response.status_code
-        message = redact(str(exc.text or "").strip())[:300]
-        if status == 400 and not is_html(response):
-            return FetchError(f"{self.name}: Jira rejected the query: {message}")
-        if status == 404 and not is_html(response):
-            return FetchError(
-                f"{self.name}: HTTP 404 for {path} ({message or 'not found'}): is `url` the Jira "
-                "base URL (without /rest/...)?"
-            )
-        try:
-            check_status(response, self.name, self._auth_hint())
-        except FetchError as mapped:
-            return mapped
-        return FetchError(f"{self.name}: HTTP {status} for {path}: {message}")
+        message = str(exc.text or "").strip() or None  # Jira's errorMessages, as jira read them
+        shown = snippet(message or "", MESSAGE)
+        error = classify(
+            self.name,
+            response.status_code,
+            response.headers,
+            response.text,
+            auth_hint=self._auth_hint(),
+            reason=response.reason or "",
+            message=message,
+            where=path,
+            hints={
+                400: f"Jira rejected the query: {shown}",
+                404: f"HTTP 404 for {path} ({shown or 'not found'}): is `url` the Jira base URL "
+                "(without /rest/...)?",
+            },
+        )
+        return error or FetchError(f"{self.name}: HTTP {response.status_code} for {path}: {shown}")
 
     def _is_cloud(self) -> bool:
         with self._setup:

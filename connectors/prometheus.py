@@ -21,7 +21,7 @@ from okrsync.connector import (
 )
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
 
-from ._http import USER_AGENT, Url, check_status, json_body, send
+from ._http import USER_AGENT, Url, classify, json_body, send, snippet
 
 REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "sum": math.fsum,
@@ -96,36 +96,29 @@ class PrometheusConnector:
         response = send(
             self._session, "GET", self._url, self.name, self.config.timeout, params=params
         )
-        if response.status_code >= 400 and response.status_code not in (401, 403, 429):
-            self._raise_prometheus_error(response)
-        check_status(response, self.name, self._auth_hint)
+        status = response.status_code
+        api = _api_error(response)
+        if api is not None and api[1] and status not in (401, 403, 429):
+            raise TransientFetchError(f"{self.name}: {api[0]} (HTTP {status})")
+        error = classify(
+            self.name,
+            status,
+            response.headers,
+            response.text,
+            auth_hint=self._auth_hint,
+            reason=response.reason or "",
+            message=api[0] if api else None,
+        )
+        if error is not None:
+            raise error
         body = json_body(response, self.name)
-        self._raise_prometheus_error(response, body)
+        if api is not None:
+            raise FetchError(f"{self.name}: {api[0]} (HTTP {status})")
         try:
             return self._reading(promql, reduce, body["data"]["resultType"], body["data"]["result"])
         except (KeyError, IndexError, TypeError, ValueError):
-            snippet = redact(" ".join(response.text.split())[:200])
-            raise FetchError(f"{self.name}: unexpected answer from Prometheus: {snippet}") from None
-
-    def _raise_prometheus_error(self, response: requests.Response, body: Any = None) -> None:
-        """Raise Prometheus's own error (`status: error`), if the body is one."""
-        if body is None:
-            try:
-                body = response.json()
-            except ValueError:
-                return
-        if not isinstance(body, dict) or body.get("status") != "error":
-            return
-        kind, text = str(body.get("errorType", "")), str(body.get("error", ""))
-        status = response.status_code
-        message = f"{self.name}: Prometheus {kind} error (HTTP {status}): {redact(text)}"
-        if (
-            status >= 500
-            or kind in _TRANSIENT_TYPES
-            or (kind == "execution" and any(t in text for t in _TRANSIENT_TEXT))
-        ):
-            raise TransientFetchError(message)
-        raise FetchError(message)
+            shown = snippet(response.text)
+            raise FetchError(f"{self.name}: unexpected answer from Prometheus: {shown}") from None
 
     def _reading(self, promql: str, reduce: str | None, kind: str, result: Any) -> Reading:
         """Turn a successful result into one finite number, or explain why it cannot be."""
@@ -168,6 +161,22 @@ class PrometheusConnector:
     def close(self) -> None:
         """Release the connection pool."""
         self._session.close()
+
+
+def _api_error(response: requests.Response) -> tuple[str, bool] | None:
+    """Prometheus's own error (`status: error`) as text, and whether its type may pass on its
+    own (a timeout, a cancelled query); None when the body is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("status") != "error":
+        return None
+    kind, text = str(body.get("errorType", "")), str(body.get("error", ""))
+    transient = kind in _TRANSIENT_TYPES or (
+        kind == "execution" and any(t in text for t in _TRANSIENT_TEXT)
+    )
+    return f"Prometheus {kind} error: {redact(text)}", transient
 
 
 def _labels(metric: dict[str, str]) -> str:
