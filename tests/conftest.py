@@ -7,6 +7,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_server import PrometheusServer, start_prometheus
 
+# The example plugin is a separate package with its own tests; test_plugin.py installs it
+# and runs them in a subprocess, so this session never imports it.
+collect_ignore = ["plugin_counter"]
+
 
 @pytest.fixture(scope="session")
 def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
