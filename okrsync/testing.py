@@ -9,7 +9,7 @@ shipped so plugins run the same tests as the built-ins (needs pytest and respons
         expected_value = 42
         empty_expectation = 0
         def make(self, base_url): return MyConnector("my", MySource(type="my", url=base_url))
-        def query(self): return ask(MyConnector, field="x")
+        def query(self): return ask(MyQuery, field="x")
         def good_body(self): return {"count": 42}
         ...
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import pytest
 import requests
@@ -40,17 +40,20 @@ __all__ = ["HTML_PAGE", "WINDOW", "Ask", "ConnectorContract", "add_answer", "ask
 WINDOW = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
-class Ask(NamedTuple):
+Q = TypeVar("Q", bound=QueryBase, covariant=True)
+
+
+class Ask(NamedTuple, Generic[Q]):
     """A validated query and its window: `conn.fetch(*ask(...))` calls fetch as okrsync does."""
 
-    query: QueryBase
+    query: Q
     window: Window
 
 
-def ask(connector: Any, window: Window = WINDOW, **fields: Any) -> Ask:
-    """The query a KR with these query keys gives `connector` (a class or an instance),
-    validated by its `query_model` exactly as the config loader does."""
-    return Ask(connector.query_model.model_validate(fields), window)
+def ask(model: type[Q], window: Window = WINDOW, **fields: Any) -> Ask[Q]:
+    """The query a KR with these query keys gives a connector whose `query_model` is
+    `model`, validated exactly as the config loader does."""
+    return Ask(model.model_validate(fields), window)
 
 
 def add_answer(
@@ -89,7 +92,7 @@ class ConnectorContract:
     def make(self, base_url: str) -> Connector:  # provide
         raise NotImplementedError
 
-    def query(self) -> Ask:  # provide: e.g. ask(MyConnector, field=...)
+    def query(self) -> Ask[QueryBase]:  # provide: e.g. ask(MyQuery, field=...)
         raise NotImplementedError
 
     def register(

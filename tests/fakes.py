@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from okrsync.config.loader import Config
@@ -31,7 +31,7 @@ class ScriptedConnector:
         pass
 
 
-def factory(connectors: dict[str, ScriptedConnector]) -> Callable[[str, Config], Connector]:
+def factory(connectors: Mapping[str, ScriptedConnector]) -> Callable[[str, Config], Connector]:
     def make(name: str, config: Config) -> Connector:
         return connectors[name]
 

@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from okrsync.connector import Window
 from okrsync.connectors import github as github_module
 from okrsync.connectors._ratelimit import RateLimiter
-from okrsync.connectors.github import GithubConnector, GithubSource
+from okrsync.connectors.github import GithubConnector, GithubQuery, GithubSource
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
 from okrsync.testing import Ask, ConnectorContract, add_answer, ask
 
@@ -34,8 +34,8 @@ def load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def query(**fields: Any) -> Ask:
-    return ask(GithubConnector, Window(SINCE, UNTIL), **fields)
+def query(**fields: Any) -> Ask[GithubQuery]:
+    return ask(GithubQuery, Window(SINCE, UNTIL), **fields)
 
 
 class FakeClock:
@@ -93,7 +93,7 @@ class TestGithubContract(ConnectorContract):
     def make(self, base_url: str) -> GithubConnector:
         return make(base_url + "/api/v3")
 
-    def query(self) -> Ask:
+    def query(self) -> Ask[GithubQuery]:
         return query(search=SEARCH)
 
     def good_body(self) -> Any:

@@ -13,7 +13,13 @@ import responses
 from responses import matchers
 
 from okrsync.connector import Window
-from okrsync.connectors.http_json import HttpJsonConnector, HttpSource, header_name, secret_headers
+from okrsync.connectors.http_json import (
+    HttpJsonConnector,
+    HttpQuery,
+    HttpSource,
+    header_name,
+    secret_headers,
+)
 from okrsync.errors import AuthError, FetchError, TransientFetchError
 from okrsync.testing import Ask, ConnectorContract, add_answer, ask
 
@@ -27,8 +33,8 @@ def load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def query(**fields: Any) -> Ask:
-    return ask(HttpJsonConnector, Window(SINCE, UNTIL), **fields)
+def query(**fields: Any) -> Ask[HttpQuery]:
+    return ask(HttpQuery, Window(SINCE, UNTIL), **fields)
 
 
 add = add_answer
@@ -48,7 +54,7 @@ class TestHttpContract(ConnectorContract):
     def make(self, base_url: str) -> HttpJsonConnector:
         return make(base_url + SUMMARY)
 
-    def query(self) -> Ask:
+    def query(self) -> Ask[HttpQuery]:
         return query(extract="components[?name=='API'].uptime | [0]")
 
     def good_body(self) -> Any:

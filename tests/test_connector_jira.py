@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okrsync.connector import Window
-from okrsync.connectors.jira import JiraConnector, JiraSource
+from okrsync.connectors.jira import JiraConnector, JiraQuery, JiraSource
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
 from okrsync.testing import Ask, ConnectorContract, add_answer, ask
 
@@ -32,8 +32,8 @@ def load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def query(**fields: Any) -> Ask:
-    return ask(JiraConnector, Window(SINCE, UNTIL), **{"jql": JQL, **fields})
+def query(**fields: Any) -> Ask[JiraQuery]:
+    return ask(JiraQuery, Window(SINCE, UNTIL), **{"jql": JQL, **fields})
 
 
 def make(url: str, deployment: str | None, name: str = "jira") -> JiraConnector:
@@ -68,7 +68,7 @@ class TestJiraCloudContract(ConnectorContract):
     def make(self, base_url: str) -> JiraConnector:
         return make(base_url, "cloud")
 
-    def query(self) -> Ask:
+    def query(self) -> Ask[JiraQuery]:
         return query()
 
     def good_body(self) -> Any:

@@ -38,9 +38,9 @@ def make(name: str = "prom", url: str = BASE_URL) -> PrometheusConnector:
     return PrometheusConnector(name, PrometheusSource(type="prometheus", url=url))
 
 
-def ask(query: str = "okrsync_bugs_closed", **fields: Any) -> Ask:
+def ask(query: str = "okrsync_bugs_closed", **fields: Any) -> Ask[PrometheusQuery]:
     """A query for the KR fields given."""
-    return ask_as(PrometheusConnector, Window(SINCE, UNTIL), query=query, **fields)
+    return ask_as(PrometheusQuery, Window(SINCE, UNTIL), query=query, **fields)
 
 
 def fetch(body: Any, status: int = 200, **fields: Any) -> Reading:
@@ -70,7 +70,7 @@ class TestPrometheusContract(ConnectorContract):
     def make(self, base_url: str) -> PrometheusConnector:
         return make(url=base_url)
 
-    def query(self) -> Ask:
+    def query(self) -> Ask[PrometheusQuery]:
         return ask()
 
     def good_body(self) -> Any:

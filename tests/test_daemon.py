@@ -211,7 +211,11 @@ class SlowPrometheus:
                 time.sleep(fake.delay)
                 if error:  # a server that echoes our credentials back in its error
                     auth = self.headers.get("Authorization", "")
-                    body = {"status": "error", "errorType": "bad_data", "error": f"bad {auth}"}
+                    body: dict[str, object] = {
+                        "status": "error",
+                        "errorType": "bad_data",
+                        "error": f"bad {auth}",
+                    }
                     code = 400
                 else:
                     result = [{"metric": {}, "value": [time.time(), "3"]}]

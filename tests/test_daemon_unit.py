@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ class Blocking(ScriptedConnector):
 
 
 @pytest.fixture(autouse=True)
-def events() -> Iterator[list[dict[str, Any]]]:
+def events() -> Iterator[list[MutableMapping[str, Any]]]:
     """The log events of the test (and no dependence on how other tests set up logging)."""
     with structlog.testing.capture_logs() as captured:
         yield captured
@@ -122,11 +122,13 @@ def test_a_slow_source_does_not_hold_up_the_others(
 
 
 def test_an_invalid_reload_keeps_the_running_config(
-    parts: tuple[Daemon, dict[str, ScriptedConnector], Blocking], events: list[dict[str, Any]]
+    parts: tuple[Daemon, dict[str, ScriptedConnector], Blocking],
+    events: list[MutableMapping[str, Any]],
 ) -> None:
     """A broken file is rejected with file:line problems; the last good config stays active."""
     daemon, _, _ = parts
     running = daemon.active
+    assert running is not None
     daemon.opts.config.write_text(CONFIG.replace("target: 1}", "target: 1, every: soon}"))
     assert daemon.reload() is False
     assert daemon.active is running

@@ -9,7 +9,7 @@ import pytest
 from prometheus_server import PrometheusServer, wait_for_value
 
 from okrsync.connector import Window
-from okrsync.connectors.prometheus import PrometheusConnector, PrometheusSource
+from okrsync.connectors.prometheus import PrometheusConnector, PrometheusQuery, PrometheusSource
 from okrsync.errors import FetchError, TransientFetchError
 from okrsync.testing import Ask
 from okrsync.testing import ask as ask_as
@@ -20,10 +20,10 @@ def connector(server: PrometheusServer) -> PrometheusConnector:
     return PrometheusConnector("prom", PrometheusSource(type="prometheus", url=server.url))
 
 
-def ask(promql: str, **fields: Any) -> Ask:
+def ask(promql: str, **fields: Any) -> Ask[PrometheusQuery]:
     """A query over the last day."""
     now = datetime.now(UTC)
-    return ask_as(PrometheusConnector, Window(now - timedelta(days=1), now), query=promql, **fields)
+    return ask_as(PrometheusQuery, Window(now - timedelta(days=1), now), query=promql, **fields)
 
 
 def test_gauge_value(prometheus_server: PrometheusServer) -> None:

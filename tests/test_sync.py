@@ -142,7 +142,7 @@ def test_connector_that_cannot_start_fails_only_its_krs(config: Config) -> None:
             raise RuntimeError("bad certificate file")
         return conns[name]
 
-    result = run_once(config, None, NOW, measurer=Measurer(config, make))  # type: ignore[arg-type]
+    result = run_once(config, None, NOW, measurer=Measurer(config, make))
     rows = {r.kr_id: r for r in result.measurements}
     assert rows["a"].value == 4
     assert rows["broken"].error == "other: cannot start: bad certificate file"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from okrsync_counter import CounterConnector, CounterSource
+from okrsync_counter import CounterConnector, CounterQuery, CounterSource
 
 from okrsync.testing import Ask, ConnectorContract, ask
 
@@ -19,8 +19,8 @@ class TestCounterContract(ConnectorContract):
     def make(self, base_url: str) -> CounterConnector:
         return CounterConnector("counts", CounterSource(url=base_url, timeout=2))
 
-    def query(self) -> Ask:
-        return ask(CounterConnector, counter="deploys")
+    def query(self) -> Ask[CounterQuery]:
+        return ask(CounterQuery, counter="deploys")
 
     def good_body(self) -> Any:
         return {"value": 42}
