@@ -7,11 +7,29 @@ wherever it was taken.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
 from okrsync.measure.measurement import Measurement
-from okrsync.progress.maths import Observation, expected_progress, kr_progress, kr_status, observe
+from okrsync.progress.maths import (
+    Observation,
+    Status,
+    expected_progress,
+    kr_progress,
+    kr_status,
+    observe,
+)
+
+
+def judge(
+    config: Config, kr: KeyResult, obs: Observation, now: datetime, max_age: float | None
+) -> tuple[float | None, Status]:
+    """Raw progress of what is known of a KR, and its status as of `now` (stale once the
+    value is older than `max_age` seconds; None: never by age)."""
+    progress = None if obs.value is None else kr_progress(obs.value, kr.start, kr.target)
+    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
+    return progress, kr_status(obs, progress, expected, now, max_age, config.defaults.thresholds)
 
 
 def assess(config: Config, kr: KeyResult, m: Measurement, prior: Observation) -> Measurement:
@@ -20,13 +38,8 @@ def assess(config: Config, kr: KeyResult, m: Measurement, prior: Observation) ->
     A failed attempt is judged on the prior value (it turns `stale`), never on nothing.
     """
     now = m.measured_at
+    _, status = judge(config, kr, observe(prior, m.value, m.error, now), now, None)
     progress = None if m.value is None else kr_progress(m.value, kr.start, kr.target)
-    obs = observe(prior, m.value, m.error, now)
-    judged = progress
-    if m.value is None and prior.value is not None:
-        judged = kr_progress(prior.value, kr.start, kr.target)
-    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
-    status = kr_status(obs, judged, expected, now, None, config.defaults.thresholds)
     return replace(m, progress=progress, status=status)
 
 

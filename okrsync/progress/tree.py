@@ -14,10 +14,9 @@ from okrsync.progress.maths import (
     clamp,
     classify,
     expected_progress,
-    kr_progress,
-    kr_status,
     weighted_mean,
 )
+from okrsync.progress.status import judge
 
 
 @dataclass
@@ -106,10 +105,8 @@ def evaluate(config: Config, observations: dict[str, Observation], now: datetime
 
     def kr_view(kr: KeyResult) -> KRView:
         obs = observations.get(kr.id, Observation())
-        raw = None if obs.value is None else kr_progress(obs.value, kr.start, kr.target)
-        return KRView(
-            kr, obs, raw, kr_status(obs, raw, expected, now, _max_age(config, kr), thresholds)
-        )
+        raw, status = judge(config, kr, obs, now, _max_age(config, kr))
+        return KRView(kr, obs, raw, status)
 
     def view(objective: Objective) -> ObjectiveView:
         krs = [kr_view(kr) for kr in objective.key_results]
