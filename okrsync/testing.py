@@ -16,8 +16,11 @@ shipped so plugins run the same tests as the built-ins (needs pytest and respons
 
 from __future__ import annotations
 
+import json
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import pytest
@@ -35,7 +38,16 @@ from okrsync.connector import (
 )
 from okrsync.measure.retry import call_with_retry
 
-__all__ = ["HTML_PAGE", "WINDOW", "Ask", "ConnectorContract", "add_answer", "ask", "closed_port"]
+__all__ = [
+    "HTML_PAGE",
+    "WINDOW",
+    "Ask",
+    "ConnectorContract",
+    "add_answer",
+    "ask",
+    "closed_port",
+    "json_fixtures",
+]
 
 WINDOW = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
@@ -54,6 +66,15 @@ def ask(model: type[Q], window: Window = WINDOW, **fields: Any) -> Ask[Q]:
     """The query a KR with these query keys gives a connector whose `query_model` is
     `model`, validated exactly as the config loader does."""
     return Ask(model.model_validate(fields), window)
+
+
+def json_fixtures(folder: Path) -> Callable[[str], Any]:
+    """A loader of the recorded API answers in `folder`: `load("search.json")`."""
+
+    def load(name: str) -> Any:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+
+    return load
 
 
 def add_answer(

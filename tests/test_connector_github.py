@@ -19,7 +19,7 @@ from okrsync.connectors import github as github_module
 from okrsync.connectors._ratelimit import RateLimiter
 from okrsync.connectors.github import GithubConnector, GithubQuery, GithubSource
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
-from okrsync.testing import Ask, ConnectorContract, add_answer, ask
+from okrsync.testing import Ask, ConnectorContract, add_answer, ask, json_fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -29,9 +29,7 @@ SEARCH = "repo:acme/api is:pr is:merged merged:>=2026-10-01"
 TOKEN = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
 NOW = 1_790_000_000.0
 
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = json_fixtures(FIXTURES)
 
 
 def query(**fields: Any) -> Ask[GithubQuery]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +20,14 @@ from okrsync.connectors.http_json import (
     secret_headers,
 )
 from okrsync.errors import AuthError, FetchError, TransientFetchError
-from okrsync.testing import Ask, ConnectorContract, add_answer, ask
+from okrsync.testing import Ask, ConnectorContract, add_answer, ask, json_fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures" / "http"
 SUMMARY = "/api/v2/summary.json"
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
 
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = json_fixtures(FIXTURES)
 
 
 def query(**fields: Any) -> Ask[HttpQuery]:

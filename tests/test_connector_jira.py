@@ -16,7 +16,7 @@ from werkzeug import Request, Response
 from okrsync.connector import Window
 from okrsync.connectors.jira import JiraConnector, JiraQuery, JiraSource
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
-from okrsync.testing import Ask, ConnectorContract, add_answer, ask
+from okrsync.testing import Ask, ConnectorContract, add_answer, ask, json_fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jira"
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -27,9 +27,7 @@ SEARCH_DC = "/rest/api/2/search"
 SEARCH_CLOUD = "/rest/api/2/search/jql"
 EMAIL, CLOUD_TOKEN, PAT = "ana@acme.example", "ATATT3xFfGF0-cloud-secret", "NjQ0-dc-pat-secret"
 
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = json_fixtures(FIXTURES)
 
 
 def query(**fields: Any) -> Ask[JiraQuery]:
