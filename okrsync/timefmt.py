@@ -24,8 +24,10 @@ def parse_instant(text: str) -> datetime:
     """An ISO-8601 date or datetime from the command line; naive means UTC."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
         raise ValueError(
             f"'{text}' is not an ISO-8601 time: write e.g. 2026-11-15 or 2026-11-15T12:00:00Z"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"'{text}' is outside the times okrsync can represent") from None

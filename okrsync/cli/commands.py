@@ -50,12 +50,23 @@ def _now(args: Any) -> datetime:
     return utcnow()
 
 
+def _refuse_now(args: Any, command: str) -> None:
+    if getattr(args, "now", None) is not None:
+        raise UsageError(
+            f"{command} measures the sources as they are now, so it takes no --now "
+            "(to look at a past moment: okrsync status --now T)"
+        )
+
+
 def validate(args: Any, settings: Settings) -> int:
+    from okrsync.cli.render import count
+
     config = load_config(settings)
     krs = sum(1 for _ in config.key_results())
     print(
-        f"{settings.config}: ok: {len(config.objectives)} objectives, {krs} key results, "
-        f"{len(config.sources)} sources, period {config.period.name}"
+        f"{settings.config}: ok: {count(len(config.objectives), 'objective')}, "
+        f"{count(krs, 'key result')}, {count(len(config.sources), 'source')}, "
+        f"period {config.period.name}"
     )
     return EXIT_OK
 
@@ -85,13 +96,19 @@ def _progress_printer() -> Any:
 
 
 def sync(args: Any, settings: Settings) -> int:
-    from okrsync.service.once import run_once
+    from okrsync.cli.interrupt import within_grace
+    from okrsync.service.once import RunResult, run_once
 
+    _refuse_now(args, "sync")
     config = load_config(settings)
-    now = _now(args)
+    now = utcnow()
     store = None if args.dry_run else Store(settings.db)
+
+    def measure() -> RunResult:
+        return run_once(config, store, now, only=args.only, progress=_progress_printer())
+
     try:
-        result = run_once(config, store, now, only=args.only, progress=_progress_printer())
+        result = within_grace(measure, args.grace)
     finally:
         if store:
             store.close()
@@ -99,6 +116,19 @@ def sync(args: Any, settings: Settings) -> int:
         print(_line(m, config))
     if result.skipped_manual and not args.only:
         print(f"- manual (check-in, not measured): {', '.join(result.skipped_manual)}")
+    failed = len(result.failed)
+    where = "dry run, nothing stored" if args.dry_run else f"stored in {settings.db}"
+    failures = f", {failed} failed (recorded with the error)" if failed else ""
+    print(
+        f"measured {len(result.measurements) - failed} of {len(result.measurements)} "
+        f"key results{failures}; {where}; {_per_source(result)}"
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _per_source(result: Any) -> str:
+    """`queries per source: prom=3; requests per source: prom=9 (HTTP, retries included)`."""
+    queries = ", ".join(f"{n}={c}" for n, c in sorted(result.queries.items())) or "none"
     requests = (
         ", ".join(
             f"{n}={c}"
@@ -107,19 +137,13 @@ def sync(args: Any, settings: Settings) -> int:
         )
         or "none"
     )
-    failed = len(result.failed)
-    where = "dry run, nothing stored" if args.dry_run else f"stored in {settings.db}"
-    failures = f", {failed} failed (recorded with the error)" if failed else ""
-    print(
-        f"measured {len(result.measurements) - failed} of {len(result.measurements)} "
-        f"key results{failures}; "
-        f"{where}; requests per source: {requests}"
+    return (
+        f"queries per source: {queries}; requests per source: {requests} (HTTP, retries included)"
     )
-    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _line(m: Measurement, config: Config) -> str:
-    from okrsync.cli.render import number
+    from okrsync.cli.render import number, percent
 
     found = config.find_kr(m.kr_id)
     unit = found[1].unit if found else None
@@ -128,8 +152,8 @@ def _line(m: Measurement, config: Config) -> str:
     progress = ""
     if m.progress is not None:
         shown = clamp(m.progress)
-        raw = f" (raw {m.progress * 100:.0f}%)" if shown != m.progress else ""
-        progress = f"  progress {shown * 100:.0f}%{raw}"
+        raw = f" (raw {percent(m.progress)}%)" if shown != m.progress else ""
+        progress = f"  progress {percent(shown)}%{raw}"
     note = f"  ({m.note})" if m.note else ""
     return f"✔ {m.kr_id} = {number(m.value, unit)}{progress}  {m.status}{note}"
 
@@ -170,9 +194,10 @@ def status(args: Any, settings: Settings) -> int:
 def history(args: Any, settings: Settings) -> int:
     from okrsync.cli.render import history_text
 
+    until = _now(args) if args.now else None
     store = Store(settings.db, create=False)
     try:
-        rows = store.history(args.kr_id, args.limit)
+        rows = store.history(args.kr_id, args.limit, until)
         known = store.known_kr(args.kr_id)
         if not rows and known is None:
             raise UsageError(f"no key result '{args.kr_id}' in {settings.db}")
@@ -185,6 +210,7 @@ def history(args: Any, settings: Settings) -> int:
 
 
 def checkin(args: Any, settings: Settings) -> int:
+    from okrsync.cli.render import percent
     from okrsync.progress.maths import Observation
     from okrsync.progress.status import assess
 
@@ -211,8 +237,8 @@ def checkin(args: Any, settings: Settings) -> int:
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"
-    shown = clamp(entry.progress or 0.0)
-    print(f"✔ {kr.id} = {value:g}{override}: progress {shown * 100:.0f}%, {entry.status}")
+    shown = percent(clamp(entry.progress or 0.0))
+    print(f"✔ {kr.id} = {value:g}{override}: progress {shown}%, {entry.status}")
     return EXIT_OK
 
 
@@ -224,14 +250,15 @@ def run_daemon(args: Any, settings: Settings) -> int:
     import argparse
     import os
 
+    _refuse_now(args, "run" + (" --once" if args.once else ""))
     if args.once:
-        once = argparse.Namespace(**{**vars(args), "dry_run": False, "only": None, "now": None})
+        once = argparse.Namespace(**{**vars(args), "dry_run": False, "only": None})
         return sync(once, settings)
     from okrsync.service import daemon
     from okrsync.service import serve as service
 
-    if args.grace < 0 or args.workers < 1:
-        raise UsageError("--grace must be >= 0 and --workers >= 1")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     if args.log_level is None and "OKRSYNC_LOG_LEVEL" not in os.environ:
         logs.setup("info", settings.log_format)  # a service logs each fetch by default
     opts = daemon.Options(

@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return commands.run(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        print(f"okrsync: config invalid ({len(exc.problems)} problem(s))", file=sys.stderr)
+        n = len(exc.problems)
+        print(f"okrsync: config invalid ({n} problem{'' if n == 1 else 's'})", file=sys.stderr)
         return EXIT_INVALID
     except UsageError as exc:
         print(f"okrsync: {exc}", file=sys.stderr)

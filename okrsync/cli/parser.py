@@ -23,37 +23,81 @@ exit status: 0 ok, 1 some key results failed, 2 invalid config or arguments, 3 s
 """
 
 
-def _common(p: argparse.ArgumentParser, *, config: bool = True, db: bool = True) -> None:
-    if config:
-        p.add_argument(
-            "--config",
-            metavar="PATH",
-            help="config file or directory of *.yaml (env OKRSYNC_CONFIG; default config/)",
-        )
-    if db:
-        p.add_argument(
-            "--db", metavar="PATH", help="SQLite OKR store (env OKRSYNC_DB; default okrsync.db)"
-        )
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+LOG_FORMATS = ["auto", "console", "json"]
+
+
+def grace(text: str) -> float:
+    """`--grace`: a duration (`3s`, `1m`) or a bare number of seconds, at least 0."""
+    from okrsync.config.duration import parse_duration
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more seconds")
+    return seconds
+
+
+def _common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The flags every command takes, before or after its name (after wins)."""
+    default = None if top else argparse.SUPPRESS
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file or directory of *.yaml (env OKRSYNC_CONFIG; default config/)",
+    )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        default=default,
+        help="SQLite OKR store (env OKRSYNC_DB; default okrsync.db)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        help="log verbosity on stderr (env OKRSYNC_LOG_LEVEL; default warning, "
+        "info for `okrsync run`)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default,
+        help="auto (default): console on a terminal, JSON lines otherwise",
+    )
 
 
 def _now(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--now", metavar="ISO-8601", help=f"{what} (default: the current time)")
 
 
+def _no_now(p: argparse.ArgumentParser) -> None:
+    """Accept --now only to refuse it with a reason: measuring is always of the present."""
+    p.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
+
+
+def _grace(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--grace",
+        type=grace,
+        default=10.0,
+        metavar="DURATION",
+        help=f"{what} wait this long for in-flight fetches, e.g. 3s or 1m "
+        "(a bare number is seconds; default 10s)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     root = argparse.ArgumentParser(prog="okrsync", description=DESCRIPTION, formatter_class=fmt)
     root.add_argument("--version", action="version", version="okrsync 0.1.0")
-    root.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="log verbosity on stderr (env OKRSYNC_LOG_LEVEL; default warning)",
-    )
-    root.add_argument(
-        "--log-format",
-        choices=["auto", "console", "json"],
-        help="auto: console on a terminal, JSON lines otherwise",
-    )
+    _common(root, top=True)
     sub = root.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -61,9 +105,9 @@ def parser() -> argparse.ArgumentParser:
         help="check the config; exit 2 listing every problem",
         description="Validate the config and list every problem as file:line.",
     )
-    _common(p, db=False)
+    _common(p)
 
-    sub.add_parser(
+    p = sub.add_parser(
         "schema",
         help="print the config's JSON Schema (for editor completion)",
         description="Print the JSON Schema of the config format, generated from "
@@ -71,13 +115,15 @@ def parser() -> argparse.ArgumentParser:
         "  # yaml-language-server: $schema=./okrsync.schema.json",
         formatter_class=fmt,
     )
+    _common(p)
 
     p = sub.add_parser(
         "sync",
         help="measure every key result once and store the results",
         description="Measure every automated key result once and append the "
         "results to the store. Exit 0 when all were measured, 1 when some failed "
-        "(the others are stored, failures recorded with their error).",
+        "(the others are stored, failures recorded with their error). It measures the "
+        "sources as they are now, so it takes no --now (status --now looks back).",
     )
     _common(p)
     p.add_argument(
@@ -86,8 +132,15 @@ def parser() -> argparse.ArgumentParser:
         help="run once and exit (the only mode; `okrsync run` is the daemon)",
     )
     p.add_argument("--dry-run", action="store_true", help="measure and print; store nothing")
-    p.add_argument("--only", nargs="+", metavar="KR_ID", help="measure only these key results")
-    _now(p, "stamp measurements and judge status as of this time")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        action="extend",
+        metavar="KR_ID",
+        help="measure only these key results (`--only a b` or `--only a --only b`)",
+    )
+    _grace(p, "on Ctrl-C (SIGINT),")
+    _no_now(p)
 
     p = sub.add_parser(
         "status",
@@ -104,10 +157,11 @@ def parser() -> argparse.ArgumentParser:
         help="measurements of one key result, newest first",
         description="Every measurement of a key result (retired ones too).",
     )
-    _common(p, config=False)
+    _common(p)
     p.add_argument("kr_id", metavar="KR_ID")
     p.add_argument("--json", action="store_true", help="a JSON array with the store's fields")
     p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    _now(p, "only measurements at or before this time")
 
     p = sub.add_parser(
         "checkin",
@@ -138,13 +192,8 @@ def parser() -> argparse.ArgumentParser:
         help="HTTP endpoint (env OKRSYNC_LISTEN; default 127.0.0.1:9464; "
         "0.0.0.0:9464 in a container)",
     )
-    p.add_argument(
-        "--grace",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="on SIGTERM, wait this long for in-flight fetches (default 10)",
-    )
+    _grace(p, "on SIGTERM/SIGINT,")
+    _no_now(p)
     p.add_argument(
         "--workers", type=int, default=8, metavar="N", help="batches in flight at once (default 8)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from okrsync.config.loader import Config
@@ -26,8 +27,18 @@ def bar(progress: float | None, width: int = BAR) -> str:
     return "[" + "█" * filled + "░" * (width - filled) + "]"
 
 
+def percent(progress: float) -> int:
+    """A progress as a whole percentage, rounded half up (0.625 -> 63, not 62)."""
+    return math.floor(progress * 100 + 0.5 + 1e-9)
+
+
 def pct(progress: float | None) -> str:
-    return "  –  " if progress is None else f"{progress * 100:4.0f}%"
+    return "  –  " if progress is None else f"{percent(progress):4d}%"
+
+
+def count(n: int, noun: str) -> str:
+    """`1 source`, `2 sources`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def number(value: float | None, unit: str | None) -> str:
@@ -90,7 +101,7 @@ def history_text(kr_id: str, rows: list[dict[str, Any]]) -> str:
         return f"{kr_id}: no measurements yet"
     out = [f"{'measured_at':<27} {'value':>12} {'progress':>8}  {'status':<9} source / error"]
     for r in rows:
-        progress = "" if r["progress"] is None else f"{r['progress'] * 100:.0f}%"
+        progress = "" if r["progress"] is None else f"{percent(r['progress'])}%"
         detail = r["error"] or (
             ("manual" + (f": {r['note']}" if r["note"] else ""))
             if r["manual"]

@@ -11,7 +11,7 @@ from datetime import datetime
 from okrsync.config.loader import Config
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer
-from okrsync.measure.plan import select
+from okrsync.measure.plan import plan, select
 from okrsync.progress.status import assess_all
 from okrsync.store.sqlite import Store
 
@@ -20,6 +20,7 @@ from okrsync.store.sqlite import Store
 class RunResult:
     run_id: str
     measurements: list[Measurement]
+    queries: dict[str, int]
     requests: dict[str, int]
     skipped_manual: list[str]
     not_modified: dict[str, int]
@@ -65,4 +66,7 @@ def run_once(
             store.sync_config(config, now)
             store.record_run(run_id, kind, now, now, config.digest, measurements)
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
-    return RunResult(run_id, measurements, requests, manual, not_modified)
+    queries: dict[str, int] = {}
+    for fetch in plan(config, krs, now).fetches:
+        queries[fetch.source] = queries.get(fetch.source, 0) + 1
+    return RunResult(run_id, measurements, queries, requests, manual, not_modified)

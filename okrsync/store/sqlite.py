@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -20,76 +20,10 @@ from okrsync.config.loader import Config
 from okrsync.errors import StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import Observation
+from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
 from okrsync.timefmt import from_text, to_text
 
-SCHEMA_VERSION = 1
 LOCK_TIMEOUT = 5.0
-
-
-def _migrate_v1(db: sqlite_utils.Database) -> None:
-    db.table("objectives").create(
-        {
-            "id": str,
-            "title": str,
-            "owner": str,
-            "parent": str,
-            "weight": float,
-            "retired_at": str,
-            "updated_at": str,
-        },
-        pk="id",
-    )
-    db.table("key_results").create(
-        {
-            "id": str,
-            "objective_id": str,
-            "title": str,
-            "source": str,
-            "unit": str,
-            "start": float,
-            "target": float,
-            "weight": float,
-            "every": str,
-            "definition": str,
-            "retired_at": str,
-            "updated_at": str,
-        },
-        pk="id",
-    )
-    db.table("runs").create(
-        {
-            "id": str,
-            "kind": str,
-            "started_at": str,
-            "finished_at": str,
-            "config_digest": str,
-            "measured": int,
-            "failed": int,
-        },
-        pk="id",
-    )
-    db.table("measurements").create(
-        {
-            "id": int,
-            "kr_id": str,
-            "run_id": str,
-            "measured_at": str,
-            "value": float,
-            "progress": float,
-            "status": str,
-            "source": str,
-            "query": str,
-            "inputs": str,
-            "error": str,
-            "manual": int,
-            "note": str,
-        },
-        pk="id",
-    )
-    db.table("measurements").create_index(["kr_id", "measured_at"])
-
-
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_v1}
 
 
 def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
@@ -117,34 +51,63 @@ class Store:
     """An open OKR store; every sqlite error leaves here as a one-line StoreError."""
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        """Open (and, unless `create` is False, create or migrate) the store at `path`.
+
+        `create=False` is for commands that only read: the file is opened read-only and
+        never written or migrated; a missing or empty file reads as an empty store.
+        """
         self.path = str(path)
-        memory = self.path == ":memory:" or (not create and not Path(self.path).exists())
+        file = Path(self.path)
+        memory = self.path == ":memory:" or (
+            not create and (not file.exists() or (file.is_file() and file.stat().st_size == 0))
+        )
         try:
-            if not memory:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if memory:
+                target, uri = ":memory:", False
+            elif create:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                target, uri = self.path, False
+            else:
+                target, uri = f"{file.resolve().as_uri()}?mode=ro", True
             conn = sqlite3.connect(
-                ":memory:" if memory else self.path,
+                target,
                 timeout=LOCK_TIMEOUT,
                 isolation_level=None,
                 check_same_thread=False,
+                uri=uri,
             )
             self.db = sqlite_utils.Database(conn)
-            self._migrate(readonly=not create)
+            self._open(writable=create or memory)
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the database: {exc.strerror}") from None
 
-    def _migrate(self, *, readonly: bool) -> None:
+    def _open(self, *, writable: bool) -> None:
+        """Check the schema is okrsync's; create or migrate it only when allowed to write."""
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: the database has schema version {version}, newer than this "
                 f"okrsync understands ({SCHEMA_VERSION}); upgrade okrsync"
             )
-        if version == SCHEMA_VERSION or (readonly and version > 0):
+        tables = self.db.table_names()
+        if version == 0 and (tables or not writable):
+            raise StoreError(
+                f"{self.path}: not an okrsync store (no okrsync schema version"
+                + (f"; it holds tables {', '.join(sorted(tables)[:5])}" if tables else "")
+                + "): point --db / OKRSYNC_DB at okrsync's database; nothing was changed"
+            )
+        if version > 0:
+            problem = mismatch(self.db)
+            if problem:
+                raise StoreError(
+                    f"{self.path}: its tables do not match okrsync's schema ({problem}); "
+                    "nothing was changed"
+                )
+        if version == SCHEMA_VERSION:
             return
-        if self.path != ":memory:" and not readonly:
+        if self.path != ":memory:":
             self.db.enable_wal()
         with self.db.atomic():
             for step in range(version + 1, SCHEMA_VERSION + 1):
@@ -294,10 +257,16 @@ class Store:
             raise _store_error(self.path, exc) from None
         return out
 
-    def history(self, kr_id: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Measurements of a KR, newest first, with every stored field."""
-        sql = "SELECT * FROM measurements WHERE kr_id = ? ORDER BY measured_at DESC, id DESC"
+    def history(
+        self, kr_id: str, limit: int | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Measurements of a KR (at or before `until`, if given), newest first, every field."""
+        sql = "SELECT * FROM measurements WHERE kr_id = ?"
         params: list[Any] = [kr_id]
+        if until is not None:
+            sql += " AND measured_at <= ?"
+            params.append(to_text(until))
+        sql += " ORDER BY measured_at DESC, id DESC"
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
@@ -312,5 +281,11 @@ class Store:
 
     def known_kr(self, kr_id: str) -> dict[str, Any] | None:
         """The stored definition row of a KR (retired ones too), if any."""
-        rows = list(self.db.query("SELECT * FROM key_results WHERE id = ?", [kr_id]))
+        try:
+            rows = list(self.db.query("SELECT * FROM key_results WHERE id = ?", [kr_id]))
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
         return dict(rows[0]) if rows else None
+
+
+__all__ = ["LOCK_TIMEOUT", "SCHEMA_VERSION", "Store"]

@@ -1,0 +1,92 @@
+"""The store's schema: the migrations that build it, and the check that a file holds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+def _migrate_v1(db: sqlite_utils.Database) -> None:
+    db.table("objectives").create(
+        {
+            "id": str,
+            "title": str,
+            "owner": str,
+            "parent": str,
+            "weight": float,
+            "retired_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("key_results").create(
+        {
+            "id": str,
+            "objective_id": str,
+            "title": str,
+            "source": str,
+            "unit": str,
+            "start": float,
+            "target": float,
+            "weight": float,
+            "every": str,
+            "definition": str,
+            "retired_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("runs").create(
+        {
+            "id": str,
+            "kind": str,
+            "started_at": str,
+            "finished_at": str,
+            "config_digest": str,
+            "measured": int,
+            "failed": int,
+        },
+        pk="id",
+    )
+    db.table("measurements").create(
+        {
+            "id": int,
+            "kr_id": str,
+            "run_id": str,
+            "measured_at": str,
+            "value": float,
+            "progress": float,
+            "status": str,
+            "source": str,
+            "query": str,
+            "inputs": str,
+            "error": str,
+            "manual": int,
+            "note": str,
+        },
+        pk="id",
+    )
+    db.table("measurements").create_index(["kr_id", "measured_at"])
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_v1}
+
+
+def mismatch(db: sqlite_utils.Database) -> str | None:
+    """What is missing from okrsync's tables and columns in `db` (None: they all exist).
+
+    Built from the migrations themselves on a scratch database, so it never drifts."""
+    want = sqlite_utils.Database(memory=True)
+    for step in range(1, SCHEMA_VERSION + 1):
+        MIGRATIONS[step](want)
+    have = set(db.table_names())
+    for name in want.table_names():
+        if name not in have:
+            return f"no table {name}"
+        missing = sorted(set(want[name].columns_dict) - set(db[name].columns_dict))
+        if missing:
+            return f"table {name} lacks {', '.join(missing)}"
+    return None
