@@ -235,3 +235,45 @@ def test_ctrl_c_during_sync_stops_within_grace(tmp_path: Path) -> None:
         silent.close()
     assert proc.returncode == 130
     assert "interrupted" in err and 0.9 <= took < 5  # waited the grace, not the 60 s timeout
+
+
+def test_listen_on_port_zero_logs_the_port_it_bound(tmp_path: Path) -> None:
+    """`run --listen 127.0.0.1:0` says in its `serving` line which port it got, and serves it."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    cfg = tmp_path / "okrs.yaml"
+    cfg.write_text(
+        "period: {name: Q, start: 2026-10-01, end: 2026-12-31}\n"
+        "objectives:\n  - id: o\n    title: O\n    key_results:\n"
+        "      - {id: k, source: manual, target: 3}\n"
+    )
+    argv = [sys.executable, "-m", "okrsync", "run", "--listen", "127.0.0.1:0"]
+    argv += ["--log-format", "json", "--config", str(cfg), "--db", str(tmp_path / "db")]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 20
+        listen = None
+        assert proc.stderr is not None
+        while listen is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            event = json.loads(line)
+            if event.get("event") == "serving":
+                listen = event["listen"]
+        assert listen is not None and listen.startswith("127.0.0.1:")
+        port = int(listen.rsplit(":", 1)[1])
+        assert port != 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)

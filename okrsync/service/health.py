@@ -53,6 +53,10 @@ class HealthServer:
         except OSError as exc:
             raise UsageError(f"--listen {listen}: cannot listen there: {exc.strerror}") from None
         self.port = int(self._server.server_address[1])
+        self.address = (
+            f"[{host}]:{self.port}" if family == socket.AF_INET6 else f"{host}:{self.port}"
+        )
+        """Where it really listens: with port 0 the port the system chose."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="okrsync-http", daemon=True
         )

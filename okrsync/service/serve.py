@@ -54,7 +54,7 @@ def serve(opts: Options) -> bool:
     watcher.start()
     log.info(
         "serving",
-        listen=opts.listen,
+        listen=server.address if server else None,
         config=str(opts.config),
         db=str(opts.db),
         workers=opts.workers,
