@@ -21,6 +21,7 @@ ALIASES = {
 }
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+_MONTH_DAYS = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]  # at most, by month
 # (name, low, high, names whose index + offset is the value)
 _FIELDS: tuple[tuple[str, int, int, list[str], int], ...] = (
     ("minute", 0, 59, [], 0),
@@ -87,7 +88,8 @@ def longest_gap(cron: Cron, start: datetime, zone: str = "UTC", samples: int = 1
 
 
 def parse(text: str) -> Cron:
-    """Parse `minute hour day-of-month month day-of-week`, or an alias such as `@hourly`."""
+    """Parse `minute hour day-of-month month day-of-week`, or an alias such as `@hourly`;
+    an expression that can never fire (`0 0 31 2 *`) is an error too."""
     expr = ALIASES.get(text.strip().lower(), text)
     parts = expr.split()
     if len(parts) != 5:
@@ -96,6 +98,13 @@ def parse(text: str) -> Cron:
             "(minute hour day-of-month month day-of-week), e.g. '0 * * * *', or @hourly"
         )
     sets = [_field(part, *spec, text) for part, spec in zip(parts, _FIELDS, strict=True)]
+    days, months = sets[2], sets[3]
+    # With the day of week `*`, the day of month alone decides: it may rule out every date.
+    if parts[4] == "*" and min(days) > max(_MONTH_DAYS[m] for m in months):
+        raise CronError(
+            f"'{text}' never fires: day of month field '{parts[2]}' "
+            f"does not occur in month field '{parts[3]}'"
+        )
     weekdays = frozenset(d % 7 for d in sets[4])
     return Cron(
         text,
