@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from okrsync.config import cron
 from okrsync.config.loader import load
@@ -12,6 +15,7 @@ from okrsync.service.scheduler import Lanes, Schedule, Timing, lane, spread, tim
 T0 = datetime(2026, 11, 15, 12, 0, tzinfo=UTC).timestamp()
 HOUR = Timing(3600.0)
 MINUTE = Timing(60.0)
+HOURS = timedelta(hours=1)
 
 
 def test_restart_resumes_from_the_last_attempt() -> None:
@@ -112,6 +116,63 @@ def test_cron_schedule_and_restart() -> None:
     schedule.pop_due(T0 + 120)
     schedule.done(["b"], T0 + 121)
     assert schedule.due["b"] == T0 + 3600
+
+
+def run_daemon_loop(
+    t: Timing, start: datetime, end: datetime, last: float | None, run_seconds: float
+) -> Counter[str]:
+    """One KR driven the way the daemon drives it, on a fake clock: pop what is due, let
+    the batch take `run_seconds`, report it done, else jump to the next due time. Returns
+    the runs started in each UTC hour."""
+    schedule, now = Schedule(), start.timestamp()
+    schedule.plan({"kr": t}, {"kr": last}, now)
+    runs: Counter[str] = Counter()
+    while now < end.timestamp():
+        due = schedule.pop_due(now)
+        if due:
+            runs[datetime.fromtimestamp(now, UTC).strftime("%m-%d %H")] += 1
+            now += run_seconds
+            schedule.done(due, now)
+        else:
+            upcoming = schedule.next_due()
+            assert upcoming is not None and upcoming > now
+            now = upcoming
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "last"),
+    [
+        ("Europe/Berlin", "2026-10-24T23:00", None),  # falls back at 01:00Z
+        ("Europe/Berlin", "2026-10-25T01:00", None),  # (re)started in the second 02:00
+        ("Europe/Berlin", "2026-10-25T01:00", "2026-10-25T00:45"),  # ... measured at 02:45 CEST
+        ("Europe/Berlin", "2026-03-29T00:00", None),  # springs forward at 01:00Z
+        ("America/New_York", "2026-11-01T04:00", None),  # falls back at 06:00Z
+        ("America/New_York", "2026-11-01T06:00", None),
+        ("America/New_York", "2026-03-08T06:00", None),  # springs forward at 07:00Z
+    ],
+)
+def test_cron_kr_runs_four_times_an_hour_through_dst_changes(
+    zone: str, start: str, last: str | None
+) -> None:
+    """A `*/15` KR whose batch takes 2.7 s runs 4 times in every real hour around a DST
+    change, the repeated hour included (the defect: 1,350 runs in it, or none)."""
+    t = Timing(900.0, cron.parse("*/15 * * * *"), zone)
+    begin = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    stored = None if last is None else datetime.fromisoformat(last).replace(tzinfo=UTC).timestamp()
+    runs = run_daemon_loop(t, begin, begin + 3 * HOURS, stored, 2.667)
+    hours = [f"{begin + i * HOURS:%m-%d %H}" for i in range(3)]
+    assert runs == dict.fromkeys(hours, 4)
+
+
+def test_restart_in_the_repeated_hour_waits_for_the_next_firing() -> None:
+    """Restarted at 01:40Z on the Berlin fall-back day after a run at 01:35Z (02:35 CET),
+    a `*/15` KR is due at 01:45Z, not at once (the old answer, 00:45Z, was in the past)."""
+    t = Timing(900.0, cron.parse("*/15 * * * *"), "Europe/Berlin")
+    at = datetime(2026, 10, 25, 1, 35, tzinfo=UTC).timestamp()
+    schedule = Schedule(jitter=0)
+    schedule.plan({"a": t}, {"a": at}, at + 300)
+    assert schedule.due["a"] == at + 600
 
 
 CONFIG = """\
