@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from okrsync.service.scheduler import Lanes, Schedule, Timing, lane, spread, tim
 T0 = datetime(2026, 11, 15, 12, 0, tzinfo=UTC).timestamp()
 HOUR = Timing(3600.0)
 MINUTE = Timing(60.0)
+HOURS = timedelta(hours=1)
 
 
 def test_restart_resumes_from_the_last_attempt() -> None:
@@ -105,48 +106,6 @@ def test_a_kr_removed_while_running_is_not_rescheduled() -> None:
     assert schedule.due == {}
 
 
-@pytest.mark.parametrize(
-    ("expr", "after", "expected"),
-    [
-        ("0 * * * *", "2026-11-15T12:00:00", "2026-11-15T13:00:00"),
-        ("*/15 * * * *", "2026-11-15T12:07:30", "2026-11-15T12:15:00"),
-        ("30 9 * * mon-fri", "2026-11-14T10:00:00", "2026-11-16T09:30:00"),  # Sat -> Mon
-        ("0 0 1 jan,jul *", "2026-11-15T00:00:00", "2027-01-01T00:00:00"),
-        ("0 0 13 * 5", "2026-11-01T00:00:00", "2026-11-06T00:00:00"),  # dom OR dow
-        ("@daily", "2026-11-15T23:59:00", "2026-11-16T00:00:00"),
-        ("0 12 * * 7", "2026-11-15T12:00:00", "2026-11-22T12:00:00"),  # 7 is Sunday
-    ],
-)
-def test_cron_next_firing(expr: str, after: str, expected: str) -> None:
-    """The next firing strictly after a moment follows cron's field rules."""
-    moment = datetime.fromisoformat(after).replace(tzinfo=UTC)
-    got = cron.parse(expr).next_after(moment)
-    assert got == datetime.fromisoformat(expected).replace(tzinfo=UTC)
-
-
-def test_cron_in_the_period_time_zone() -> None:
-    """A cron KR fires at local time in the period's time zone (Berlin is UTC+1 in Nov)."""
-    moment = datetime(2026, 11, 15, 0, 0, tzinfo=UTC)
-    got = cron.parse("0 9 * * *").next_after(moment, "Europe/Berlin")
-    assert got == datetime(2026, 11, 15, 8, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("expr", "message"),
-    [
-        ("* * * *", "needs 5 fields"),
-        ("61 * * * *", "minute field '61' is outside 0-59"),
-        ("* * * foo *", "month field 'foo' is not valid"),
-        ("*/0 * * * *", "minute field '*/0' is not valid"),
-        ("0 0 31 2 *", "never fires"),
-    ],
-)
-def test_bad_cron_is_explained(expr: str, message: str) -> None:
-    """An invalid cron expression names the field and what is wrong with it."""
-    with pytest.raises(cron.CronError, match=re.escape(message)):
-        cron.parse(expr).next_after(datetime(2026, 1, 1, tzinfo=UTC))
-
-
 def test_cron_schedule_and_restart() -> None:
     """A cron KR measured after the last firing waits for the next one; a missed one runs now."""
     t = Timing(3600.0, cron.parse("0 * * * *"))
@@ -157,6 +116,63 @@ def test_cron_schedule_and_restart() -> None:
     schedule.pop_due(T0 + 120)
     schedule.done(["b"], T0 + 121)
     assert schedule.due["b"] == T0 + 3600
+
+
+def run_daemon_loop(
+    t: Timing, start: datetime, end: datetime, last: float | None, run_seconds: float
+) -> Counter[str]:
+    """One KR driven the way the daemon drives it, on a fake clock: pop what is due, let
+    the batch take `run_seconds`, report it done, else jump to the next due time. Returns
+    the runs started in each UTC hour."""
+    schedule, now = Schedule(), start.timestamp()
+    schedule.plan({"kr": t}, {"kr": last}, now)
+    runs: Counter[str] = Counter()
+    while now < end.timestamp():
+        due = schedule.pop_due(now)
+        if due:
+            runs[datetime.fromtimestamp(now, UTC).strftime("%m-%d %H")] += 1
+            now += run_seconds
+            schedule.done(due, now)
+        else:
+            upcoming = schedule.next_due()
+            assert upcoming is not None and upcoming > now
+            now = upcoming
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "last"),
+    [
+        ("Europe/Berlin", "2026-10-24T23:00", None),  # falls back at 01:00Z
+        ("Europe/Berlin", "2026-10-25T01:00", None),  # (re)started in the second 02:00
+        ("Europe/Berlin", "2026-10-25T01:00", "2026-10-25T00:45"),  # ... measured at 02:45 CEST
+        ("Europe/Berlin", "2026-03-29T00:00", None),  # springs forward at 01:00Z
+        ("America/New_York", "2026-11-01T04:00", None),  # falls back at 06:00Z
+        ("America/New_York", "2026-11-01T06:00", None),
+        ("America/New_York", "2026-03-08T06:00", None),  # springs forward at 07:00Z
+    ],
+)
+def test_cron_kr_runs_four_times_an_hour_through_dst_changes(
+    zone: str, start: str, last: str | None
+) -> None:
+    """A `*/15` KR whose batch takes 2.7 s runs 4 times in every real hour around a DST
+    change, the repeated hour included (the defect: 1,350 runs in it, or none)."""
+    t = Timing(900.0, cron.parse("*/15 * * * *"), zone)
+    begin = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    stored = None if last is None else datetime.fromisoformat(last).replace(tzinfo=UTC).timestamp()
+    runs = run_daemon_loop(t, begin, begin + 3 * HOURS, stored, 2.667)
+    hours = [f"{begin + i * HOURS:%m-%d %H}" for i in range(3)]
+    assert runs == dict.fromkeys(hours, 4)
+
+
+def test_restart_in_the_repeated_hour_waits_for_the_next_firing() -> None:
+    """Restarted at 01:40Z on the Berlin fall-back day after a run at 01:35Z (02:35 CET),
+    a `*/15` KR is due at 01:45Z, not at once (the old answer, 00:45Z, was in the past)."""
+    t = Timing(900.0, cron.parse("*/15 * * * *"), "Europe/Berlin")
+    at = datetime(2026, 10, 25, 1, 35, tzinfo=UTC).timestamp()
+    schedule = Schedule(jitter=0)
+    schedule.plan({"a": t}, {"a": at}, at + 300)
+    assert schedule.due["a"] == at + 600
 
 
 CONFIG = """\

@@ -1,14 +1,19 @@
 """Cron expressions (5 fields, names, steps, `@hourly`...): when a `cron:` KR is next due.
 
-Small and dependency-free: okrsync only needs "the next firing after t" in a time zone.
+okrsync checks the fields itself (its messages name the field and the allowed range) and
+leaves matching and iteration to cronsim, which follows Debian cron across DST changes: a
+job at a fixed time runs once when the clock falls back, and as soon as the clock has
+sprung forward when its time was skipped; `*/15`-like jobs keep firing in real time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -21,6 +26,7 @@ ALIASES = {
 }
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+_MONTH_DAYS = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]  # at most, by month
 # (name, low, high, names whose index + offset is the value)
 _FIELDS: tuple[tuple[str, int, int, list[str], int], ...] = (
     ("minute", 0, 59, [], 0),
@@ -29,7 +35,7 @@ _FIELDS: tuple[tuple[str, int, int, list[str], int], ...] = (
     ("month", 1, 12, _MONTHS, 1),
     ("day of week", 0, 7, _DAYS, 0),
 )
-_HORIZON = timedelta(days=366 * 5)
+_CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class CronError(ValueError):
@@ -38,43 +44,25 @@ class CronError(ValueError):
 
 @dataclass(frozen=True)
 class Cron:
-    """A parsed cron expression: the allowed values of each field."""
+    """A checked cron expression: `text` as written, `expr` its five fields (no alias)."""
 
     text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool
-    any_weekday: bool
-
-    def _day_ok(self, moment: datetime) -> bool:
-        dom = moment.day in self.days
-        dow = (moment.isoweekday() % 7) in self.weekdays
-        if self.any_day or self.any_weekday:  # only one restricted: it alone decides
-            return dom and dow
-        return dom or dow  # both restricted: either matches (as Vixie cron does)
+    expr: str
 
     def next_after(self, moment: datetime, zone: str = "UTC") -> datetime:
-        """The first firing strictly after `moment` (aware), computed in time zone `zone`."""
-        tz = ZoneInfo(zone)
-        local = moment.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
-        local += timedelta(minutes=1)
-        limit = local + _HORIZON
-        while local < limit:
-            if local.month not in self.months:
-                year, month = divmod(local.month, 12)
-                local = datetime(local.year + year, month + 1, 1)
-            elif not self._day_ok(local):
-                local = datetime(local.year, local.month, local.day) + timedelta(days=1)
-            elif local.hour not in self.hours:
-                local = local.replace(minute=0) + timedelta(hours=1)
-            elif local.minute not in self.minutes:
-                local += timedelta(minutes=1)
-            else:
-                return local.replace(tzinfo=tz).astimezone(UTC)
-        raise CronError(f"'{self.text}' never fires (checked five years ahead)")
+        """The first firing strictly after `moment` (aware), in UTC; the fields are read
+        as local time in time zone `zone`."""
+        # cronsim iterates a fixed-time job ("30 2 * * *") on the wall clock, so from
+        # inside a fall-back hour its first answer can be the earlier pass of that hour:
+        # skip answers that are not after `moment` (Debian cron does not run them twice).
+        try:
+            for fire in CronSim(self.expr, moment.astimezone(ZoneInfo(zone))):
+                utc = fire.astimezone(UTC)
+                if utc > moment:
+                    return utc
+        except CronSimError as exc:  # parse() has checked the fields: not expected
+            raise CronError(f"'{self.text}' is not valid: {exc}") from None
+        raise CronError(f"'{self.text}' never fires (checked 50 years ahead)")
 
 
 def longest_gap(cron: Cron, start: datetime, zone: str = "UTC", samples: int = 10) -> float:
@@ -87,7 +75,8 @@ def longest_gap(cron: Cron, start: datetime, zone: str = "UTC", samples: int = 1
 
 
 def parse(text: str) -> Cron:
-    """Parse `minute hour day-of-month month day-of-week`, or an alias such as `@hourly`."""
+    """Parse `minute hour day-of-month month day-of-week`, or an alias such as `@hourly`;
+    an expression that can never fire (`0 0 31 2 *`) is an error too."""
     expr = ALIASES.get(text.strip().lower(), text)
     parts = expr.split()
     if len(parts) != 5:
@@ -96,17 +85,21 @@ def parse(text: str) -> Cron:
             "(minute hour day-of-month month day-of-week), e.g. '0 * * * *', or @hourly"
         )
     sets = [_field(part, *spec, text) for part, spec in zip(parts, _FIELDS, strict=True)]
-    weekdays = frozenset(d % 7 for d in sets[4])
-    return Cron(
-        text,
-        sets[0],
-        sets[1],
-        sets[2],
-        sets[3],
-        weekdays,
-        parts[2] == "*",
-        parts[4] == "*",
-    )
+    # As in Debian (and Vixie) cron, a day field starting with `*` leaves the other one
+    # alone to decide; otherwise either may match. So only the day of month can rule out
+    # every date, when the day of week starts with `*`.
+    days, months = sets[2], sets[3]
+    if parts[4].startswith("*") and min(days) > max(_MONTH_DAYS[m] for m in months):
+        raise CronError(
+            f"'{text}' never fires: day of month field '{parts[2]}' "
+            f"does not occur in month field '{parts[3]}'"
+        )
+    cron = Cron(text, " ".join(parts))
+    try:
+        CronSim(cron.expr, _CHECK_FROM)  # the fields above are a subset of cronsim's syntax
+    except CronSimError as exc:
+        raise CronError(f"'{text}' is not valid: {exc}") from None
+    return cron
 
 
 def _field(
@@ -114,17 +107,17 @@ def _field(
 ) -> frozenset[int]:
     values: set[int] = set()
     for item in part.lower().split(","):
-        span, _, step_text = item.partition("/")
+        span, slash, step_text = item.partition("/")
         try:
-            step = int(step_text) if step_text else 1
+            step = _digits(step_text) if slash else 1
             if step < 1:
                 raise ValueError
             if span == "*":
                 first, last = low, high
             else:
-                a, _, b = span.partition("-")
+                a, dash, b = span.partition("-")
                 first = _number(a, names, offset)
-                last = _number(b, names, offset) if b else (high if step_text else first)
+                last = _number(b, names, offset) if dash else (high if slash else first)
         except ValueError:
             raise CronError(f"'{text}': {name} field '{part}' is not valid") from None
         if not (low <= first <= last <= high):
@@ -136,4 +129,11 @@ def _field(
 def _number(token: str, names: list[str], offset: int) -> int:
     if token in names:
         return names.index(token) + offset
+    return _digits(token)
+
+
+def _digits(token: str) -> int:
+    """ASCII digits only, as cron and cronsim read them: not `+5`, `5_0` or other scripts."""
+    if not (token.isascii() and token.isdigit()):
+        raise ValueError(token)
     return int(token)
