@@ -1,6 +1,6 @@
 """The connector contract suite (`ConnectorContract`: the 9 scenarios) and its helpers,
 shipped so plugins run the same tests as the built-ins (needs pytest and responses:
-`pip install okrsync[test]`)::
+`pip install okrsync[testing]`)::
 
     from okrsync.testing import ConnectorContract, ask
 

@@ -70,13 +70,25 @@ def imports(name: str, path: Path) -> set[str]:
             targets = [
                 f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
             ]
-        out |= {t for t in targets if t in MODULES}
+        elif isinstance(node, ast.Call) and _dynamic_import(node):
+            first = node.args[0]
+            targets = [str(first.value)] if isinstance(first, ast.Constant) else []
+        out |= {str(t) for t in targets if t in MODULES}
     parent = name.rpartition(".")[0]
     while parent:
         out.add(parent)
         parent = parent.rpartition(".")[0]
     out.discard(name)
     return out
+
+
+def _dynamic_import(call: ast.Call) -> bool:
+    """`importlib.import_module("okrsync...")` or `__import__("okrsync...")`: an import too."""
+    func = call.func
+    named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+        isinstance(func, ast.Name) and func.id in ("import_module", "__import__")
+    )
+    return named and bool(call.args)
 
 
 GRAPH = {name: imports(name, path) for name, path in MODULES.items()}

@@ -43,6 +43,17 @@ def grace(text: str) -> float:
     return seconds
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a whole number of at least 1")
+    return number
+
+
 def _common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     """The flags every command takes, before or after its name (after wins)."""
     default = None if top else argparse.SUPPRESS
@@ -160,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("kr_id", metavar="KR_ID")
     p.add_argument("--json", action="store_true", help="a JSON array with the store's fields")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    p.add_argument("--limit", type=_positive, metavar="N", help="at most N rows (N >= 1)")
     _now(p, "only measurements at or before this time")
 
     p = sub.add_parser(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from okrsync.config.model import KeyResult
 from okrsync.connector import Connector, QueryBase, SourceBase
 from okrsync.errors import OkrsyncError
 
@@ -56,6 +57,16 @@ class Plugin:
     source_model: type[SourceBase]
     query_model: type[QueryBase]
 
+    @property
+    def query_keys(self) -> frozenset[str]:
+        """The keys a KR writes for this connector (a field's alias where it has one)."""
+        return keys_of(self.query_model)
+
+
+def keys_of(model: type[QueryBase]) -> frozenset[str]:
+    """The YAML keys of a query model's fields: their aliases where they have one."""
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
+
 
 @functools.cache
 def plugin(type_name: str) -> Plugin:
@@ -83,6 +94,13 @@ def plugin(type_name: str) -> Plugin:
             f"connector '{type_name}' ({ep.value}) is not a connector: it needs `source_model` "
             "(a SourceBase subclass), `query_model` (a QueryBase subclass) and `fetch()`"
         )
+    clash = sorted(keys_of(query_model) & set(KeyResult.model_fields))
+    if clash:
+        raise PluginError(
+            f"connector '{type_name}' ({ep.value}) cannot be used: its query keys "
+            f"{', '.join(clash)} are key result fields okrsync reads itself; the connector "
+            "must rename them"
+        )
     return Plugin(type_name, cls, source_model, query_model)
 
 
@@ -91,7 +109,7 @@ def query_keys() -> dict[str, frozenset[str]]:
     out: dict[str, frozenset[str]] = {}
     for name in installed():
         try:
-            out[name] = frozenset(plugin(name).query_model.model_fields)
+            out[name] = plugin(name).query_keys
         except PluginError:
             continue
     return out

@@ -32,9 +32,10 @@ def schema() -> dict[str, Any]:
         defs[found.source_model.__name__] = source
         sources.append({"$ref": f"#/$defs/{found.source_model.__name__}"})
         mapping[type_name] = f"#/$defs/{found.source_model.__name__}"
-        fields = found.query_model.model_json_schema()
+        fields = found.query_model.model_json_schema(by_alias=True)
         defs.update(fields.pop("$defs", {}))
-        for key, prop in fields.get("properties", {}).items():
+        for key, given in fields.get("properties", {}).items():
+            prop = {"anyOf": [given, {"type": "null"}]}  # `key: null` is as good as absent
             if key not in query:
                 query[key] = prop
             elif prop != query[key]:
