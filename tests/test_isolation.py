@@ -296,3 +296,26 @@ def test_daemon_gives_a_row_to_a_kr_whose_assessment_breaks(
     assert history["good"][0]["status"] == "no_data"
     assert "ZeroDivisionError: judging" in history["good"][0]["error"]
     assert history["also-good"][0]["value"] == 7
+
+
+def test_a_long_chain_of_parents_evaluates_without_recursion(config: Config) -> None:
+    """The objective tree and its JSON are built without recursion: 3,000 parents deep
+    (deeper than Python's recursion limit) still evaluates, in config order."""
+    import dataclasses
+
+    from okrsync.config.model import Objective
+    from okrsync.progress.maths import Observation
+    from okrsync.progress.tree import evaluate
+
+    chain = [Objective(id="link-0", title="L"), Objective(id="side", title="S")]
+    chain += [Objective(id=f"link-{i}", title="L", parent=f"link-{i - 1}") for i in range(1, 3000)]
+    leaf = config.objectives[0].model_copy(update={"parent": "link-2999"})
+    deep = dataclasses.replace(config, objectives=[*chain, leaf])
+    tree = evaluate(deep, {"good": Observation(5.0, NOW, False, NOW, None)}, NOW)
+    assert [v.objective.id for v in tree.roots] == ["link-0", "side"]
+    assert len(tree.walk()) == 3002 and tree.walk()[-1].objective.id == "side"
+    doc = tree.roots[0].as_json()
+    for _ in range(3000):
+        assert doc["progress"] == pytest.approx(0.5) and doc["items"] == 1
+        [doc] = doc["children"]
+    assert doc["id"] == "o" and doc["key_results"][0]["id"] == "good" and not doc["children"]
