@@ -153,9 +153,9 @@ class Measurer:
                 for fetch in todo
             }
             for done, future in enumerate(as_completed(futures), start=1):
-                if future.exception() is not None:  # _run failed outside its guard: a bug
+                exc = future.exception()
+                if exc is not None:  # _run failed outside its own guard: a bug
                     fetch = futures[future]
-                    exc = future.exception()
                     log.debug("fetch_failed", source=fetch.source, exc_info=exc)
                     fetch.reading = None
                     fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
