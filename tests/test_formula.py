@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from okrsync.config import formula
@@ -85,15 +87,9 @@ SIMPLER = "(compute part of it at the source or in another KR)"
             f"too long: 1,500 numbers and input names, at most 200 {SIMPLER}",
         ),
         ("-" * 300 + "a", f"nested too deeply: 301 levels, at most 200 {SIMPLER}"),
-        (
-            "+".join("a" * 4000),  # Python's own parser runs out of stack
-            "too long or too deeply nested to parse: at most 200 numbers and input names "
-            f"and 200 levels of nesting {SIMPLER}",
-        ),
-        (
-            "-" * 9000 + "a",  # Python's own parser runs out of memory for its stack
-            "too long or too deeply nested to parse: at most 200 numbers and input names "
-            f"and 200 levels of nesting {SIMPLER}",
+        (  # counted before ast.parse, which would run out of stack
+            "+".join("a" * 4000),
+            f"too long: 4,000 numbers and input names, at most 200 {SIMPLER}",
         ),
         ("a" * 10_001, f"too long: 10,001 characters, at most 10,000 {SIMPLER}"),
         (
@@ -109,6 +105,31 @@ def test_size_and_depth_are_bounded(text: str, message: str) -> None:
     with pytest.raises(formula.FormulaError) as info:
         formula.parse(text)
     assert str(info.value) == message
+
+
+def test_a_parser_out_of_stack_or_memory_is_a_formula_error() -> None:
+    """Deep nesting that Python's own parser cannot take (its limits vary by version: a
+    RecursionError or MemoryError) is reported like any other formula error."""
+    with pytest.raises(formula.FormulaError, match=r"too deeply nested|nested too deeply"):
+        formula.parse("-" * 9000 + "a")
+
+
+@pytest.mark.parametrize("error", [RecursionError, MemoryError])
+def test_ast_giving_up_is_a_formula_error(
+    error: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RecursionError and MemoryError from ast.parse become one clear formula error."""
+
+    def parse(*args: object, **kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(ast, "parse", parse)
+    with pytest.raises(formula.FormulaError) as info:
+        formula.parse("a + b")
+    assert str(info.value) == (
+        "too long or too deeply nested to parse: at most 200 numbers and input names "
+        f"and 200 levels of nesting {SIMPLER}"
+    )
 
 
 def test_the_largest_allowed_formula_evaluates() -> None:

@@ -8,8 +8,10 @@ time, so evaluating one never recurses deeper than that.
 from __future__ import annotations
 
 import ast
+import io
 import math
 import operator
+import tokenize
 from collections.abc import Callable, Mapping
 
 _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
@@ -49,6 +51,9 @@ def parse(text: str) -> ast.Expression:
         raise FormulaError(
             f"too long: {len(text):,} characters, at most {MAX_LENGTH:,} ({_SIMPLER})"
         )
+    terms = _count_terms(text)  # before ast.parse, whose own limits vary by Python version
+    if terms is not None and terms > MAX_TERMS:
+        raise _too_many(terms)
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
@@ -97,6 +102,30 @@ def _check_arity(name: str, given: int) -> None:
         raise FormulaError(f"{name}() needs at least {_arguments(fewest)}, got {given}")
 
 
+def _count_terms(text: str) -> int | None:
+    """Numbers and names in `text` that are not function names, from its tokens (no
+    recursion, whatever the length); None when it does not even tokenize."""
+    try:
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type in (tokenize.NAME, tokenize.NUMBER, tokenize.OP)
+        ]
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return None
+    called = {i for i, t in enumerate(tokens[1:]) if t.string == "("}
+    return sum(
+        t.type == tokenize.NUMBER or (t.type == tokenize.NAME and i not in called)
+        for i, t in enumerate(tokens)
+    )
+
+
+def _too_many(terms: int) -> FormulaError:
+    return FormulaError(
+        f"too long: {terms:,} numbers and input names, at most {MAX_TERMS} ({_SIMPLER})"
+    )
+
+
 def _arguments(count: int) -> str:
     return f"{count} argument" + ("" if count == 1 else "s")
 
@@ -118,9 +147,7 @@ def _check_size(tree: ast.Expression) -> None:
                 (c, level + 1) for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr)
             )
     if terms > MAX_TERMS:
-        raise FormulaError(
-            f"too long: {terms:,} numbers and input names, at most {MAX_TERMS} ({_SIMPLER})"
-        )
+        raise _too_many(terms)
     if depth > MAX_DEPTH:
         raise FormulaError(f"nested too deeply: {depth:,} levels, at most {MAX_DEPTH} ({_SIMPLER})")
 
