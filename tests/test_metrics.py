@@ -144,3 +144,46 @@ def test_metric_names_are_exactly_the_documented_ones(config: Config) -> None:
     names = {f.name for f in text_string_to_metric_families(text)}
     assert {n for n in names if n.startswith("okrsync_")} == EXPECTED
     assert "process_resident_memory_bytes" in text
+
+
+def test_a_scrape_never_fails_when_okr_series_cannot_be_computed(config: Config) -> None:
+    """If the OKR series raise (here: the view), the error is logged and the scrape still
+    has the fetch, reload and process series."""
+    import structlog.testing
+
+    def broken() -> View:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    metrics = Metrics(broken)
+    metrics.reloaded("abc123", ok=True, at=1000.0)
+    metrics.touch_source("prom")
+    with structlog.testing.capture_logs() as events:
+        text = generate_latest(metrics.registry).decode()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert not {n for n in names if n.startswith("okrsync_kr")}
+    assert "okrsync_objective_progress" not in names
+    assert {"okrsync_fetch_errors", "okrsync_config_info"} <= names
+    assert "process_resident_memory_bytes" in text
+    [event] = [e for e in events if e["event"] == "okr_metrics_failed"]
+    assert event["log_level"] == "error"
+    assert event["error"] == "RecursionError: maximum recursion depth exceeded"
+
+
+def test_a_long_chain_of_parents_scrapes(config: Config) -> None:
+    """Objectives chained 3,000 parents deep (deeper than Python's recursion limit) all get
+    their series; the tree is evaluated without recursion."""
+    import dataclasses
+
+    from okrsync.config.model import Objective
+
+    chain = [Objective(id="link-0", title="L")]
+    chain += [Objective(id=f"link-{i}", title="L", parent=f"link-{i - 1}") for i in range(1, 3000)]
+    leaf = config.objectives[1].model_copy(update={"parent": "link-2999"})
+    deep = dataclasses.replace(config, objectives=[*chain, leaf])
+    observations = {"measured": Observation(5.0, NOW, False, NOW, None)}
+    view: View = (deep, observations, NOW)
+    samples = scrape(Metrics(lambda: view, process=False))
+    progress = samples["okrsync_objective_progress"]
+    assert len(progress) == 3001
+    assert progress[(("objective", "link-0"),)] == pytest.approx(0.5)
+    assert samples["okrsync_kr_value"][(("kr", "measured"), ("objective", "o"))] == 5.0

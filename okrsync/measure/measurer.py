@@ -1,6 +1,8 @@
 """Measuring a set of KRs once: fetch each planned query once, then compute each KR's value.
 
 Knows OKRs and the connector interface; knows nothing of HTTP, progress or the store.
+Every KR fails alone: whatever goes wrong while planning, fetching or computing one KR
+(a bug included) becomes that KR's error, and the others are measured.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from okrsync.config.model import KeyResult
 from okrsync.connector import Connector, QueryBase
 from okrsync.errors import FetchError, OkrsyncError
 from okrsync.measure.measurement import Measurement
-from okrsync.measure.plan import Fetch, plan
+from okrsync.measure.plan import Fetch, Plan, plan
 from okrsync.measure.retry import call_with_retry
 from okrsync.secrets import redact
 
@@ -30,6 +32,18 @@ ConnectorFactory = Callable[[str, Config], Connector]
 
 def _connector_factory(name: str, config: Config) -> Connector:
     return plugins.create(name, config.sources[name])
+
+
+def failure(kr: KeyResult, now: datetime, exc: BaseException) -> Measurement:
+    """The measurement of a KR whose value could not be computed because of an unexpected
+    exception (a bug): the error is stored on that KR, the traceback goes to the debug log."""
+    error = redact(
+        f"{'formula: ' if kr.formula else ''}internal error: {type(exc).__name__}: {exc} "
+        "(this is a bug; debug logging shows the traceback)"
+    )
+    log.warning("kr_failed", kr=kr.id, error=error)
+    log.debug("kr_failed_traceback", kr=kr.id, exc_info=exc)
+    return Measurement(kr.id, now, "formula" if kr.formula else str(kr.source), None, error=error)
 
 
 class Measurer:
@@ -93,9 +107,31 @@ class Measurer:
         """Measure `krs` (automated ones) as of `now`; identical queries are fetched once.
 
         The measurements are not yet assessed (no progress or status)."""
-        todo = plan(self.config, krs, now)
+        todo, failed = self._plan(krs, now)
         self._fetch_all(todo.fetches, progress)
-        return [self._measurement(kr, todo.wants[kr.id], now) for kr in krs]
+        return [failed.get(kr.id) or self._isolated(kr, todo, now) for kr in krs]
+
+    def _plan(self, krs: list[KeyResult], now: datetime) -> tuple[Plan, dict[str, Measurement]]:
+        """The plan of `krs`; should planning fail, the KRs that fail it alone are left out
+        with their failure, and the rest are planned together (sharing fetches)."""
+        try:
+            return plan(self.config, krs, now), {}
+        except Exception:
+            log.debug("plan_failed", exc_info=True)
+        failed: dict[str, Measurement] = {}
+        for kr in krs:
+            try:
+                plan(self.config, [kr], now)
+            except Exception as exc:
+                failed[kr.id] = failure(kr, now, exc)
+        return plan(self.config, [kr for kr in krs if kr.id not in failed], now), failed
+
+    def _isolated(self, kr: KeyResult, todo: Plan, now: datetime) -> Measurement:
+        """`_measurement`, with any exception turned into this KR's failure."""
+        try:
+            return self._measurement(kr, todo.wants.get(kr.id, []), now)
+        except Exception as exc:
+            return failure(kr, now, exc)
 
     def _fetch_all(self, fetches: list[Fetch], progress: Callable[[int, int], None] | None) -> None:
         """Run fetches with one pool per source, sized by its max_concurrency, all at once,
@@ -111,13 +147,18 @@ class Measurer:
             for name, todo in by_source.items()
         ]
         try:
-            futures = [
-                pool.submit(self._run, fetch)
+            futures = {
+                pool.submit(self._run, fetch): fetch
                 for pool, todo in zip(pools, by_source.values(), strict=True)
                 for fetch in todo
-            ]
+            }
             for done, future in enumerate(as_completed(futures), start=1):
-                future.result()
+                exc = future.exception()
+                if exc is not None:  # _run failed outside its own guard: a bug
+                    fetch = futures[future]
+                    log.debug("fetch_failed", source=fetch.source, exc_info=exc)
+                    fetch.reading = None
+                    fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
                 if progress:
                     progress(done, len(futures))
         finally:

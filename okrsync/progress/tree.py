@@ -62,20 +62,25 @@ class ObjectiveView:
     items: int
 
     def as_json(self) -> dict[str, Any]:
-        o = self.objective
-        return {
-            "id": o.id,
-            "title": o.title,
-            "owner": o.owner,
-            "parent": o.parent,
-            "weight": o.weight,
-            "progress": self.progress,
-            "status": self.status,
-            "items": self.items,
-            "items_without_data": self.without_data,
-            "key_results": [k.as_json() for k in self.key_results],
-            "children": [c.as_json() for c in self.children],
-        }
+        """This objective and its descendants as JSON (built without recursion, so a long
+        chain of parents cannot exhaust the stack)."""
+        done: dict[int, dict[str, Any]] = {}
+        for view in reversed(_preorder([self])):  # children before their parent
+            o = view.objective
+            done[id(view)] = {
+                "id": o.id,
+                "title": o.title,
+                "owner": o.owner,
+                "parent": o.parent,
+                "weight": o.weight,
+                "progress": view.progress,
+                "status": view.status,
+                "items": view.items,
+                "items_without_data": view.without_data,
+                "key_results": [k.as_json() for k in view.key_results],
+                "children": [done.pop(id(c)) for c in view.children],
+            }
+        return done[id(self)]
 
 
 @dataclass
@@ -85,13 +90,18 @@ class Tree:
     roots: list[ObjectiveView] = field(default_factory=list)
 
     def walk(self) -> list[ObjectiveView]:
-        out: list[ObjectiveView] = []
-        stack = list(reversed(self.roots))
-        while stack:
-            view = stack.pop()
-            out.append(view)
-            stack.extend(reversed(view.children))
-        return out
+        return _preorder(self.roots)
+
+
+def _preorder(roots: list[ObjectiveView]) -> list[ObjectiveView]:
+    """Every view under `roots`, each parent before its children, walked without recursion."""
+    out: list[ObjectiveView] = []
+    stack = list(reversed(roots))
+    while stack:
+        view = stack.pop()
+        out.append(view)
+        stack.extend(reversed(view.children))
+    return out
 
 
 def evaluate(config: Config, observations: dict[str, Observation], now: datetime) -> Tree:
@@ -108,16 +118,27 @@ def evaluate(config: Config, observations: dict[str, Observation], now: datetime
         raw, status = judge(config, kr, obs, now, _max_age(config, kr))
         return KRView(kr, obs, raw, status)
 
-    def view(objective: Objective) -> ObjectiveView:
+    def view(objective: Objective, kids: list[ObjectiveView]) -> ObjectiveView:
         krs = [kr_view(kr) for kr in objective.key_results]
-        kids = [view(c) for c in children.get(objective.id, [])]
         items = [(k.progress, k.kr.weight) for k in krs]
         items += [(c.progress, c.objective.weight) for c in kids]
         progress, missing = weighted_mean(items)
         status: Status = "no_data" if progress is None else classify(progress, expected, thresholds)
         return ObjectiveView(objective, krs, kids, progress, status, missing, len(items))
 
-    return Tree(now, expected, [view(o) for o in children.get(None, [])])
+    # children before their parent, without recursion: a long chain of parents is no
+    # danger to the stack (a cycle never reaches a root, so it is not walked at all)
+    order: list[Objective] = []
+    stack = list(children.get(None, []))
+    while stack:
+        objective = stack.pop()
+        order.append(objective)
+        stack.extend(children.get(objective.id, []))
+    views: dict[int, ObjectiveView] = {}
+    for objective in reversed(order):
+        kids = [views.pop(id(c)) for c in children.get(objective.id, [])]
+        views[id(objective)] = view(objective, kids)
+    return Tree(now, expected, [views[id(o)] for o in children.get(None, [])])
 
 
 def _max_age(config: Config, kr: KeyResult) -> float | None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,9 @@ from okrsync.config.model import KeyResult
 from okrsync.connector import Connector
 from okrsync.errors import ConfigError, StoreError
 from okrsync.measure.measurement import Measurement
-from okrsync.measure.measurer import Measurer
+from okrsync.measure.measurer import Measurer, failure
 from okrsync.progress.maths import Observation, observe
-from okrsync.progress.status import assess_all
+from okrsync.progress.status import assess
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
@@ -268,7 +268,11 @@ class Daemon:
         now = datetime.fromtimestamp(began, UTC)
         krs = [active.krs[i] for i in ids if i in active.krs]
         try:
-            taken = active.measurer.measure(krs, now)
+            try:
+                taken = active.measurer.measure(krs, now)
+            except Exception as exc:  # the measurer fails KRs alone; this is a bug in it
+                log.error("measure_failed", krs=ids, error=f"{type(exc).__name__}: {exc}")
+                taken = [failure(kr, now, exc) for kr in krs]
             self._store(active.config, krs, taken, now)
         except Exception as exc:  # a bug in one batch must not stop the schedule
             log.exception("batch_failed", krs=ids, error=str(exc))
@@ -290,7 +294,7 @@ class Daemon:
     ) -> None:
         with self.lock:
             before = {k.id: self.obs.get(k.id, Observation()) for k in krs}
-        rows = assess_all(config, krs, taken, before)
+        rows = _assess_each(config, krs, taken, before, now)
         run_id = uuid.uuid4().hex[:16]
         failed = sum(r.error is not None for r in rows)
         with self.store_lock:
@@ -353,6 +357,27 @@ class Daemon:
             fresh = self.store.observations(manual, self.now())
         with self.lock:
             self.obs.update(fresh)
+
+
+def _assess_each(
+    config: Config,
+    krs: list[KeyResult],
+    taken: list[Measurement],
+    before: dict[str, Observation],
+    now: datetime,
+) -> list[Measurement]:
+    """Every KR of a batch gets its row: assessed, or (if a bug got in the way) failed."""
+    by_id = {m.kr_id: m for m in taken}
+    rows = []
+    for kr in krs:
+        prior = before[kr.id]
+        try:
+            m = by_id.get(kr.id) or failure(kr, now, LookupError("the measurer gave no result"))
+            rows.append(assess(config, kr, m, prior))
+        except Exception as exc:
+            row = failure(kr, now, exc)  # judged as a failed attempt is: on the prior value
+            rows.append(replace(row, status="no_data" if prior.value is None else "stale"))
+    return rows
 
 
 def _stamp(moment: datetime | None) -> float | None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+import structlog
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -29,6 +30,7 @@ from okrsync.connector import Connector, QueryBase, Reading, Window
 from okrsync.progress.maths import STATUSES, Observation
 from okrsync.progress.tree import evaluate
 
+log = structlog.get_logger("okrsync.service.metrics")
 View = tuple[Config, dict[str, Observation], datetime]
 Factory = Callable[[str, Config], Connector]
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -41,9 +43,21 @@ class OkrCollector(Collector):
         self.view = view
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The OKR series; if they cannot be computed the error is logged and none are
+        yielded, so the scrape still gets every other collector's series."""
+        try:
+            families = self._families()
+        except Exception as exc:  # a scrape must never fail: the OKR series are left out
+            log.error("okr_metrics_failed", error=f"{type(exc).__name__}: {exc}")
+            log.debug("okr_metrics_failed_traceback", exc_info=exc)
+            return
+        yield from families
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        """Every OKR family, computed in full before any is yielded (all or none)."""
         current = self.view()
         if current is None:
-            return
+            return []
         config, observations, now = current
         tree = evaluate(config, observations, now)
         value = GaugeMetricFamily(
@@ -80,7 +94,7 @@ class OkrCollector(Collector):
         )
         for status, count in counts.items():
             statuses.add_metric([status], count)
-        yield from (value, progress, success, objective, statuses)
+        return [value, progress, success, objective, statuses]
 
 
 def _nan(number: float | None) -> float:
