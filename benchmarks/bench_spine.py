@@ -101,7 +101,7 @@ def bench_sync(workdir: Path, krs: int) -> tuple[float, float]:
     todo = plan(config)
     measurer = Measurer(config)
     outcomes = measurer.measure(todo, NOW)
-    rows = assess_all(config, todo, outcomes, store.observations([k.id for k in todo], NOW))
+    rows = assess_all(config, todo, outcomes, store.observations([k.id for k in todo], NOW), NOW)
     measured = time.perf_counter()
     with store.transaction():
         store.sync_config(config, NOW)

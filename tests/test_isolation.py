@@ -26,7 +26,6 @@ from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import Fetch
 from okrsync.measure.plan import plan as real_plan
 from okrsync.progress import status as status_module
-from okrsync.service import daemon as daemon_module
 from okrsync.service.daemon import Daemon, Options
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
@@ -291,7 +290,7 @@ def test_daemon_gives_a_row_to_a_kr_whose_assessment_breaks(
             raise ZeroDivisionError("judging")
         return real(cfg, kr, m, prior)
 
-    monkeypatch.setattr(daemon_module, "assess", assess)
+    monkeypatch.setattr(status_module, "assess", assess)
     history = one_round(daemon)
     assert history["good"][0]["status"] == "no_data"
     assert "ZeroDivisionError: judging" in history["good"][0]["error"]
@@ -319,3 +318,23 @@ def test_a_long_chain_of_parents_evaluates_without_recursion(config: Config) -> 
         assert doc["progress"] == pytest.approx(0.5) and doc["items"] == 1
         [doc] = doc["children"]
     assert doc["id"] == "o" and doc["key_results"][0]["id"] == "good" and not doc["children"]
+
+
+def test_sync_gives_a_row_to_a_kr_whose_assessment_breaks(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sync --once, like the daemon: a bug judging one KR fails that KR, the rest are stored."""
+    real = status_module.assess
+
+    def assess(cfg: Config, kr: KeyResult, m: Measurement, prior: Any) -> Measurement:
+        if kr.id == "good":
+            raise ZeroDivisionError("judging")
+        return real(cfg, kr, m, prior)
+
+    monkeypatch.setattr(status_module, "assess", assess)
+    store = Store(tmp_path / "s.db")
+    result = run_once(config, store, NOW, measurer=Measurer(config, factory(scripted())))
+    rows = {m.kr_id: m for m in result.measurements}
+    assert rows["good"].value is None and "ZeroDivisionError: judging" in str(rows["good"].error)
+    assert rows["also-good"].value == 7
+    assert store.history("good")[0]["status"] == "no_data"

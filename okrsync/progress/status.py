@@ -12,6 +12,7 @@ from datetime import datetime
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
 from okrsync.measure.measurement import Measurement
+from okrsync.measure.measurer import failure
 from okrsync.progress.maths import (
     Observation,
     Status,
@@ -46,11 +47,20 @@ def assess(config: Config, kr: KeyResult, m: Measurement, prior: Observation) ->
 def assess_all(
     config: Config,
     krs: list[KeyResult],
-    measurements: list[Measurement],
+    taken: list[Measurement],
     before: dict[str, Observation],
+    now: datetime,
 ) -> list[Measurement]:
-    """`assess` for each KR's measurement, against what was known of it before."""
-    return [
-        assess(config, kr, m, before.get(kr.id, Observation()))
-        for kr, m in zip(krs, measurements, strict=True)
-    ]
+    """Every KR gets its row: assessed against what was known of it before, or (if a bug
+    got in the way) failed with the error, judged as a failed attempt is."""
+    by_id = {m.kr_id: m for m in taken}
+    rows = []
+    for kr in krs:
+        prior = before.get(kr.id, Observation())
+        try:
+            m = by_id.get(kr.id) or failure(kr, now, LookupError("the measurer gave no result"))
+            rows.append(assess(config, kr, m, prior))
+        except Exception as exc:
+            row = failure(kr, now, exc)
+            rows.append(replace(row, status="no_data" if prior.value is None else "stale"))
+    return rows

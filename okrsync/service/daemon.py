@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from okrsync.errors import ConfigError, StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer, failure
 from okrsync.progress.maths import Observation, observe
-from okrsync.progress.status import assess
+from okrsync.progress.status import assess_all
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
@@ -294,7 +294,7 @@ class Daemon:
     ) -> None:
         with self.lock:
             before = {k.id: self.obs.get(k.id, Observation()) for k in krs}
-        rows = _assess_each(config, krs, taken, before, now)
+        rows = assess_all(config, krs, taken, before, now)
         run_id = uuid.uuid4().hex[:16]
         failed = sum(r.error is not None for r in rows)
         with self.store_lock:
@@ -357,27 +357,6 @@ class Daemon:
             fresh = self.store.observations(manual, self.now())
         with self.lock:
             self.obs.update(fresh)
-
-
-def _assess_each(
-    config: Config,
-    krs: list[KeyResult],
-    taken: list[Measurement],
-    before: dict[str, Observation],
-    now: datetime,
-) -> list[Measurement]:
-    """Every KR of a batch gets its row: assessed, or (if a bug got in the way) failed."""
-    by_id = {m.kr_id: m for m in taken}
-    rows = []
-    for kr in krs:
-        prior = before[kr.id]
-        try:
-            m = by_id.get(kr.id) or failure(kr, now, LookupError("the measurer gave no result"))
-            rows.append(assess(config, kr, m, prior))
-        except Exception as exc:
-            row = failure(kr, now, exc)  # judged as a failed attempt is: on the prior value
-            rows.append(replace(row, status="no_data" if prior.value is None else "stale"))
-    return rows
 
 
 def _stamp(moment: datetime | None) -> float | None:

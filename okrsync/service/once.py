@@ -59,7 +59,7 @@ def run_once(
         if owned:
             measurer.close()
     before = store.observations([k.id for k in krs], now) if store else {}
-    measurements = assess_all(config, krs, taken, before)
+    measurements = assess_all(config, krs, taken, before, now)
     run_id = uuid.uuid4().hex[:16]
     if store is not None:
         with store.transaction():
