@@ -248,6 +248,8 @@ class GithubConnector:
         value = data.get(key) if isinstance(data, dict) else None
         if isinstance(value, bool) or not isinstance(value, int):
             raise FetchError(f"{self.name}: the answer has no whole number `{key}`")
+        if value < 0:
+            raise FetchError(f"{self.name}: `{key}` is {value}: a count cannot be below 0")
         return value
 
     def _search_count(self, q: str) -> Reading:

@@ -27,7 +27,7 @@ from okrsync.connector import (
 )
 from okrsync.secrets import env_name, read_secret
 
-from ._http import USER_AGENT, Url, check_status, json_body, send
+from ._http import USER_AGENT, Url, check_status, json_body, send, snippet
 
 
 def header_name(env_suffix: str) -> str:
@@ -68,13 +68,14 @@ _KINDS: dict[type, str] = {
 def to_number(value: Any, where: str) -> float:
     """The one finite number an extract gave (a numeric string is accepted), else a clear error."""
     if type(value) in _KINDS:
-        shown = "" if value is None else f" ({json.dumps(value)[:80]})"
+        shown = "" if value is None else f" ({snippet(json.dumps(value), 80)})"
         raise FetchError(f"{where} gave {_KINDS[type(value)]}{shown}; it must give one number")
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise FetchError(f"{where} gave the string {value[:80]!r}, not a number") from None
+            shown = snippet(value, 80)
+            raise FetchError(f"{where} gave the string {shown!r}, not a number") from None
     else:
         number = float(value)
     if not math.isfinite(number):

@@ -42,7 +42,7 @@ from okrsync.connector import (
     SourceBase,
     Window,
 )
-from okrsync.secrets import env_name, read_secret, redact, remember_basic
+from okrsync.secrets import env_name, read_secret, remember_basic
 
 from ._http import MESSAGE, USER_AGENT, Url, classify, is_html, network_error, snippet
 
@@ -178,7 +178,7 @@ class JiraConnector:
     def _error(self, exc: JIRAError, path: str) -> FetchError:
         response: requests.Response | None = exc.response
         if response is None:
-            return FetchError(f"{self.name}: request to {path} failed: {redact(str(exc.text))}")
+            return FetchError(f"{self.name}: request to {path} failed: {snippet(str(exc.text))}")
         message = str(exc.text or "").strip() or None  # Jira's errorMessages, as jira read them
         shown = snippet(message or "", MESSAGE)
         error = classify(
@@ -234,8 +234,9 @@ class JiraConnector:
             key, note = "total", None
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, int):
-            shown = redact(str(data))[:200]
-            raise FetchError(f"{self.name}: answer has no numeric `{key}`: {shown}")
+            raise FetchError(f"{self.name}: answer has no numeric `{key}`: {snippet(str(data))}")
+        if value < 0:
+            raise FetchError(f"{self.name}: `{key}` is {value}: a count cannot be below 0")
         return Reading(float(value), note)
 
     def _issues(self, jql: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -275,7 +276,7 @@ class JiraConnector:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FetchError(
-                    f"{self.name}: field {field} is not a number (got {redact(str(value))[:60]!r})"
+                    f"{self.name}: field {field} is not a number (got {snippet(str(value), 60)!r})"
                 )
             total += value
         if issues and not any(field in f for f in issues):
