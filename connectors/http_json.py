@@ -28,6 +28,7 @@ from okrsync.connector import (
 from okrsync.secrets import env_name, read_secret
 
 from ._http import USER_AGENT, Url, check_status, json_body, send, snippet
+from ._transport import mount
 
 
 def header_name(env_suffix: str) -> str:
@@ -135,6 +136,7 @@ class HttpJsonConnector:
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self._session.headers.update(config.headers)
+        self._adapter = mount(self._session, config.timeout, config.max_response_bytes, config.url)
         self._secrets_loaded = False
 
     def _auth_hint(self) -> str:
@@ -143,7 +145,9 @@ class HttpJsonConnector:
 
     def _load_secrets(self) -> None:
         if not self._secrets_loaded:
-            self._session.headers.update(secret_headers(self.name))
+            loaded = secret_headers(self.name)
+            self._adapter.secret_headers.update(name.lower() for name in loaded)
+            self._session.headers.update(loaded)
             self._secrets_loaded = True
 
     def fetch(self, query: HttpQuery, window: Window) -> Reading:

@@ -44,7 +44,17 @@ from okrsync.connector import (
 )
 from okrsync.secrets import env_name, read_secret, remember_basic
 
-from ._http import MESSAGE, USER_AGENT, Url, classify, is_html, network_error, snippet
+from ._http import (
+    MESSAGE,
+    TRANSPORT_ERRORS,
+    USER_AGENT,
+    Url,
+    classify,
+    is_html,
+    network_error,
+    snippet,
+)
+from ._transport import mount
 
 PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
 MAX_PAGES = 1000
@@ -150,6 +160,8 @@ class JiraConnector:
                 **auth,
             )
             client._session.hooks["response"].append(self._count_response)
+            cfg = self.config
+            mount(client._session, cfg.timeout, cfg.max_response_bytes, cfg.url)
             self._jira = client
         return self._jira
 
@@ -161,7 +173,7 @@ class JiraConnector:
             data = client._get_json(path, params=params, use_post=post)
         except JIRAError as exc:
             raise self._error(exc, path) from None
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except TRANSPORT_ERRORS as exc:
             self.requests += 1
             raise network_error(exc, self.name, self.config.url, self.config.timeout) from None
         except ValueError:

@@ -22,6 +22,7 @@ from okrsync.connector import (
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
 
 from ._http import USER_AGENT, Url, classify, json_body, send, snippet
+from ._transport import mount
 
 REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "sum": math.fsum,
@@ -66,6 +67,7 @@ class PrometheusConnector:
         )
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        mount(self._session, config.timeout, config.max_response_bytes, config.url)
         self._auth_ready = False
 
     def _setup_auth(self) -> None:
