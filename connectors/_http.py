@@ -150,6 +150,7 @@ TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+    requests.TooManyRedirects,
     ResponseTooLarge,
 )
 """What a request can raise instead of giving an answer; `network_error` explains each."""
@@ -180,6 +181,8 @@ def network_error(
         return TransientFetchError(f"{source}: no answer within {timeout:g}s (timeout)")
     if isinstance(exc, ResponseTooLarge):
         return FetchError(f"{source}: {exc} (max_response_bytes) from {where}")
+    if isinstance(exc, requests.TooManyRedirects):
+        return FetchError(f"{source}: too many redirects from {where}: check the source's url")
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return FetchError(f"{source}: the answer from {where} could not be decompressed")
     if isinstance(exc, requests.exceptions.SSLError):

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -49,6 +49,9 @@ class _Deadline(threading.local):
     """The deadline (time.monotonic) of the request this thread is sending, if any."""
 
     at: float | None = None
+    # where this thread's last answer redirected to, and that request's deadline: following
+    # the redirect is the same request, so it gets no fresh deadline
+    redirect: tuple[str, float] | None = None
 
 
 _current = _Deadline()
@@ -119,6 +122,12 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
+def _place(url: str) -> str:
+    """Origin and path of `url`: enough to know a request follows a redirect."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}{urlsplit(url).path or '/'}"
+
+
 def megabytes(size: int) -> str:
     """10_000_000 -> '10 MB'; small caps in bytes."""
     return f"{size / 1e6:g} MB" if size >= 100_000 else f"{size} bytes"
@@ -162,13 +171,20 @@ class BoundedAdapter(HTTPAdapter):
     ) -> requests.Response:
         """Send under the deadline, then read the whole body under the deadline and cap."""
         self._keep_credentials_home(request)
-        deadline = time.monotonic() + self.timeout
+        now = time.monotonic()
+        follows, _current.redirect = _current.redirect, None
+        deadline = now + self.timeout
+        if follows is not None and follows[0] == _place(request.url or ""):
+            deadline = min(deadline, follows[1])
+        left = deadline - now
+        if left <= 0:
+            raise requests.ReadTimeout("the request's deadline passed", request=request)
         outer, _current.at = _current.at, deadline
         try:
             response = super().send(
                 request,
                 stream=True,
-                timeout=(self.timeout, self.timeout),
+                timeout=(left, left),
                 verify=verify,
                 cert=cert,
                 proxies=proxies,
@@ -180,6 +196,9 @@ class BoundedAdapter(HTTPAdapter):
         except BaseException:
             response.close()
             raise
+        if response.is_redirect:
+            target = urljoin(response.url, response.headers["location"])
+            _current.redirect = (_place(target), deadline)
         return response
 
     def _keep_credentials_home(self, request: requests.PreparedRequest) -> None:

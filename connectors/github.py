@@ -44,7 +44,16 @@ from okrsync.connector import (
 )
 from okrsync.secrets import env_name, read_secret
 
-from ._http import TRANSPORT_ERRORS, USER_AGENT, Url, classify, is_html, network_error, safe_url
+from ._http import (
+    TRANSPORT_ERRORS,
+    USER_AGENT,
+    Url,
+    classify,
+    is_html,
+    network_error,
+    safe_url,
+    snippet,
+)
 from ._ratelimit import RateLimiter
 from ._transport import mount
 
@@ -254,7 +263,7 @@ class GithubConnector:
             hints={404: f"not found: {path}{private}"},
             clock=self._clock,
         )
-        return error or FetchError(f"{self.name}: HTTP {exc.status} for {path}: {text}")
+        return error or FetchError(f"{self.name}: HTTP {exc.status} for {path}: {snippet(text)}")
 
     # --- measuring --------------------------------------------------------------------
 

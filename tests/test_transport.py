@@ -177,3 +177,25 @@ def test_urls_in_messages_never_show_userinfo() -> None:
     )
     assert "hunter2" not in str(error) and "admin" not in str(error)
     assert "at http://h:1" in str(error)
+
+
+def test_following_redirects_shares_the_one_deadline() -> None:
+    """Each redirect hop is part of the same request: a slow chain ends at `timeout`."""
+
+    def slow_redirect(conn: Any, seen: Any) -> None:
+        time.sleep(0.4)
+        redirect(fake.url + "/hop" + str(len(fake.seen)), 302)(conn, seen)
+
+    with serve(slow_redirect, max_requests=40) as fake:
+        _, fetch = make("prometheus", fake.url, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(TransientFetchError, match=r"within 1s \(timeout\)"):
+            fetch()
+        assert time.monotonic() - started < 1 + SLACK
+
+
+def test_endless_redirects_are_a_clear_error() -> None:
+    """A redirect loop is a permanent error naming the url, not an unexpected exception."""
+    error = network_error(requests.TooManyRedirects("Exceeded 30 redirects."), "s", "http://h", 2)
+    assert isinstance(error, FetchError) and not error.retryable
+    assert "too many redirects" in str(error)
