@@ -13,6 +13,11 @@ Why it calls PyGithub the way it does (checked against PyGithub 2.10.0):
 * Budgets per connector: search at most 30 requests/min (10 without a token), and no
   request while x-ratelimit-remaining is 0 until x-ratelimit-reset. A 403/429 that is a
   rate limit raises RateLimitedError with the wait from Retry-After or the reset time.
+* Transport: PyGithub makes its requests session per connection object, so the requester
+  gets (per instance, not PyGithub's global `injectConnectionClasses`) a connection class
+  that mounts okrsync's BoundedAdapter: one deadline per request, `max_response_bytes`.
+  PyGithub follows a 301 only on the same host and raises RuntimeError otherwise (read as
+  a FetchError); it never follows other redirects for these endpoints.
 * Repository endpoints are conditional: their ETag is cached and sent as If-None-Match; a
   304 reuses the cached answer. 304s count in `requests` and also in `not_modified`.
 """

@@ -18,6 +18,9 @@ Why it calls the library the way it does (checked against jira 3.10.5):
   `deploymentType` of serverInfo (read once per connector).
 * Auth: OKRSYNC_<NAME>_USER + _TOKEN is basic auth (Cloud: email + API token); _TOKEN
   alone is a bearer PAT (Data Center). A Cloud source without both fails before any request.
+* Transport: okrsync's BoundedAdapter (connectors/_transport.py) is mounted on the
+  client's requests session (`client._session`), so `timeout` is a deadline for the whole
+  request and `max_response_bytes` caps every answer, whatever the library asks for.
 * JIRAError's str() includes request headers (the Authorization header), so it is never
   shown: messages are built from the status, Jira's errorMessages, and redacted text.
 """

@@ -199,3 +199,14 @@ def test_endless_redirects_are_a_clear_error() -> None:
     error = network_error(requests.TooManyRedirects("Exceeded 30 redirects."), "s", "http://h", 2)
     assert isinstance(error, FetchError) and not error.retryable
     assert "too many redirects" in str(error)
+
+
+def test_github_refuses_a_permanent_redirect_to_another_host() -> None:
+    """PyGithub's own 301 check (another host) is a clear FetchError, and nothing is sent."""
+    with serve(answer({"total_count": 1})) as second:
+        elsewhere = second.url.replace("127.0.0.1", "localhost")
+        with serve(redirect(elsewhere, 301)) as first:
+            _, fetch = make("github", first.url)
+            with pytest.raises(FetchError, match=r"redirected from host 127\.0\.0\.1 to localhost"):
+                fetch()
+        assert not second.seen
