@@ -1,5 +1,6 @@
 """HTTP plumbing shared by connectors: the one classifier that sorts answers into okrsync
-errors (with the one Retry-After parser and HTML check), sending, and network errors."""
+errors (with the one Retry-After parser and HTML check), sending, and network errors.
+The transport under every session (deadline, byte cap, origin) is in `_transport`."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import requests
 from pydantic import AfterValidator
 
 from okrsync.connector import AuthError, FetchError, RateLimitedError, TransientFetchError
 from okrsync.secrets import redact
+
+from ._transport import ConnectionLost, ResponseTooLarge
 
 USER_AGENT = "okrsync/0.1 (+https://github.com/okrsync/okrsync)"
 
@@ -142,29 +145,66 @@ def json_body(response: requests.Response, source: str) -> Any:
         ) from None
 
 
+TRANSPORT_ERRORS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.TooManyRedirects,
+    ResponseTooLarge,
+)
+"""What a request can raise instead of giving an answer; `network_error` explains each."""
+
+
+def safe_url(url: str) -> str:
+    """`url` fit for a message: any `user:password@` dropped, known secrets redacted."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        url = urlunsplit(parts._replace(netloc=host))
+    except ValueError:
+        url = url.rpartition("@")[2] if "@" in url else url
+    return redact(url)
+
+
 def network_error(
     exc: requests.RequestException, source: str, url: str, timeout: float
 ) -> FetchError:
-    """The okrsync error for a request that got no HTTP answer (timeout, refused, DNS, TLS).
+    """The okrsync error for a request that got no (whole) HTTP answer: timeout, refused,
+    DNS, TLS, a connection lost mid-answer, an answer past `max_response_bytes`.
 
-    A TLS/certificate failure is permanent (retrying will not fix it); the rest may pass.
+    A TLS/certificate failure, an undecodable body and a too-large answer are permanent
+    (retrying will not fix them); the rest may pass.
     """
+    where = safe_url(url)
     if isinstance(exc, requests.Timeout):
         return TransientFetchError(f"{source}: no answer within {timeout:g}s (timeout)")
+    if isinstance(exc, ResponseTooLarge):
+        return FetchError(f"{source}: {exc} (max_response_bytes) from {where}")
+    if isinstance(exc, requests.TooManyRedirects):
+        return FetchError(f"{source}: too many redirects from {where}: check the source's url")
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return FetchError(f"{source}: the answer from {where} could not be decompressed")
     if isinstance(exc, requests.exceptions.SSLError):
         return FetchError(
-            f"{source}: TLS/certificate error at {redact(url)}: check the url's scheme and "
+            f"{source}: TLS/certificate error at {where}: check the url's scheme and "
             "the server's certificate (REQUESTS_CA_BUNDLE for a private CA)"
+        )
+    if isinstance(exc, ConnectionLost | requests.exceptions.ChunkedEncodingError):
+        return TransientFetchError(
+            f"{source}: connection lost while reading the answer from {where}; will try again"
         )
     text = str(exc).lower()
     if "refused" in text:
         reason = "connection refused"
     elif "name or service not known" in text or "name resolution" in text:
         reason = "cannot resolve the host name"
+    elif "reset" in text or "aborted" in text:
+        reason = "connection lost"
     else:
         reason = "cannot connect"
     return TransientFetchError(
-        f"{source}: {reason} at {redact(url)}: is the server up, the source's url right, "
+        f"{source}: {reason} at {where}: is the server up, the source's url right, "
         "and the network (or HTTPS_PROXY) reachable?"
     )
 
@@ -175,5 +215,5 @@ def send(
     """One request, with network failures turned into transient okrsync errors."""
     try:
         return session.request(method, url, timeout=timeout, **kwargs)
-    except (requests.Timeout, requests.ConnectionError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise network_error(exc, source, url, timeout) from None

@@ -13,6 +13,11 @@ Why it calls PyGithub the way it does (checked against PyGithub 2.10.0):
 * Budgets per connector: search at most 30 requests/min (10 without a token), and no
   request while x-ratelimit-remaining is 0 until x-ratelimit-reset. A 403/429 that is a
   rate limit raises RateLimitedError with the wait from Retry-After or the reset time.
+* Transport: PyGithub makes its requests session per connection object, so the requester
+  gets (per instance, not PyGithub's global `injectConnectionClasses`) a connection class
+  that mounts okrsync's BoundedAdapter: one deadline per request, `max_response_bytes`.
+  PyGithub follows a 301 only on the same host and raises RuntimeError otherwise (read as
+  a FetchError); it never follows other redirects for these endpoints.
 * Repository endpoints are conditional: their ETag is cached and sent as If-None-Match; a
   304 reuses the cached answer. 304s count in `requests` and also in `not_modified`.
 """
@@ -29,8 +34,8 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlparse
 
-import requests
 from github import Auth, Consts, Github, GithubException
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 from pydantic import Field, field_validator, model_validator
 
 from okrsync.connector import (
@@ -42,10 +47,20 @@ from okrsync.connector import (
     SourceBase,
     Window,
 )
-from okrsync.secrets import env_name, read_secret, redact
+from okrsync.secrets import env_name, read_secret
 
-from ._http import USER_AGENT, Url, classify, is_html, network_error
+from ._http import (
+    TRANSPORT_ERRORS,
+    USER_AGENT,
+    Url,
+    classify,
+    is_html,
+    network_error,
+    safe_url,
+    snippet,
+)
 from ._ratelimit import RateLimiter
+from ._transport import mount
 
 SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or filtered list
 PAGE = 100
@@ -59,6 +74,26 @@ ETAG_CACHE = 512  # cached answers per connector: a few per repository KR
 def parse_time(raw: Any) -> datetime | None:
     """A GitHub timestamp (`2022-12-24T07:29:12Z`), or None when absent."""
     return datetime.fromisoformat(str(raw)) if raw else None
+
+
+class _HTTPConnection(HTTPRequestsConnectionClass):
+    """PyGithub's http connection, its requests session on okrsync's bounded transport."""
+
+    bounds: ClassVar[tuple[float, int, str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        mount(self.session, *self.bounds)
+
+
+class _HTTPSConnection(HTTPSRequestsConnectionClass):
+    """PyGithub's https connection, its requests session on okrsync's bounded transport."""
+
+    bounds: ClassVar[tuple[float, int, str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        mount(self.session, *self.bounds)
 
 
 class GithubSource(SourceBase):
@@ -145,6 +180,11 @@ class GithubConnector:
                 seconds_between_requests=None,  # our RateLimiter is the one throttle
                 seconds_between_writes=None,
             )
+            bounds = (self.config.timeout, self.config.max_response_bytes, base)
+            plain = parsed.scheme == "http"
+            connection = _HTTPConnection if plain else _HTTPSConnection
+            bounded = type(connection.__name__, (connection,), {"bounds": bounds})
+            setattr(self._gh.requester, "_Requester__connectionClass", bounded)  # noqa: B010
             kw: dict[str, Any] = {"clock": self._clock, "sleep": self._sleep}
             self._limits = {
                 "search": RateLimiter(f"{self.name} search", 30 if token else 10, **kw),
@@ -167,8 +207,10 @@ class GithubConnector:
         except GithubException as exc:
             self._observe(exc.headers or {}, resource)
             raise self._error(exc, path) from None
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise network_error(exc, self.name, self._base(), self.config.timeout) from None
+        except RuntimeError as exc:  # PyGithub refuses a 301 to another scheme or host
+            raise FetchError(f"{self.name}: {safe_url(str(exc))}") from None
         except ValueError:
             raise FetchError(f"{self.name}: the answer from {path} is not JSON") from None
         self._observe(answer_headers, resource)
@@ -194,7 +236,7 @@ class GithubConnector:
         return data
 
     def _base(self) -> str:
-        return redact(self.config.url or Consts.DEFAULT_BASE_URL)
+        return safe_url(self.config.url or Consts.DEFAULT_BASE_URL)
 
     def _observe(self, headers: dict[str, Any], resource: str) -> None:
         search = headers.get("x-ratelimit-resource", resource) == "search"
@@ -226,7 +268,7 @@ class GithubConnector:
             hints={404: f"not found: {path}{private}"},
             clock=self._clock,
         )
-        return error or FetchError(f"{self.name}: HTTP {exc.status} for {path}: {text}")
+        return error or FetchError(f"{self.name}: HTTP {exc.status} for {path}: {snippet(text)}")
 
     # --- measuring --------------------------------------------------------------------
 
@@ -248,6 +290,8 @@ class GithubConnector:
         value = data.get(key) if isinstance(data, dict) else None
         if isinstance(value, bool) or not isinstance(value, int):
             raise FetchError(f"{self.name}: the answer has no whole number `{key}`")
+        if value < 0:
+            raise FetchError(f"{self.name}: `{key}` is {value}: a count cannot be below 0")
         return value
 
     def _search_count(self, q: str) -> Reading:

@@ -27,7 +27,8 @@ from okrsync.connector import (
 )
 from okrsync.secrets import env_name, read_secret
 
-from ._http import USER_AGENT, Url, check_status, json_body, send
+from ._http import USER_AGENT, Url, check_status, json_body, send, snippet
+from ._transport import mount
 
 
 def header_name(env_suffix: str) -> str:
@@ -68,13 +69,14 @@ _KINDS: dict[type, str] = {
 def to_number(value: Any, where: str) -> float:
     """The one finite number an extract gave (a numeric string is accepted), else a clear error."""
     if type(value) in _KINDS:
-        shown = "" if value is None else f" ({json.dumps(value)[:80]})"
+        shown = "" if value is None else f" ({snippet(json.dumps(value), 80)})"
         raise FetchError(f"{where} gave {_KINDS[type(value)]}{shown}; it must give one number")
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise FetchError(f"{where} gave the string {value[:80]!r}, not a number") from None
+            shown = snippet(value, 80)
+            raise FetchError(f"{where} gave the string {shown!r}, not a number") from None
     else:
         number = float(value)
     if not math.isfinite(number):
@@ -134,6 +136,7 @@ class HttpJsonConnector:
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self._session.headers.update(config.headers)
+        self._adapter = mount(self._session, config.timeout, config.max_response_bytes, config.url)
         self._secrets_loaded = False
 
     def _auth_hint(self) -> str:
@@ -142,7 +145,9 @@ class HttpJsonConnector:
 
     def _load_secrets(self) -> None:
         if not self._secrets_loaded:
-            self._session.headers.update(secret_headers(self.name))
+            loaded = secret_headers(self.name)
+            self._adapter.secret_headers.update(name.lower() for name in loaded)
+            self._session.headers.update(loaded)
             self._secrets_loaded = True
 
     def fetch(self, query: HttpQuery, window: Window) -> Reading:

@@ -18,6 +18,9 @@ Why it calls the library the way it does (checked against jira 3.10.5):
   `deploymentType` of serverInfo (read once per connector).
 * Auth: OKRSYNC_<NAME>_USER + _TOKEN is basic auth (Cloud: email + API token); _TOKEN
   alone is a bearer PAT (Data Center). A Cloud source without both fails before any request.
+* Transport: okrsync's BoundedAdapter (connectors/_transport.py) is mounted on the
+  client's requests session (`client._session`), so `timeout` is a deadline for the whole
+  request and `max_response_bytes` caps every answer, whatever the library asks for.
 * JIRAError's str() includes request headers (the Authorization header), so it is never
   shown: messages are built from the status, Jira's errorMessages, and redacted text.
 """
@@ -42,9 +45,19 @@ from okrsync.connector import (
     SourceBase,
     Window,
 )
-from okrsync.secrets import env_name, read_secret, redact, remember_basic
+from okrsync.secrets import env_name, read_secret, remember_basic
 
-from ._http import MESSAGE, USER_AGENT, Url, classify, is_html, network_error, snippet
+from ._http import (
+    MESSAGE,
+    TRANSPORT_ERRORS,
+    USER_AGENT,
+    Url,
+    classify,
+    is_html,
+    network_error,
+    snippet,
+)
+from ._transport import mount
 
 PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
 MAX_PAGES = 1000
@@ -150,6 +163,8 @@ class JiraConnector:
                 **auth,
             )
             client._session.hooks["response"].append(self._count_response)
+            cfg = self.config
+            mount(client._session, cfg.timeout, cfg.max_response_bytes, cfg.url)
             self._jira = client
         return self._jira
 
@@ -161,7 +176,7 @@ class JiraConnector:
             data = client._get_json(path, params=params, use_post=post)
         except JIRAError as exc:
             raise self._error(exc, path) from None
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except TRANSPORT_ERRORS as exc:
             self.requests += 1
             raise network_error(exc, self.name, self.config.url, self.config.timeout) from None
         except ValueError:
@@ -178,7 +193,7 @@ class JiraConnector:
     def _error(self, exc: JIRAError, path: str) -> FetchError:
         response: requests.Response | None = exc.response
         if response is None:
-            return FetchError(f"{self.name}: request to {path} failed: {redact(str(exc.text))}")
+            return FetchError(f"{self.name}: request to {path} failed: {snippet(str(exc.text))}")
         message = str(exc.text or "").strip() or None  # Jira's errorMessages, as jira read them
         shown = snippet(message or "", MESSAGE)
         error = classify(
@@ -234,8 +249,9 @@ class JiraConnector:
             key, note = "total", None
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, int):
-            shown = redact(str(data))[:200]
-            raise FetchError(f"{self.name}: answer has no numeric `{key}`: {shown}")
+            raise FetchError(f"{self.name}: answer has no numeric `{key}`: {snippet(str(data))}")
+        if value < 0:
+            raise FetchError(f"{self.name}: `{key}` is {value}: a count cannot be below 0")
         return Reading(float(value), note)
 
     def _issues(self, jql: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -275,7 +291,7 @@ class JiraConnector:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FetchError(
-                    f"{self.name}: field {field} is not a number (got {redact(str(value))[:60]!r})"
+                    f"{self.name}: field {field} is not a number (got {snippet(str(value), 60)!r})"
                 )
             total += value
         if issues and not any(field in f for f in issues):

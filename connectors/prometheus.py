@@ -22,6 +22,7 @@ from okrsync.connector import (
 from okrsync.secrets import env_name, read_secret, redact, remember_basic
 
 from ._http import USER_AGENT, Url, classify, json_body, send, snippet
+from ._transport import mount
 
 REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "sum": math.fsum,
@@ -66,6 +67,7 @@ class PrometheusConnector:
         )
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        mount(self._session, config.timeout, config.max_response_bytes, config.url)
         self._auth_ready = False
 
     def _setup_auth(self) -> None:
@@ -116,6 +118,11 @@ class PrometheusConnector:
             raise FetchError(f"{self.name}: {api[0]} (HTTP {status})")
         try:
             return self._reading(promql, reduce, body["data"]["resultType"], body["data"]["result"])
+        except ShapeError as exc:
+            shown = snippet(response.text)
+            raise FetchError(
+                f"{self.name}: unexpected answer from Prometheus: expected {exc}, got {shown}"
+            ) from None
         except (KeyError, IndexError, TypeError, ValueError):
             shown = snippet(response.text)
             raise FetchError(f"{self.name}: unexpected answer from Prometheus: {shown}") from None
@@ -123,7 +130,7 @@ class PrometheusConnector:
     def _reading(self, promql: str, reduce: str | None, kind: str, result: Any) -> Reading:
         """Turn a successful result into one finite number, or explain why it cannot be."""
         if kind == "scalar":
-            return Reading(self._number(result[1], "scalar"))
+            return Reading(self._number(_sample(result, "a scalar result"), "scalar"))
         if kind == "matrix":
             raise FetchError(
                 f"{self.name}: {promql!r} gives a range vector: "
@@ -131,6 +138,8 @@ class PrometheusConnector:
             )
         if kind != "vector":
             raise FetchError(f"{self.name}: {promql!r} gives a {kind}, not a number")
+        if not isinstance(result, list) or not all(isinstance(s, dict) for s in result):
+            raise ShapeError("a vector result: a list of {metric: {...}, value: [time, value]}")
         if not result:
             raise FetchError(
                 f"{self.name}: no series matched {promql!r}: "
@@ -144,7 +153,7 @@ class PrometheusConnector:
                 "set `reduce: sum` (or avg, min, max) on the key result, "
                 "or aggregate in PromQL, e.g. sum(...)"
             )
-        values = [self._number(s["value"][1], _labels(s.get("metric", {}))) for s in result]
+        values = [self._number(*_series(s)) for s in result]
         if reduce is None:
             return Reading(values[0])
         return Reading(REDUCERS[reduce](values), note=f"{reduce} of {len(values)} series")
@@ -177,6 +186,31 @@ def _api_error(response: requests.Response) -> tuple[str, bool] | None:
         kind == "execution" and any(t in text for t in _TRANSIENT_TEXT)
     )
     return f"Prometheus {kind} error: {redact(text)}", transient
+
+
+class ShapeError(Exception):
+    """An answer that is not shaped as the Prometheus HTTP API documents; says what was due."""
+
+
+def _sample(raw: Any, what: str) -> str:
+    """The value string of a documented `[<unix time>, "<value>"]` pair, else ShapeError."""
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 2
+        or isinstance(raw[0], bool)
+        or not isinstance(raw[0], int | float)
+        or not isinstance(raw[1], str)
+    ):
+        raise ShapeError(f'{what} [<unix time>, "<value>"]')
+    return raw[1]
+
+
+def _series(series: dict[str, Any]) -> tuple[str, str]:
+    """A vector element's value string and its labels (for messages), else ShapeError."""
+    metric = series.get("metric")
+    if not isinstance(metric, dict) or "value" not in series:
+        raise ShapeError('vector elements {metric: {...}, value: [<unix time>, "<value>"]}')
+    return _sample(series["value"], "a vector sample value"), _labels(metric)
 
 
 def _labels(metric: dict[str, str]) -> str:

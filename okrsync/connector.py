@@ -66,6 +66,11 @@ class SourceBase(BaseModel):
         10.0, gt=0, description="Seconds one request (one attempt) may take in all."
     )
     max_concurrency: int = Field(4, ge=1, description="Requests in flight at once to this source.")
+    max_response_bytes: int = Field(
+        10_000_000,
+        ge=1,
+        description="Largest answer (after decompression) one request may read; past it, an error.",
+    )
 
 
 class QueryBase(BaseModel):

@@ -487,3 +487,13 @@ def test_pygithub_rate_limit_403_on_loopback(httpserver: HTTPServer) -> None:
         make(httpserver.url_for("/api/v3")).fetch(*query(repo="acme/api", metric="open_issues"))
     assert info.value.retry_after == pytest.approx(90)
     assert len(httpserver.log) == 1
+
+
+@pytest.mark.parametrize("bad", [-5, -1, True, 2.5, "7"])
+def test_a_count_below_zero_or_not_whole_is_an_error(bad: Any) -> None:
+    """A `total_count` below 0 (or not an integer; a bool is not one) is never stored."""
+    with responses.RequestsMock() as rsps:
+        add(rsps, f"{API}/search/issues", 200, {"total_count": bad, "items": []})
+        with pytest.raises(FetchError, match="total_count") as info:
+            make().fetch(*query(search=SEARCH))
+    assert not info.value.retryable

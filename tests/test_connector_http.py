@@ -18,8 +18,10 @@ from okrsync.connectors.http_json import (
     HttpSource,
     header_name,
     secret_headers,
+    to_number,
 )
 from okrsync.errors import AuthError, FetchError, TransientFetchError
+from okrsync.secrets import remember
 from okrsync.testing import Ask, ConnectorContract, add_answer, ask, json_fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures" / "http"
@@ -212,3 +214,14 @@ def test_network_errors_are_named_and_tls_is_not_retried() -> None:
     assert "cannot resolve the host name" in str(network_error(dns, "s", "http://x", 1))
     error = network_error(tls, "s", "https://x", 1)
     assert not error.retryable and "certificate" in str(error)
+
+
+def test_a_secret_in_a_shown_value_is_redacted_before_it_is_cut() -> None:
+    """A token crossing the 80-character cut of a shown value is masked, not half shown."""
+    secret = "SEKRET1-crossing-the-cut-0042"
+    remember(secret)
+    for value in ("x" * 70 + " Bearer " + secret, ["y" * 66 + " Bearer " + secret]):
+        with pytest.raises(FetchError) as info:
+            to_number(value, "src: extract 'a'")
+        assert "SEKRET" not in str(info.value)
+        assert "***" in str(info.value) or "**" in str(info.value)

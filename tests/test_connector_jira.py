@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -349,3 +350,21 @@ def test_token_never_in_error_messages(httpserver: HTTPServer, status: int) -> N
     assert PAT not in text
     if status != 401:  # the server's text is shown, with the token masked
         assert "***" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [-5, -1, True, 1.5])
+@pytest.mark.parametrize(
+    ("deployment", "method", "path", "key"),
+    [("cloud", "POST", COUNT_CLOUD, "count"), ("datacenter", "GET", SEARCH_DC, "total")],
+)
+@pytest.mark.usefixtures("cloud_env")
+def test_a_count_below_zero_or_not_whole_is_an_error(
+    bad: Any, deployment: str, method: str, path: str, key: str
+) -> None:
+    """Cloud's `count` or Data Center's `total` below 0 (or not an integer) is never stored."""
+    base = "http://127.0.0.1:9"
+    with responses.RequestsMock() as rsps:
+        add(rsps, method, base + path, 200, {key: bad})
+        with pytest.raises(FetchError, match=f"`{key}`") as info:
+            make(base, deployment).fetch(*query())
+    assert not info.value.retryable

@@ -302,3 +302,45 @@ def test_token_never_in_errors(monkeypatch: pytest.MonkeyPatch, status: int, bod
             make().fetch(*ask())
     assert TOKEN not in str(info.value)
     assert TOKEN not in repr(info.value)
+
+
+def _scalar(result: Any) -> Any:
+    return {"status": "success", "data": {"resultType": "scalar", "result": result}}
+
+
+def _vector(*series: Any) -> Any:
+    return {"status": "success", "data": {"resultType": "vector", "result": list(series)}}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (_scalar("12345"), "a scalar result"),
+        (_scalar([1795613081.457, True]), "a scalar result"),
+        (_scalar([1795613081.457, 7]), "a scalar result"),
+        (_scalar(["1795613081", "7"]), "a scalar result"),
+        (_scalar([True, "7"]), "a scalar result"),
+        (_scalar([1795613081.457, "7", "8"]), "a scalar result"),
+        (_vector({"metric": {}, "value": "98"}), "a vector sample value"),
+        (_vector({"metric": {}, "value": [1795613081.441, True]}), "a vector sample value"),
+        (_vector({"metric": {}, "value": [1795613081.441]}), "a vector sample value"),
+        (_vector({"value": [1795613081.441, "1"]}), "vector elements"),
+        (_vector({"metric": "up", "value": [1795613081.441, "1"]}), "vector elements"),
+        (_vector("98"), "a vector result"),
+        ({"status": "success", "data": {"resultType": "vector", "result": "98"}}, "a vector"),
+    ],
+)
+def test_wrong_shaped_answers_are_errors_not_numbers(body: Any, expected: str) -> None:
+    """An answer not shaped as the HTTP API documents is an error naming what was due."""
+    with pytest.raises(FetchError, match="unexpected answer from Prometheus") as info:
+        fetch(body, reduce="sum")
+    assert f"expected {expected}" in str(info.value)
+    assert not info.value.retryable
+
+
+def test_documented_scalar_and_vector_shapes_still_give_numbers() -> None:
+    """The recorded Prometheus 2.42 shapes (integer or float time) still give their values."""
+    assert fetch(_scalar([1795613081.471, "2"])).value == 2
+    assert fetch(_scalar([1795613081, "12345"])).value == 12345
+    series = {"metric": {"job": "a"}, "value": [1795613081.441, "98"]}
+    assert fetch(_vector(series)).value == 98

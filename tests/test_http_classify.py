@@ -6,8 +6,16 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
+import requests
 
-from okrsync.connectors._http import SECONDARY_LIMIT_WAIT, classify, is_html, retry_after
+from okrsync.connectors._http import (
+    SECONDARY_LIMIT_WAIT,
+    classify,
+    is_html,
+    network_error,
+    retry_after,
+)
+from okrsync.connectors._transport import ConnectionLost, ResponseTooLarge
 from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
 from okrsync.secrets import remember
 
@@ -91,3 +99,22 @@ def test_secrets_are_redacted_before_the_text_is_cut() -> None:
     body = "x" * 190 + " Bearer " + token
     error = classify("src", 400, {}, body, auth_hint="X")
     assert "SEKRET1" not in str(error)
+
+
+def test_a_connection_lost_mid_answer_is_transient_and_said_plainly() -> None:
+    """A reset or truncated chunked body is retryable, and the message names no exception."""
+    for exc in (
+        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"),
+        ConnectionLost("Connection reset by peer"),
+    ):
+        error = network_error(exc, "s", "http://u:pw-SEKRET@h:1/x", 2)
+        assert isinstance(error, TransientFetchError)
+        assert "connection lost while reading the answer from http://h:1/x" in str(error)
+        assert "Error" not in str(error) and "SEKRET" not in str(error)
+
+
+def test_an_answer_past_the_cap_is_permanent_and_names_the_setting() -> None:
+    """ResponseTooLarge is a plain FetchError naming `max_response_bytes`."""
+    error = network_error(ResponseTooLarge("answer larger than 10 MB"), "s", "http://h", 2)
+    assert type(error) is FetchError
+    assert "s: answer larger than 10 MB (max_response_bytes)" in str(error)

@@ -104,3 +104,12 @@ def test_wrong_base_url(prometheus_server: PrometheusServer) -> None:
     with pytest.raises(FetchError, match="HTTP 404") as info:
         conn.fetch(*ask("up"))
     assert not info.value.retryable
+
+
+def test_the_byte_cap_holds_on_a_real_gzipped_answer(prometheus_server: PrometheusServer) -> None:
+    """Real Prometheus answers (gzip when asked) pass the default cap; past a tiny one, error."""
+    many = "label_replace(up, 'pad', '" + "x" * 400 + "', '', '')"
+    assert connector(prometheus_server).fetch(*ask("count(up)")).value >= 1
+    source = PrometheusSource(type="prometheus", url=prometheus_server.url, max_response_bytes=300)
+    with pytest.raises(FetchError, match=r"larger than 300 bytes \(max_response_bytes\)"):
+        PrometheusConnector("prom", source).fetch(*ask(many))
