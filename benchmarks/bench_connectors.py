@@ -80,7 +80,7 @@ class Fake(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         time.sleep(self.latency)
-        if urlparse(self.path).path != "/rest/api/2/search/approximate-count":
+        if urlparse(self.path).path != "/rest/api/3/search/approximate-count":
             self._count(f"unexpected POST {self.path}")
             return self._send(404, {"errorMessages": ["not served by the fake"]})
         self._count("jira cloud count")

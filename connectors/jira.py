@@ -7,8 +7,9 @@ Why it calls the library the way it does (checked against jira 3.10.5):
   connection errors. `JIRA.server_info()` re-asks up to 3 times on an empty body, outside
   `max_retries`, so server info is read with one `_get_json("serverInfo")` instead.
 * Counting costs one request. Cloud removed /search in 2025: it counts with POST
-  search/approximate-count (what `approximate_issue_count` sends; called through
-  `_get_json` because that method turns a missing `count` into 0). Data Center counts with
+  /rest/api/3/search/approximate-count, as Atlassian documents it (what
+  `approximate_issue_count` sends, but on v3; called through `_get_json` because that
+  method turns a missing `count` into 0) and pages /rest/api/3/search/jql. Data Center counts with
   GET search?maxResults=0 and reads `total`. `search_issues`/`enhanced_search_issues`
   are avoided: they first GET /field to translate names, which doubles the cost.
 * `sum` and `avg_cycle_time_days` page through issues asking only for the fields needed:
@@ -168,12 +169,15 @@ class JiraConnector:
             self._jira = client
         return self._jira
 
-    def _get(self, path: str, params: dict[str, Any], post: bool = False) -> dict[str, Any]:
-        """One request to /rest/api/2/<path>, every failure turned into an okrsync error."""
+    def _get(
+        self, path: str, params: dict[str, Any], post: bool = False, api: str = "2"
+    ) -> dict[str, Any]:
+        """One request to /rest/api/<api>/<path>, every failure turned into an okrsync error."""
         client = self._client()
         self._last = None
+        base = "{server}/rest/api/" + api + "/{path}"
         try:
-            data = client._get_json(path, params=params, use_post=post)
+            data = client._get_json(path, params=params, base=base, use_post=post)
         except JIRAError as exc:
             raise self._error(exc, path) from None
         except TRANSPORT_ERRORS as exc:
@@ -242,7 +246,7 @@ class JiraConnector:
 
     def _count(self, jql: str) -> Reading:
         if self._is_cloud():
-            data = self._get("search/approximate-count", {"jql": jql}, post=True)
+            data = self._get("search/approximate-count", {"jql": jql}, post=True, api="3")
             key, note = "count", "Jira Cloud approximate count"
         else:
             data = self._get("search", {"jql": jql, "maxResults": 0, "fields": "id"})
@@ -261,7 +265,9 @@ class JiraConnector:
         cloud = self._is_cloud()
         seen_tokens: set[str] = set()
         for _ in range(MAX_PAGES):
-            page = self._get("search/jql" if cloud else "search", params)
+            page = (
+                self._get("search/jql", params, api="3") if cloud else self._get("search", params)
+            )
             batch = page.get("issues")
             if not isinstance(batch, list):
                 raise FetchError(f"{self.name}: search answer has no `issues` list")

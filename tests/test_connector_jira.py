@@ -23,9 +23,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "jira"
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
 JQL = "project = EX AND resolved >= 2026-10-01"
-COUNT_CLOUD = "/rest/api/2/search/approximate-count"
+COUNT_CLOUD = "/rest/api/3/search/approximate-count"
 SEARCH_DC = "/rest/api/2/search"
-SEARCH_CLOUD = "/rest/api/2/search/jql"
+SEARCH_CLOUD = "/rest/api/3/search/jql"
 EMAIL, CLOUD_TOKEN, PAT = "ana@acme.example", "ATATT3xFfGF0-cloud-secret", "NjQ0-dc-pat-secret"
 
 load = json_fixtures(FIXTURES)

@@ -180,7 +180,8 @@ class Measurer:
             fetch.error = redact(str(exc))
         except Exception as exc:  # a connector bug must fail its KRs, not the run
             fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
-        log.info(
+        emit = log.info if fetch.error is None else log.warning  # failures need to be seen
+        emit(
             "fetch",
             source=fetch.source,
             krs=fetch.kr_ids,
