@@ -101,10 +101,48 @@ def unknown_keys(doc: YamlDoc) -> list[Problem]:
     return problems
 
 
+MAX_PARENTS = 32  # levels of parents above an objective; real cascades use 3 or 4
+
+
+def parent_depths(parents: dict[str, str | None]) -> dict[str, int | None]:
+    """Levels of parents above each objective (None: its parents run into a cycle).
+
+    One pass over all objectives (each chain is followed once), so a long chain costs no
+    more than a short one.
+    """
+    depths: dict[str, int | None] = {}
+    for start in parents:
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = start
+        while current in parents and current not in depths and current not in on_path:
+            path.append(current)
+            on_path.add(current)
+            current = parents[current]
+        if current in on_path:
+            below: int | None = None  # a cycle
+        elif current in depths:
+            below = depths[current]
+        else:
+            below = -1 if current is None else 0  # the root, or a parent that is not valid
+        for name in reversed(path):
+            below = None if below is None else below + 1
+            depths[name] = below
+    return depths
+
+
 def check_parent(
-    objective: Objective, ids: set[str], objectives: list[Objective], origin: Origin, add: Add
+    objective: Objective,
+    ids: set[str],
+    parents: dict[str, str | None],
+    depths: dict[str, int | None],
+    origin: Origin,
+    add: Add,
 ) -> None:
-    """The parent exists and following parents never comes back to this objective."""
+    """The parent exists, following parents never comes back, and stays MAX_PARENTS deep.
+
+    `parents` maps every objective id to its parent and `depths` is their parent_depths.
+    """
     if objective.parent is None:
         return
     if objective.parent not in ids:
@@ -115,15 +153,24 @@ def check_parent(
             + (f" (did you mean '{hint[0]}'?)" if hint else ""),
         )
         return
-    parents = {o.id: o.parent for o in objectives}
-    seen: list[str] = [objective.id]
+    chain: list[str] = [objective.id]
     current: str | None = objective.parent
-    while current is not None:
-        if current in seen:
-            add(origin, "parent: cycle of parents: " + " -> ".join([*seen, current]))
+    while current is not None and len(chain) <= MAX_PARENTS + 1:
+        if current in chain:
+            add(origin, "parent: cycle of parents: " + " -> ".join([*chain, current]))
             return
-        seen.append(current)
+        chain.append(current)
         current = parents.get(current)
+    depth = depths.get(objective.id)
+    if depth is None and current is not None:
+        add(origin, "parent: cycle of parents: " + " -> ".join([*chain[:4], "..."]))
+    elif depth == MAX_PARENTS + 1:  # deeper ones sit under this one: one report per branch
+        shown = " -> ".join([*chain[:3], "...", chain[-1]])
+        add(
+            origin,
+            f"parent: {depth} levels of parents ({shown}), more than the {MAX_PARENTS} "
+            f"allowed: give '{objective.id}' a parent nearer the top",
+        )
 
 
 def check_measures(

@@ -22,6 +22,7 @@ from okrsync.config.checks import (
     check_measures,
     check_parent,
     check_source,
+    parent_depths,
     unknown_keys,
 )
 from okrsync.config.duration import parse_duration
@@ -193,8 +194,10 @@ def _merge(
             )
         )
     ids = {o.id for o in objectives} | invalid_ids
+    parents = {o.id: o.parent for o in objectives}
+    depths = parent_depths(parents)
     for objective in objectives:
-        check_parent(objective, ids, objectives, origins[objective.id], add)
+        check_parent(objective, ids, parents, depths, origins[objective.id], add)
         for kr in objective.key_results:
             check_measures(kr, sources, invalid_sources, origins, add)
     if problems or period is None:
