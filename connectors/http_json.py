@@ -96,7 +96,9 @@ class HttpSource(SourceBase):
         every source type, at the header's line); the message never shows the value."""
         source = (info.context or {}).get("source")
         for name in value:
-            if any(w in name.lower() for w in ("cookie", "token", "secret", "key", "pass", "auth")):
+            if any(
+                w in name.lower() for w in ("auth", "cookie", "token", "secret", "key", "password")
+            ):
                 suffix = "HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
                 variable = env_name(source, suffix) if source else f"OKRSYNC_<SOURCE>_{suffix}"
                 raise ValueError(f"header '{name}' holds a secret: set {variable} instead")
