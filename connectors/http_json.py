@@ -91,6 +91,21 @@ class HttpSource(SourceBase):
     url: Url
     headers: dict[str, str] = Field(default_factory=dict, description="Non-secret headers.")
 
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, value: dict[str, str], info: Any) -> dict[str, str]:
+        """Secret-looking headers never come from YAML (`validate` applies the same rule to
+        every source type, at the header's line); the message never shows the value."""
+        source = (info.context or {}).get("source")
+        for name in value:
+            if any(
+                w in name.lower() for w in ("auth", "cookie", "token", "secret", "key", "password")
+            ):
+                suffix = "HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+                variable = env_name(source, suffix) if source else f"OKRSYNC_<SOURCE>_{suffix}"
+                raise ValueError(f"header '{name}' holds a secret: set {variable} instead")
+        return value
+
 
 class HttpQuery(QueryBase):
     """One request (GET, or POST with a JSON body) and a JMESPath giving one number."""

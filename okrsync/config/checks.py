@@ -7,9 +7,11 @@ Every check adds `Problem`s (file:line: path: message) instead of stopping at th
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
@@ -19,6 +21,7 @@ from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, O
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.connector import SourceBase
 from okrsync.errors import Problem
+from okrsync.secrets import env_name
 
 KR_KEYS = frozenset(KeyResult.model_fields)
 INPUT_KEYS = frozenset(Measure.model_fields)
@@ -65,10 +68,70 @@ def check_source(doc: YamlDoc, name: str, raw: Any) -> tuple[SourceBase | None, 
         found = plugins.plugin(type_name)
     except plugins.PluginError as exc:
         return None, [_with(where, str(exc))]
-    try:
-        return found.source_model.model_validate(raw), []
+    secrets, clean = scrub(doc, name, raw)
+    try:  # `clean` has no credentials, so no message can show them
+        model = found.source_model.model_validate(clean, context={"source": name})
     except ValidationError as exc:
-        return None, located(doc, exc, loc)
+        return None, sorted([*secrets, *located(doc, exc, loc)], key=lambda p: p.line or 0)
+    return (None, secrets) if secrets else (model, [])
+
+
+# the same words as HttpSource's own check (connectors cannot import okrsync.config)
+SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|password", re.IGNORECASE)
+
+
+def scrub(doc: YamlDoc, name: str, raw: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
+    """Credentials written into a source, whatever its type (user:password@ in any URL,
+    secret-looking headers), and the source without them. Messages name the env
+    variables to use instead, never the value."""
+    problems: list[Problem] = []
+    stem = env_name(name, "")
+
+    def add(loc: Loc, text: str) -> None:
+        problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), text))
+
+    def clean(value: Any, loc: Loc) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                where = (*loc, str(key))
+                if loc[2:] == ("headers",) and SECRET_HEADER.search(str(key)):
+                    suffix = re.sub(r"[^A-Za-z0-9]", "_", str(key)).upper()
+                    add(
+                        where,
+                        f"header '{key}' holds a secret, and secrets never go in the config: "
+                        f"set {stem}HEADER_{suffix} (or {stem}HEADER_{suffix}_FILE) in the "
+                        "environment and remove it here",
+                    )
+                else:
+                    out[key] = clean(item, where)
+            return out
+        if isinstance(value, list):
+            return [clean(item, (*loc, i)) for i, item in enumerate(value)]
+        if isinstance(value, str) and (bare := _without_userinfo(value)) is not None:
+            add(
+                loc,
+                f"credentials in a URL: write {loc[-1]}: {bare} and set {stem}USER and "
+                f"{stem}PASSWORD (or {stem}TOKEN), or their _FILE forms, in the environment",
+            )
+            return bare
+        return value
+
+    return problems, clean(raw, ("sources", name))
+
+
+def _without_userinfo(text: str) -> str | None:
+    """`text` without its `user:password@` when it is a URL that has one, else None."""
+    if "@" not in text or "://" not in text:
+        return None
+    try:
+        parts = urlsplit(text.strip())
+        if not parts.scheme or "@" not in parts.netloc:
+            return None
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return None
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def _with(where: Problem, text: str) -> Problem:
@@ -101,10 +164,48 @@ def unknown_keys(doc: YamlDoc) -> list[Problem]:
     return problems
 
 
+MAX_PARENTS = 32  # levels of parents above an objective; real cascades use 3 or 4
+
+
+def parent_depths(parents: dict[str, str | None]) -> dict[str, int | None]:
+    """Levels of parents above each objective (None: its parents run into a cycle).
+
+    One pass over all objectives (each chain is followed once), so a long chain costs no
+    more than a short one.
+    """
+    depths: dict[str, int | None] = {}
+    for start in parents:
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = start
+        while current in parents and current not in depths and current not in on_path:
+            path.append(current)
+            on_path.add(current)
+            current = parents[current]
+        if current in on_path:
+            below: int | None = None  # a cycle
+        elif current in depths:
+            below = depths[current]
+        else:
+            below = -1 if current is None else 0  # the root, or a parent that is not valid
+        for name in reversed(path):
+            below = None if below is None else below + 1
+            depths[name] = below
+    return depths
+
+
 def check_parent(
-    objective: Objective, ids: set[str], objectives: list[Objective], origin: Origin, add: Add
+    objective: Objective,
+    ids: set[str],
+    parents: dict[str, str | None],
+    depths: dict[str, int | None],
+    origin: Origin,
+    add: Add,
 ) -> None:
-    """The parent exists and following parents never comes back to this objective."""
+    """The parent exists, following parents never comes back, and stays MAX_PARENTS deep.
+
+    `parents` maps every objective id to its parent and `depths` is their parent_depths.
+    """
     if objective.parent is None:
         return
     if objective.parent not in ids:
@@ -115,15 +216,24 @@ def check_parent(
             + (f" (did you mean '{hint[0]}'?)" if hint else ""),
         )
         return
-    parents = {o.id: o.parent for o in objectives}
-    seen: list[str] = [objective.id]
+    chain: list[str] = [objective.id]
     current: str | None = objective.parent
-    while current is not None:
-        if current in seen:
-            add(origin, "parent: cycle of parents: " + " -> ".join([*seen, current]))
+    while current is not None and len(chain) <= MAX_PARENTS + 1:
+        if current in chain:
+            add(origin, "parent: cycle of parents: " + " -> ".join([*chain, current]))
             return
-        seen.append(current)
+        chain.append(current)
         current = parents.get(current)
+    depth = depths.get(objective.id)
+    if depth is None and current is not None:
+        add(origin, "parent: cycle of parents: " + " -> ".join([*chain[:4], "..."]))
+    elif depth == MAX_PARENTS + 1:  # deeper ones sit under this one: one report per branch
+        shown = " -> ".join([*chain[:3], "...", chain[-1]])
+        add(
+            origin,
+            f"parent: {depth} levels of parents ({shown}), more than the {MAX_PARENTS} "
+            f"allowed: give '{objective.id}' a parent nearer the top",
+        )
 
 
 def check_measures(

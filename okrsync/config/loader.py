@@ -5,6 +5,7 @@ Each problem is located as `file:line: path: message` for the person editing the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Iterator
@@ -16,7 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from okrsync.config import cron
-from okrsync.config.checks import Origin, check_measures, check_parent, check_source, unknown_keys
+from okrsync.config.checks import (
+    Origin,
+    check_measures,
+    check_parent,
+    check_source,
+    parent_depths,
+    unknown_keys,
+)
 from okrsync.config.duration import parse_duration
 from okrsync.config.messages import dotted, located
 from okrsync.config.model import MANUAL, ConfigFile, Defaults, KeyResult, Objective, Period
@@ -61,16 +69,24 @@ def _cron_gap(text: str, start: datetime, zone: str) -> float:
 
 
 def config_files(path: Path) -> list[Path]:
-    """The YAML files a `--config` path stands for: the file, or a directory's *.yaml."""
+    """The YAML files a `--config` path stands for: the file, or a directory's *.yaml.
+
+    Every *.yaml entry but a directory counts, so a broken symlink or a FIFO is reported
+    instead of skipped; Emacs' lock links (`.#okrs.yaml`, always dangling) are not config.
+    """
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        return sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".#") and not p.is_dir()
+        )
     return [path]
 
 
 def load(path: Path | str) -> Config:
     """Read and validate the config at `path` (file or directory); lists every problem."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a broken link: load_yaml says so
         raise ConfigError([Problem(str(path), None, "", "no such file or directory")])
     files = config_files(path)
     if not files:
@@ -78,6 +94,7 @@ def load(path: Path | str) -> Config:
     problems: list[Problem] = []
     parsed: list[tuple[YamlDoc, Part]] = []
     unreadable = False  # a file we could not parse may hold the period
+    digest = hashlib.sha256()  # of the bytes parsed: each file is read once, bounded
     for file in files:
         try:
             doc = load_yaml(file)
@@ -85,6 +102,7 @@ def load(path: Path | str) -> Config:
             problems.extend(exc.problems)
             unreadable = True
             continue
+        digest.update(doc.raw)
         if doc.data is None:
             continue
         if not isinstance(doc.data, dict):
@@ -104,7 +122,7 @@ def load(path: Path | str) -> Config:
     config = _merge(parsed, problems, files, unreadable)
     if problems or config is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
-    return config
+    return dataclasses.replace(config, digest=digest.hexdigest()[:12])
 
 
 def _add_sources(doc: YamlDoc, part: Part, problems: list[Problem]) -> None:
@@ -176,14 +194,15 @@ def _merge(
             )
         )
     ids = {o.id for o in objectives} | invalid_ids
+    parents = {o.id: o.parent for o in objectives}
+    depths = parent_depths(parents)
     for objective in objectives:
-        check_parent(objective, ids, objectives, origins[objective.id], add)
+        check_parent(objective, ids, parents, depths, origins[objective.id], add)
         for kr in objective.key_results:
             check_measures(kr, sources, invalid_sources, origins, add)
     if problems or period is None:
         return None
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
-    return Config(period, defaults or Defaults(), sources, objectives, origins, digest)
+    return Config(period, defaults or Defaults(), sources, objectives, origins)
 
 
 def _claim(origins: dict[str, Origin], key: str, origin: Origin, kind: str, add: Any) -> None:

@@ -16,6 +16,11 @@ from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.errors import Problem
 from okrsync.secrets import env_name
 
+EMPTY = {
+    "key_results": "list at least one key result",
+    "objectives": "list at least one objective",
+    "sources": "write at least one source",
+}
 SECRET_KEYS = {"token", "password", "user", "username", "api_key", "apikey", "secret", "auth"}
 
 
@@ -95,8 +100,30 @@ def message(error: Any, loc: Loc) -> str:
         if loc and loc[-1] == "id":
             return f"'{error['input']}' is not a valid id (letters, digits, '-', '_', '.', ':')"
         return f"'{error['input']}' does not match {pattern}"
+    if kind == "string_type":
+        return _not_a_string(error["input"], str(loc[-1]) if loc else "value")
+    if kind in ("list_type", "dict_type") and error["input"] is None and loc:
+        default = "list at least one item" if kind == "list_type" else "write at least one key"
+        return f"is empty: {EMPTY.get(str(loc[-1]), default)} under it, or remove the key"
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
         return f"{error['input']!r} is not one of {', '.join(allowed)}"
     text = str(error["msg"]).removeprefix("Value error, ")
     return text[:1].lower() + text[1:]
+
+
+def _not_a_string(value: Any, key: str) -> str:
+    """What YAML made of an unquoted value where text belongs, and how to quote it."""
+    if key == "every" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value!r} is not a duration: write a duration such as {value:g}m (or 30s, 1h, 1d)"
+    if isinstance(value, dict):
+        keys = ", ".join(str(k) for k in value)
+        example = f" ({key}: '{{{keys}}}')" if all(v is None for v in value.values()) else ""
+        return f"YAML read this as a mapping: quote the {key}{example}"
+    if isinstance(value, list):
+        return f"YAML read this as a list: quote the {key}"
+    if isinstance(value, bool):
+        return f"YAML read this as the boolean {str(value).lower()}: quote it if it is text"
+    if isinstance(value, int | float):
+        return f'YAML read this as the number {value!r}: quote it if it is text ({key}: "{value}")'
+    return "input should be a valid string"
