@@ -24,6 +24,12 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    """A logger writing to the current sys.stderr (looked up per use, not at setup, so a
+    stream swapped or closed since, as test runners do, never breaks a log call)."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def setup(level: str = "warning", fmt: str = "auto") -> None:
     """Configure logging to stderr; `fmt` is auto (console on a TTY), console or json."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -44,6 +50,6 @@ def setup(level: str = "warning", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
