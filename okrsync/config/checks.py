@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -63,7 +63,9 @@ def check_source(doc: YamlDoc, name: str, raw: Any) -> tuple[SourceBase | None, 
     if type_name is None:
         return None, [_with(where, f"field required: type ({known})")]
     if not isinstance(type_name, str) or type_name not in plugins.installed():
-        return None, [_with(where, f"unknown source type '{type_name}' (known: {known})")]
+        hint = difflib.get_close_matches(str(type_name), plugins.type_names(), n=1)
+        mean = f"; did you mean '{hint[0]}'?" if hint else ""
+        return None, [_with(where, f"unknown source type '{type_name}' (known: {known}{mean})")]
     try:
         found = plugins.plugin(type_name)
     except plugins.PluginError as exc:
@@ -72,7 +74,8 @@ def check_source(doc: YamlDoc, name: str, raw: Any) -> tuple[SourceBase | None, 
     try:  # `clean` has no credentials, so no message can show them
         model = found.source_model.model_validate(clean, context={"source": name})
     except ValidationError as exc:
-        return None, sorted([*secrets, *located(doc, exc, loc)], key=lambda p: p.line or 0)
+        found_here = located(doc, exc, loc, keys=found.source_model.model_fields)
+        return None, sorted([*secrets, *found_here], key=lambda p: p.line or 0)
     return (None, secrets) if secrets else (model, [])
 
 
@@ -240,10 +243,16 @@ def check_measures(
     kr: KeyResult,
     sources: dict[str, SourceBase],
     invalid_sources: set[str],
+    invalid_types: dict[str, str],
     origins: dict[str, Origin],
     add: Add,
+    values: Mapping[str, str],
 ) -> None:
-    """The KR's own measure (or, for a formula, each input) fits its source's connector."""
+    """The KR's own measure (or, for a formula, each input) fits its source's connector.
+
+    Query fields are checked with their placeholders filled in (`values`), as they are
+    sent; a source that is itself invalid still has its KRs checked when its type is known.
+    """
     query_keys = all_query_keys()
     measures: list[tuple[Measure, Origin, bool]] = []
     if kr.formula is None:
@@ -251,19 +260,22 @@ def check_measures(
     elif set(kr.query_fields()) & query_keys:
         add(origins[kr.id], FORMULA_NO_QUERY)
     measures += [(m, origins[f"{kr.id}/{n}"], False) for n, m in kr.inputs.items()]
+    types = {n: s.type for n, s in sources.items()} | invalid_types
     for measure, origin, allow_manual in measures:
-        if measure.source not in invalid_sources:  # already reported where it is defined
-            fields = {k: v for k, v in measure.query_fields().items() if k in query_keys}
-            _check_measure(measure.source, fields, sources, origin, add, allow_manual)
+        if measure.source in invalid_sources and measure.source not in invalid_types:
+            continue  # already reported where it is defined, and its type is unknown
+        fields = {k: v for k, v in measure.query_fields().items() if k in query_keys}
+        _check_measure(measure.source, fields, types, origin, add, allow_manual, values)
 
 
 def _check_measure(
     source: str | None,
     fields: dict[str, Any],
-    sources: dict[str, SourceBase],
+    types: dict[str, str],
     origin: Origin,
     add: Add,
     allow_manual: bool,
+    values: Mapping[str, str],
 ) -> None:
     if source is None:
         add(origin, "source: field required")
@@ -274,27 +286,28 @@ def _check_measure(
         elif fields:
             add(origin, f"a manual key result takes no query fields ({', '.join(fields)})")
         return
-    config = sources.get(source)
-    if config is None:
-        known = ", ".join(sorted(sources)) or "none defined"
+    kind = types.get(source)
+    if kind is None:
+        known = ", ".join(sorted(types)) or "none defined"
         add(origin, f"source: '{source}' is not defined under `sources:` (known: {known})")
         return
-    model = plugins.plugin(config.type).query_model
-    takes = sorted(model.model_fields)
+    found = plugins.plugin(kind)
+    takes = sorted(found.query_keys)
     extra = sorted(set(fields) - set(takes))
     if extra:
         add(
             origin,
-            f"{', '.join(extra)}: not a field of {config.type} sources "
-            f"(they take {', '.join(takes)})",
+            f"{', '.join(extra)}: not a field of {kind} sources (they take {', '.join(takes)})",
         )
     try:
-        model.model_validate({k: v for k, v in fields.items() if k in takes})
+        found.query_model.model_validate(
+            templating.render({k: v for k, v in fields.items() if k in takes}, values)
+        )
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
             if error["type"] == "missing" and len(loc) == 1:
-                add(origin, f"{config.type} sources need `{loc[0]}`")
+                add(origin, f"{kind} sources need `{loc[0]}`")
             elif not loc:
                 add(origin, message(error, origin.loc))
             else:

@@ -10,13 +10,13 @@ import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from okrsync.config import cron
+from okrsync.config import cron, plugins, templating
 from okrsync.config.checks import (
     Origin,
     check_measures,
@@ -133,6 +133,9 @@ def _add_sources(doc: YamlDoc, part: Part, problems: list[Problem]) -> None:
         problems.extend(found)
         if model is None:
             part.invalid_sources.add(str(name))
+            kind = source.get("type") if isinstance(source, dict) else None
+            if isinstance(kind, str) and kind in plugins.installed():
+                part.invalid_types[str(name)] = kind
         else:
             part.sources[str(name)] = model
 
@@ -159,9 +162,11 @@ def _merge(
     first: dict[str, Origin] = {}
     invalid_ids: set[str] = set()
     invalid_sources: set[str] = set()
+    invalid_types: dict[str, str] = {}
     for doc, part in parsed:
         invalid_ids |= part.invalid_ids
         invalid_sources |= part.invalid_sources
+        invalid_types |= part.invalid_types
         for name in sorted(part.sets):
             if name in first:
                 add(where(doc, (name,)), f"already set in {first[name].file}:{first[name].line}")
@@ -194,12 +199,14 @@ def _merge(
             )
         )
     ids = {o.id for o in objectives} | invalid_ids
+    shown = period or Period(name="P", start=date(2000, 1, 1), end=date(2000, 12, 31))
+    values = templating.variables(shown.name, shown.start, shown.end, shown.start)
     parents = {o.id: o.parent for o in objectives}
     depths = parent_depths(parents)
     for objective in objectives:
         check_parent(objective, ids, parents, depths, origins[objective.id], add)
         for kr in objective.key_results:
-            check_measures(kr, sources, invalid_sources, origins, add)
+            check_measures(kr, sources, invalid_sources, invalid_types, origins, add, values)
     if problems or period is None:
         return None
     return Config(period, defaults or Defaults(), sources, objectives, origins)

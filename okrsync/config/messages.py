@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,13 +36,14 @@ def known_keys() -> list[str]:
             found = plugins.plugin(type_name)
         except plugins.PluginError:
             continue
-        names |= set(found.source_model.model_fields) | set(found.query_model.model_fields)
+        names |= set(found.source_model.model_fields) | found.query_keys
     return sorted(names)
 
 
-def unknown_key(key: str) -> str:
+def unknown_key(key: str, keys: Iterable[str] | None = None) -> str:
     """`unknown key 'taget' (did you mean 'target'?)`."""
-    hint = difflib.get_close_matches(key, known_keys(), n=1)
+    pool = known_keys() if keys is None else keys
+    hint = difflib.get_close_matches(key, [k for k in pool if k != key], n=1)
     return f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
 
 
@@ -53,12 +55,15 @@ def dotted(loc: Loc) -> str:
     return out
 
 
-def located(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) -> list[Problem]:
+def located(
+    doc: YamlDoc, exc: ValidationError, prefix: Loc = (), keys: Iterable[str] | None = None
+) -> list[Problem]:
     """Every error of `exc` (raised validating the data at `prefix`) at its file:line."""
     problems = []
     for error in exc.errors():
         loc = data_loc(doc.data, (*prefix, *error["loc"]))
-        problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), message(error, loc)))
+        text = message(error, loc, keys)
+        problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), text))
     problems.sort(key=lambda p: p.line or 0)
     return problems
 
@@ -80,7 +85,7 @@ def data_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
     return tuple(out)
 
 
-def message(error: Any, loc: Loc) -> str:
+def message(error: Any, loc: Loc, keys: Iterable[str] | None = None) -> str:
     """One pydantic error as a sentence saying what to write instead."""
     kind = error["type"]
     if kind == "missing":
@@ -92,7 +97,7 @@ def message(error: Any, loc: Loc) -> str:
             f"(or {stem}USER / {stem}PASSWORD), or their _FILE forms, in the environment"
         )
     if kind == "extra_forbidden":
-        return unknown_key(str(loc[-1]))
+        return unknown_key(str(loc[-1]), keys)
     if kind == "string_pattern_mismatch":
         pattern = str(error.get("ctx", {}).get("pattern", ""))
         if pattern == DURATION_PATTERN:

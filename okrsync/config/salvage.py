@@ -29,6 +29,7 @@ class Part:
     sets: set[str] = field(default_factory=set)
     invalid_ids: set[str] = field(default_factory=set)
     invalid_sources: set[str] = field(default_factory=set)
+    invalid_types: dict[str, str] = field(default_factory=dict)  # invalid, of a known type
 
 
 M = TypeVar("M", bound=BaseModel)
