@@ -25,17 +25,14 @@ Why it calls PyGithub the way it does (checked against PyGithub 2.10.0):
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlparse
 
-from github import Auth, Consts, Github, GithubException
-from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 from pydantic import Field, field_validator, model_validator
 
 from okrsync.connector import (
@@ -51,7 +48,6 @@ from okrsync.secrets import env_name, read_secret
 
 from ._http import (
     TRANSPORT_ERRORS,
-    USER_AGENT,
     Url,
     classify,
     is_html,
@@ -60,7 +56,9 @@ from ._http import (
     snippet,
 )
 from ._ratelimit import RateLimiter
-from ._transport import mount
+
+if TYPE_CHECKING:  # PyGithub is imported when a GitHub source is first measured, not to validate
+    from github import Github, GithubException
 
 SEARCH_CAP = 1000  # GitHub returns at most this many results for a search or filtered list
 PAGE = 100
@@ -69,31 +67,12 @@ SEARCH_METRICS = ("median_merge_hours",)
 GithubMetric = Literal["median_merge_hours", "workflow_success_rate", "releases", "open_issues"]
 REPO_PATTERN = r"^[\w.-]+/[\w.-]+$"
 ETAG_CACHE = 512  # cached answers per connector: a few per repository KR
+DEFAULT_API = "https://api.github.com"
 
 
 def parse_time(raw: Any) -> datetime | None:
     """A GitHub timestamp (`2022-12-24T07:29:12Z`), or None when absent."""
     return datetime.fromisoformat(str(raw)) if raw else None
-
-
-class _HTTPConnection(HTTPRequestsConnectionClass):
-    """PyGithub's http connection, its requests session on okrsync's bounded transport."""
-
-    bounds: ClassVar[tuple[float, int, str]]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        mount(self.session, *self.bounds)
-
-
-class _HTTPSConnection(HTTPSRequestsConnectionClass):
-    """PyGithub's https connection, its requests session on okrsync's bounded transport."""
-
-    bounds: ClassVar[tuple[float, int, str]]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        mount(self.session, *self.bounds)
 
 
 class GithubSource(SourceBase):
@@ -125,6 +104,10 @@ class GithubQuery(QueryBase):
     def _search_or_repo(self) -> GithubQuery:
         if self.search is None and self.repo is None:
             raise ValueError("github sources need `repo` or `search`")
+        if self.search is not None and self.repo is not None:
+            raise ValueError("use `search` or `repo`, not both (put repo:OWNER/NAME in the search)")
+        if (self.workflow or self.branch) and self.metric != "workflow_success_rate":
+            raise ValueError("`workflow` and `branch` go with `metric: workflow_success_rate` only")
         if self.search is not None:
             if self.metric not in (None, *SEARCH_METRICS):
                 raise ValueError("with `search`, metric can only be median_merge_hours")
@@ -166,25 +149,14 @@ class GithubConnector:
             except OSError as exc:
                 raise AuthError(f"{self.name}: {exc}") from None
             self._has_token = bool(token)
-            base = (self.config.url or Consts.DEFAULT_BASE_URL).rstrip("/")
+            base = (self.config.url or DEFAULT_API).rstrip("/")
             parsed = urlparse(base)
             if parsed.hostname != "api.github.com" and parsed.path in ("", "/"):
                 base += "/api/v3"  # GitHub Enterprise Server serves the REST API here
-            self._gh = Github(
-                auth=Auth.Token(token) if token else None,
-                base_url=base,
-                timeout=max(1, math.ceil(self.config.timeout)),  # PyGithub insists on an int
-                user_agent=USER_AGENT,
-                per_page=PAGE,
-                retry=None,  # okrsync.measure.retry is the one retry layer
-                seconds_between_requests=None,  # our RateLimiter is the one throttle
-                seconds_between_writes=None,
-            )
-            bounds = (self.config.timeout, self.config.max_response_bytes, base)
-            plain = parsed.scheme == "http"
-            connection = _HTTPConnection if plain else _HTTPSConnection
-            bounded = type(connection.__name__, (connection,), {"bounds": bounds})
-            setattr(self._gh.requester, "_Requester__connectionClass", bounded)  # noqa: B010
+            from ._github_client import client
+
+            cfg = self.config
+            self._gh = client(base, token, cfg.timeout, cfg.max_response_bytes, PAGE)
             kw: dict[str, Any] = {"clock": self._clock, "sleep": self._sleep}
             self._limits = {
                 "search": RateLimiter(f"{self.name} search", 30 if token else 10, **kw),
@@ -200,6 +172,8 @@ class GithubConnector:
         cached = self._etags.get(key) if cache else None
         headers = {"If-None-Match": cached[0]} if cached else {}
         self.requests += 1
+        from ._github_client import GithubException
+
         try:
             answer_headers, data = gh.requester.requestJsonAndCheck(
                 "GET", path, parameters=params, headers=headers
@@ -236,7 +210,7 @@ class GithubConnector:
         return data
 
     def _base(self) -> str:
-        return safe_url(self.config.url or Consts.DEFAULT_BASE_URL)
+        return safe_url(self.config.url or DEFAULT_API)
 
     def _observe(self, headers: dict[str, Any], resource: str) -> None:
         search = headers.get("x-ratelimit-resource", resource) == "search"

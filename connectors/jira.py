@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 import requests
-from jira import JIRA, JIRAError
 from pydantic import Field, model_validator
 
 from okrsync.connector import (
@@ -59,6 +58,9 @@ from ._http import (
     snippet,
 )
 from ._transport import mount
+
+if TYPE_CHECKING:  # the jira library is imported when a Jira source is first measured
+    from jira import JIRA, JIRAError
 
 PAGE_SIZE = 1000  # servers cap this themselves (Data Center at 1000, Cloud lower)
 MAX_PAGES = 1000
@@ -155,6 +157,8 @@ class JiraConnector:
             elif token:
                 auth["token_auth"] = token
             self._has_user = bool(user and token)
+            from jira import JIRA
+
             client = JIRA(
                 server=self.config.url,
                 options={"headers": {"User-Agent": USER_AGENT, "Accept": "application/json"}},
@@ -176,6 +180,8 @@ class JiraConnector:
         client = self._client()
         self._last = None
         base = "{server}/rest/api/" + api + "/{path}"
+        from jira import JIRAError
+
         try:
             data = client._get_json(path, params=params, base=base, use_post=post)
         except JIRAError as exc:

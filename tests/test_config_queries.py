@@ -58,3 +58,37 @@ def test_a_misspelt_source_type_gets_a_hint(tmp_path: Path) -> None:
         "sources.p: unknown source type 'promethues' "
         "(known: prometheus, jira, github, http; did you mean 'prometheus'?)"
     ]
+
+
+def test_github_query_keys_that_would_be_ignored_are_errors(tmp_path: Path) -> None:
+    """`search` with `repo`, or `workflow` without the workflow metric, would be ignored."""
+    found = problems(
+        tmp_path,
+        "sources:\n  gh: {type: github}\n"
+        "objectives:\n  - id: o\n    title: O\n    key_results:\n"
+        "      - {id: a, source: gh, search: 'is:pr', repo: acme/api, target: 5}\n"
+        "      - {id: b, source: gh, repo: acme/api, metric: releases, workflow: ci.yml,"
+        " target: 5}\n",
+    )
+    assert found == [
+        "objectives[0].key_results[0]: use `search` or `repo`, not both "
+        "(put repo:OWNER/NAME in the search)",
+        "objectives[0].key_results[1]: `workflow` and `branch` go with "
+        "`metric: workflow_success_rate` only",
+    ]
+
+
+def test_validating_does_not_import_the_jira_or_github_libraries(tmp_path: Path) -> None:
+    """Checking a config loads the connectors' models, not PyGithub or jira (start-up time)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from okrsync.config.loader import load; load(sys.argv[1]); "
+        "print(sorted(m for m in ('jira', 'github') if m in sys.modules))"
+    )
+    shipped = Path(__file__).parent.parent / "config"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(shipped)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
