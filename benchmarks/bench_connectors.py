@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -211,6 +212,9 @@ def main() -> int:
     os.environ["OKRSYNC_JIRA_CLOUD_TOKEN"] = "bench-fake-token"
     Fake.latency = args.latency
     logs.setup("warning")  # as `okrsync sync` does by default: no log line per fetch
+    # the connectors import jira and PyGithub on first use: pay that before the clock starts
+    importlib.import_module("jira")
+    importlib.import_module("okrsync.connectors._github_client")
     server = Server(("127.0.0.1", 0), Fake)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
