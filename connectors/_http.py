@@ -192,7 +192,7 @@ def network_error(
         )
     if isinstance(exc, ConnectionLost | requests.exceptions.ChunkedEncodingError):
         return TransientFetchError(
-            f"{source}: connection lost while reading the answer from {where}; will try again"
+            f"{source}: connection lost while reading the answer from {where}"
         )
     text = str(exc).lower()
     if "refused" in text:

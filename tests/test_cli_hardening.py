@@ -277,3 +277,36 @@ def test_listen_on_port_zero_logs_the_port_it_bound(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def test_a_huge_value_is_shown_not_a_crash(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """1e308 checked in: history, status and the check-in line print it; nothing exits 70."""
+    code, out, _ = run(capsys, "checkin", "postmortems", "1e308")
+    assert code == 0 and "progress 100%" in out
+    code, out, _ = run(capsys, "history", "postmortems")
+    assert code == 0 and "1e+308" in out
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "1e+308" in out and len(max(out.splitlines(), key=len)) < 200
+
+
+def test_a_value_too_large_for_progress_is_that_krs_error() -> None:
+    """A value whose progress overflows is stored as an error, never as an infinite progress."""
+    from datetime import UTC, datetime
+
+    from okrsync.config.loader import load
+    from okrsync.measure.measurement import Measurement
+    from okrsync.progress.maths import Observation
+    from okrsync.progress.status import assess
+
+    config = load(Path(__file__).parent.parent / "config")
+    kr = next(k for _, k in config.key_results() if k.id == "api-uptime")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    wide = kr.model_copy(update={"start": -1e308, "target": 1e308})
+    assessed = assess(config, wide, Measurement(kr.id, now, "prom", "q", 1e308), Observation())
+    assert assessed.value is None and assessed.progress is None
+    assert "too large" in str(assessed.error) and assessed.status == "no_data"
+
+
+def test_grace_takes_fractions_of_a_second() -> None:
+    """`--grace 0.5s` is as good as `--grace 0.5`."""
+    assert parser().parse_args(["run", "--grace", "0.5s"]).grace == 0.5

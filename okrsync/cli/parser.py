@@ -35,7 +35,7 @@ def grace(text: str) -> float:
         seconds = float(text)
     except ValueError:
         try:
-            return parse_duration(text)
+            return parse_duration(text, minimum=0)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     if not seconds >= 0 or seconds == float("inf"):

@@ -27,9 +27,16 @@ def bar(progress: float | None, width: int = BAR) -> str:
     return "[" + "█" * filled + "░" * (width - filled) + "]"
 
 
+PERCENT_LIMIT = 10**9  # a raw progress beyond this many percent is shown as this many
+
+
 def percent(progress: float) -> int:
-    """A progress as a whole percentage, rounded half up (0.625 -> 63, not 62)."""
-    return math.floor(progress * 100 + 0.5 + 1e-9)
+    """A progress as a whole percentage, rounded half up (0.625 -> 63, not 62); a raw
+    progress far past the target (1e307 from a huge value) is capped, never an error."""
+    shown = math.floor(progress * 100 + 0.5 + 1e-9) if math.isfinite(progress * 100) else None
+    if shown is None or abs(shown) > PERCENT_LIMIT:
+        return PERCENT_LIMIT if progress > 0 else -PERCENT_LIMIT
+    return shown
 
 
 def pct(progress: float | None) -> str:
@@ -45,7 +52,9 @@ def number(value: float | None, unit: str | None) -> str:
     """A value as people read it: 54,321 and 99.95, never 5.432e+04."""
     if value is None:
         return "–"
-    if value == int(value) or abs(value) >= 1000:
+    if abs(value) >= 1e15:  # past this, digits are noise: 1.2e+308, not 300 of them
+        text = f"{value:.4g}"
+    elif value == int(value) or abs(value) >= 1000:
         text = f"{value:,.0f}"
     else:
         text = f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"

@@ -6,6 +6,7 @@ wherever it was taken.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime
 
@@ -39,8 +40,11 @@ def assess(config: Config, kr: KeyResult, m: Measurement, prior: Observation) ->
     A failed attempt is judged on the prior value (it turns `stale`), never on nothing.
     """
     now = m.measured_at
-    _, status = judge(config, kr, observe(prior, m.value, m.error, now), now, None)
     progress = None if m.value is None else kr_progress(m.value, kr.start, kr.target)
+    if progress is not None and not math.isfinite(progress):
+        m = replace(m, value=None, error=f"value {m.value:g} is too large to give a progress")
+        progress = None
+    _, status = judge(config, kr, observe(prior, m.value, m.error, now), now, None)
     return replace(m, progress=progress, status=status)
 
 
