@@ -65,6 +65,7 @@ class Measurer:
             n: threading.Semaphore(s.max_concurrency) for n, s in config.sources.items()
         }
         self._lock = threading.Lock()
+        self.queries: dict[str, int] = {}  # distinct queries per source of the last measure()
 
     def requests_by_source(self) -> dict[str, int]:
         """HTTP requests each source's connector made (304 answers included)."""
@@ -108,6 +109,9 @@ class Measurer:
 
         The measurements are not yet assessed (no progress or status)."""
         todo, failed = self._plan(krs, now)
+        self.queries = {}
+        for fetch in todo.fetches:
+            self.queries[fetch.source] = self.queries.get(fetch.source, 0) + 1
         self._fetch_all(todo.fetches, progress)
         return [failed.get(kr.id) or self._isolated(kr, todo, now) for kr in krs]
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from okrsync.config.loader import Config
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer
-from okrsync.measure.plan import plan, select
+from okrsync.measure.plan import select
 from okrsync.progress.status import assess_all
 from okrsync.store.sqlite import Store
 
@@ -53,6 +53,7 @@ def run_once(
     not_modified_before = measurer.not_modified_by_source()
     try:
         taken = measurer.measure(krs, now, progress)
+        queries = dict(measurer.queries)
         requests = _since(measurer.requests_by_source(), requests_before)
         not_modified = _since(measurer.not_modified_by_source(), not_modified_before)
     finally:
@@ -66,7 +67,4 @@ def run_once(
             store.sync_config(config, now)
             store.record_run(run_id, kind, now, now, config.digest, measurements)
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
-    queries: dict[str, int] = {}
-    for fetch in plan(config, krs, now).fetches:
-        queries[fetch.source] = queries.get(fetch.source, 0) + 1
     return RunResult(run_id, measurements, queries, requests, manual, not_modified)
