@@ -25,7 +25,7 @@ from okrsync.connector import (
     SourceBase,
     Window,
 )
-from okrsync.secrets import env_name, read_secret
+from okrsync.secrets import SECRET_HEADER, env_name, read_secret
 
 from ._http import USER_AGENT, Url, check_status, json_body, send, snippet
 from ._transport import mount
@@ -98,9 +98,7 @@ class HttpSource(SourceBase):
         every source type, at the header's line); the message never shows the value."""
         source = (info.context or {}).get("source")
         for name in value:
-            if any(
-                w in name.lower() for w in ("auth", "cookie", "token", "secret", "key", "password")
-            ):
+            if SECRET_HEADER.search(name):
                 suffix = "HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
                 variable = env_name(source, suffix) if source else f"OKRSYNC_<SOURCE>_{suffix}"
                 raise ValueError(f"header '{name}' holds a secret: set {variable} instead")

@@ -8,6 +8,9 @@ import re
 import threading
 from pathlib import Path
 
+SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|password", re.IGNORECASE)
+"""Header names that hold a secret: they come from OKRSYNC_<SOURCE>_HEADER_<NAME>, never YAML."""
+
 _lock = threading.Lock()
 _known: set[str] = set()
 MASK = "***"

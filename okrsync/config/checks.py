@@ -21,7 +21,7 @@ from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, O
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.connector import SourceBase
 from okrsync.errors import Problem
-from okrsync.secrets import env_name
+from okrsync.secrets import SECRET_HEADER, env_name
 
 KR_KEYS = frozenset(KeyResult.model_fields)
 INPUT_KEYS = frozenset(Measure.model_fields)
@@ -77,10 +77,6 @@ def check_source(doc: YamlDoc, name: str, raw: Any) -> tuple[SourceBase | None, 
         found_here = located(doc, exc, loc, keys=found.source_model.model_fields)
         return None, sorted([*secrets, *found_here], key=lambda p: p.line or 0)
     return (None, secrets) if secrets else (model, [])
-
-
-# the same words as HttpSource's own check (connectors cannot import okrsync.config)
-SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|password", re.IGNORECASE)
 
 
 def scrub(doc: YamlDoc, name: str, raw: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
