@@ -49,7 +49,7 @@ Add = Callable[[Origin, str], None]
 
 def all_query_keys() -> frozenset[str]:
     """Query keys any installed connector takes."""
-    return frozenset().union(*plugins.query_keys().values())
+    return plugins.all_query_keys()
 
 
 def check_source(doc: YamlDoc, name: str, raw: Any) -> tuple[SourceBase | None, list[Problem]]:
@@ -237,17 +237,17 @@ def check_parent(
 
 def check_measures(
     kr: KeyResult,
-    sources: dict[str, SourceBase],
+    types: dict[str, str],
     invalid_sources: set[str],
-    invalid_types: dict[str, str],
     origins: dict[str, Origin],
     add: Add,
     values: Mapping[str, str],
 ) -> None:
     """The KR's own measure (or, for a formula, each input) fits its source's connector.
 
-    Query fields are checked with their placeholders filled in (`values`), as they are
-    sent; a source that is itself invalid still has its KRs checked when its type is known.
+    `types` maps every defined source to its connector type, invalid sources of a known
+    type included (so their KRs are still checked). Query fields are checked with their
+    placeholders filled in (`values`), as they are sent.
     """
     query_keys = all_query_keys()
     measures: list[tuple[Measure, Origin, bool]] = []
@@ -256,9 +256,8 @@ def check_measures(
     elif set(kr.query_fields()) & query_keys:
         add(origins[kr.id], FORMULA_NO_QUERY)
     measures += [(m, origins[f"{kr.id}/{n}"], False) for n, m in kr.inputs.items()]
-    types = {n: s.type for n, s in sources.items()} | invalid_types
     for measure, origin, allow_manual in measures:
-        if measure.source in invalid_sources and measure.source not in invalid_types:
+        if measure.source in invalid_sources and measure.source not in types:
             continue  # already reported where it is defined, and its type is unknown
         fields = {k: v for k, v in measure.query_fields().items() if k in query_keys}
         _check_measure(measure.source, fields, types, origin, add, allow_manual, values)

@@ -201,12 +201,13 @@ def _merge(
     ids = {o.id for o in objectives} | invalid_ids
     shown = period or Period(name="P", start=date(2000, 1, 1), end=date(2000, 12, 31))
     values = templating.variables(shown.name, shown.start, shown.end, shown.start)
+    types = {n: s.type for n, s in sources.items()} | invalid_types
     parents = {o.id: o.parent for o in objectives}
     depths = parent_depths(parents)
     for objective in objectives:
         check_parent(objective, ids, parents, depths, origins[objective.id], add)
         for kr in objective.key_results:
-            check_measures(kr, sources, invalid_sources, invalid_types, origins, add, values)
+            check_measures(kr, types, invalid_sources, origins, add, values)
     if problems or period is None:
         return None
     return Config(period, defaults or Defaults(), sources, objectives, origins)

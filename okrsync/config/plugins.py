@@ -104,6 +104,12 @@ def plugin(type_name: str) -> Plugin:
     return Plugin(type_name, cls, source_model, query_model)
 
 
+@functools.cache
+def all_query_keys() -> frozenset[str]:
+    """Query keys any loadable connector takes (computed once: the installed set is fixed)."""
+    return frozenset().union(*query_keys().values())
+
+
 def query_keys() -> dict[str, frozenset[str]]:
     """Each loadable connector's query keys, by type (for 'not a field of' messages)."""
     out: dict[str, frozenset[str]] = {}
