@@ -279,18 +279,23 @@ def test_daemon_gives_every_kr_a_row_even_if_the_measurer_breaks(
         assert row["value"] is None and "internal error: MemoryError: measurer bug" in row["error"]
 
 
-def test_daemon_gives_a_row_to_a_kr_whose_assessment_breaks(
-    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A bug judging one KR's progress fails that KR's row (no_data: no prior value)."""
+def break_judging(monkeypatch: pytest.MonkeyPatch, kr_id: str) -> None:
+    """Make the status step raise (a stand-in for a bug) for KR `kr_id` alone."""
     real = status_module.assess
 
     def assess(cfg: Config, kr: KeyResult, m: Measurement, prior: Any) -> Measurement:
-        if kr.id == "good":
+        if kr.id == kr_id:
             raise ZeroDivisionError("judging")
         return real(cfg, kr, m, prior)
 
     monkeypatch.setattr(status_module, "assess", assess)
+
+
+def test_daemon_gives_a_row_to_a_kr_whose_assessment_breaks(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug judging one KR's progress fails that KR's row (no_data: no prior value)."""
+    break_judging(monkeypatch, "good")
     history = one_round(daemon)
     assert history["good"][0]["status"] == "no_data"
     assert "ZeroDivisionError: judging" in history["good"][0]["error"]
@@ -324,14 +329,7 @@ def test_sync_gives_a_row_to_a_kr_whose_assessment_breaks(
     config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """sync --once, like the daemon: a bug judging one KR fails that KR, the rest are stored."""
-    real = status_module.assess
-
-    def assess(cfg: Config, kr: KeyResult, m: Measurement, prior: Any) -> Measurement:
-        if kr.id == "good":
-            raise ZeroDivisionError("judging")
-        return real(cfg, kr, m, prior)
-
-    monkeypatch.setattr(status_module, "assess", assess)
+    break_judging(monkeypatch, "good")
     store = Store(tmp_path / "s.db")
     result = run_once(config, store, NOW, measurer=Measurer(config, factory(scripted())))
     rows = {m.kr_id: m for m in result.measurements}
