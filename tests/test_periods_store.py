@@ -34,7 +34,7 @@ def v1_store(path: Path, rows: list[tuple[str, str, float]]) -> None:
     db = sqlite_utils.Database(path)
     MIGRATIONS[1](db)
     db.execute("PRAGMA user_version = 1")
-    db["measurements"].insert_all(
+    db.table("measurements").insert_all(
         {"kr_id": k, "measured_at": at, "value": v, "status": "on_track", "manual": 1}
         for k, at, v in rows
     )
