@@ -260,9 +260,13 @@ def checkin(args: Any, settings: Settings) -> int:
             f"{when} is outside the current period {dates(period)}: to record a value "
             "for another stored period, name it with --period NAME"
         )
+    current = from_config(config)
+    if args.period in (None, period.name) and current.kr(args.kr_id) is None:
+        known = ", ".join(sorted(k.id for k in current.key_results()))
+        raise UsageError(f"no key result '{args.kr_id}' in {settings.config} (known: {known})")
     store = Store(settings.db)
     try:
-        defs = choose(from_config(config), store, args.period, None)
+        defs = choose(current, store, args.period, None)
         if now < defs.period.starts_at:
             raise UsageError(
                 f"--now is before the period {dates(defs.period)} began: "
