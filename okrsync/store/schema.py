@@ -78,7 +78,7 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     Existing measurements get no period here (the store does not know its periods yet):
     the first config whose period contains them adopts them (`Store.sync_config`)."""
     db.table("measurements").add_column("period", str)
-    db.table("measurements").create_index(["kr_id", "period", "measured_at"])
+    db.table("measurements").create_index(["period", "measured_at"])
     db.table("periods").create(
         {
             "name": str,
