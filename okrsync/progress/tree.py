@@ -171,7 +171,8 @@ def evaluate(
 
     def kr_view(kr: KRDef) -> KRView:
         obs = observations.get(kr.id, Observation())
-        raw, status = judge(defs, kr, obs, now, kr.max_age)
+        max_age = None if ended else kr.max_age  # an ended period's values are final, not old
+        raw, status = judge(defs, kr, obs, now, max_age)
         problem = defs.start_problem(kr)
         if problem is not None:
             status = "no_data"
