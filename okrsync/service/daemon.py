@@ -158,6 +158,8 @@ class Daemon:
             old, self.active = self.active, active
             self.obs = {i: kept[i] for i in ids if i in kept} | fresh
             last = {k: _stamp(self.obs.get(k, Observation()).attempted_at) for k in krs}
+            if not same:  # due times from the last attempts in the new period, not the old
+                self.schedule.timings = {}
             self.schedule.plan(timings, last, self.clock())
             if old:
                 old.retired = True
