@@ -314,7 +314,6 @@ class Gate(ScriptedConnector):
         return super().fetch(query, window)
 
 
-@pytest.mark.xfail(strict=True, reason="a lane's queued KRs are fetched after the end")
 def test_krs_queued_behind_a_busy_lane_are_not_fetched_after_the_end(make: Make) -> None:
     """A KR that fell due before the end while its lane was busy waits; if the lane frees
     up only after the end, the queued KR must not be fetched (no quota after the end)."""

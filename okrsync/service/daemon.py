@@ -290,7 +290,9 @@ class Daemon:
                 self._release(active, 1)
                 self.schedule.done(ids, self.clock())
                 follow = self.lanes.finish(key)
-            if follow and not self.stopping:
+                # KRs that waited for the lane: not fetched once the period is not running
+                halt = self.stopping or self.active is None or self._idle(self.active)
+            if follow and not halt:
                 self._submit(key, follow)
             elif follow:
                 with self.lock:
