@@ -5,6 +5,7 @@ In-process, with a hand-moved clock and scripted connectors (no HTTP, no subproc
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import threading
@@ -62,8 +63,14 @@ class Clock:
 
 @pytest.fixture(autouse=True)
 def events() -> Iterator[list[MutableMapping[str, Any]]]:
-    with structlog.testing.capture_logs() as captured:
-        yield captured
+    """The log events of the test, info ones too (whatever level earlier tests set up)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as captured:
+            yield captured
+    finally:
+        structlog.configure(**saved)
 
 
 Make = Callable[..., tuple[Daemon, Clock, dict[str, ScriptedConnector]]]
