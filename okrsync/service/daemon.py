@@ -158,6 +158,8 @@ class Daemon:
             old, self.active = self.active, active
             self.obs = {i: kept[i] for i in ids if i in kept} | fresh
             last = {k: _stamp(self.obs.get(k, Observation()).attempted_at) for k in krs}
+            if not same:  # due times from the last attempts in the new period, not the old
+                self.schedule.timings = {}
             self.schedule.plan(timings, last, self.clock())
             if old:
                 old.retired = True
@@ -288,7 +290,9 @@ class Daemon:
                 self._release(active, 1)
                 self.schedule.done(ids, self.clock())
                 follow = self.lanes.finish(key)
-            if follow and not self.stopping:
+                # KRs that waited for the lane: not fetched once the period is not running
+                halt = self.stopping or self.active is None or self._idle(self.active)
+            if follow and not halt:
                 self._submit(key, follow)
             elif follow:
                 with self.lock:
