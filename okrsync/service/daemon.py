@@ -158,9 +158,7 @@ class Daemon:
             old, self.active = self.active, active
             self.obs = {i: kept[i] for i in ids if i in kept} | fresh
             last = {k: _stamp(self.obs.get(k, Observation()).attempted_at) for k in krs}
-            if not same:  # due times from the last attempts in the new period, not the old
-                self.schedule.timings = {}
-            self.schedule.plan(timings, last, self.clock())
+            self.schedule.plan(timings, last, self.clock(), afresh=not same)
             if old:
                 old.retired = True
                 self._release(old, 0)
