@@ -10,7 +10,6 @@ from okrsync.cli.settings import Settings
 from okrsync.errors import UsageError
 from okrsync.sinks.delivery import Report
 from okrsync.store.sqlite import Store
-from okrsync.timefmt import utcnow
 
 
 def deliveries(args: Any, settings: Settings) -> int:
@@ -60,7 +59,7 @@ def retry(args: Any, settings: Settings) -> int:
                 raise UsageError(f"no delivery #{delivery_id} in {settings.db}")
             if row["state"] != "failed":
                 raise UsageError(f"delivery #{delivery_id} is {row['state']}, not failed")
-        count = store.outbox.requeue(delivery_id, utcnow())
+        count = store.outbox.requeue(delivery_id)
     finally:
         store.close()
     print(f"re-queued {count} failed deliver{'y' if count == 1 else 'ies'}: sync --once sends them")

@@ -186,3 +186,32 @@ def _one(
         return False
     report.count("sent")
     return True
+
+
+class Courier:
+    """One delivery step at a time in a long-lived process (the daemon): `kick()` from any
+    thread after a commit; a kick while a step runs makes that step go round once more."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Callable[[], dict[str, Sink]],
+        lock: AbstractContextManager[Any],
+        policy: Policy | None = None,
+    ) -> None:
+        self.store, self.sinks, self.lock, self.policy = store, sinks, lock, policy
+        self._running = threading.Lock()
+        self._again = threading.Event()
+
+    def kick(self) -> None:
+        self._again.set()
+        while self._again.is_set() and self._running.acquire(blocking=False):
+            try:
+                while self._again.is_set():
+                    self._again.clear()
+                    try:
+                        deliver(self.store, self.sinks(), policy=self.policy, lock=self.lock)
+                    except Exception as exc:  # a failing sink or store must not stop the batch
+                        log.error("delivery_step_failed", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._running.release()

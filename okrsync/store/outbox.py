@@ -75,15 +75,14 @@ class Outbox:
         with self._errors():
             self.db.conn.executemany(
                 "INSERT INTO deliveries (measurement_id, kr_id, sink, idempotency_key, state, "
-                "attempts, next_attempt_at, created_at, payload) "
-                "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                "attempts, created_at, payload) "
+                "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
                 [
                     (
                         r["measurement_id"],
                         r["kr_id"],
                         r["sink"],
                         r["idempotency_key"],
-                        stamp,
                         stamp,
                         r["payload"],
                     )
@@ -116,10 +115,14 @@ class Outbox:
             rows = self.db.query(f"SELECT {', '.join(SHOWN)} FROM deliveries{where} ORDER BY id")
             return [dict(r) for r in rows]
 
-    def requeue(self, delivery_id: int | None, now: datetime) -> int:
-        """Make failed deliveries (one, or all with None) pending again; how many were."""
-        sql = "UPDATE deliveries SET state = 'pending', next_attempt_at = ? WHERE state = 'failed'"
-        params: list[Any] = [to_text(now)]
+    def requeue(self, delivery_id: int | None) -> int:
+        """Make failed deliveries (one, or all with None) pending again, their attempts
+        spent afresh; how many were."""
+        sql = (
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = NULL, attempts = 0 "
+            "WHERE state = 'failed'"
+        )
+        params: list[Any] = []
         if delivery_id is not None:
             sql += " AND id = ?"
             params.append(delivery_id)
