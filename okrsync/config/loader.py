@@ -55,8 +55,12 @@ class Config:
             for kr in objective.key_results:
                 yield objective, kr
 
+    @functools.cached_property
+    def _kr_index(self) -> dict[str, tuple[Objective, KeyResult]]:
+        return {k.id: (o, k) for o, k in self.key_results()}
+
     def find_kr(self, kr_id: str) -> tuple[Objective, KeyResult] | None:
-        return next(((o, k) for o, k in self.key_results() if k.id == kr_id), None)
+        return self._kr_index.get(kr_id)
 
     def every_seconds(self, kr: KeyResult) -> float:
         """The KR's measuring interval: its `every`, its cron's longest gap, or the default."""

@@ -59,11 +59,13 @@ class Outbox:
             raise store_error(self.path, exc) from None
 
     def previous(self, kr_id: str, period: str, before_id: int) -> Previous | None:
-        """The KR's last measurement with a value in `period` stored before `before_id`."""
+        """The KR's latest measurement with a value in `period` stored before `before_id`."""
         with self._errors():
             row = self.db.execute(
+                # `+period`: walk the KR's own index, not every row of the period
                 "SELECT value, progress, status FROM measurements WHERE kr_id = ? AND "
-                "period = ? AND id < ? AND value IS NOT NULL ORDER BY id DESC LIMIT 1",
+                "+period = ? AND id < ? AND value IS NOT NULL "
+                "ORDER BY measured_at DESC, id DESC LIMIT 1",
                 [kr_id, period, before_id],
             ).fetchone()
         return None if row is None else Previous(row[0], row[1], row[2])
