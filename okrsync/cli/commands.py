@@ -177,14 +177,13 @@ def _line(m: Measurement, config: Config) -> str:
     return f"✔ {m.kr_id} = {number(m.value, unit)}{progress}  {m.status}{note}"
 
 
-def period_tree(args: Any, settings: Settings) -> Tree:
+def period_tree(args: Any, settings: Settings, now: datetime) -> Tree:
     """The tree of the period `--period` / `--now` ask for, from the store, read-only."""
     from okrsync.progress.definitions import from_config
     from okrsync.progress.periods import choose, previous_values, resolve
     from okrsync.progress.tree import evaluate
 
     config = load_config(settings)
-    now = _now(args)
     store = Store(settings.db, create=False)
     try:
         chosen = choose(from_config(config), store, args.period, now if args.now else None)
@@ -200,9 +199,10 @@ def period_tree(args: Any, settings: Settings) -> Tree:
 def status(args: Any, settings: Settings) -> int:
     from okrsync.cli.render import status_json, status_text
 
-    tree = period_tree(args, settings)
+    now = _now(args)
+    tree = period_tree(args, settings, now)
     if args.json:
-        print(json.dumps(status_json(tree, _now(args)), indent=2))
+        print(json.dumps(status_json(tree, now), indent=2))
     else:
         print(status_text(tree))
     return EXIT_OK
@@ -213,7 +213,7 @@ def grade(args: Any, settings: Settings) -> int:
 
     if args.json and args.md == "-":
         raise UsageError("--json and --md - both write to stdout: give --md a file name")
-    tree = period_tree(args, settings)
+    tree = period_tree(args, settings, _now(args))
     if args.md and args.md != "-":
         try:
             with open(args.md, "w", encoding="utf-8") as out:
@@ -278,8 +278,9 @@ def checkin(args: Any, settings: Settings) -> int:
     try:
         defs = choose(current, store, args.period, None)
         if now < defs.period.starts_at:
+            when = "--now" if args.now else "now"
             raise UsageError(
-                f"--now is before the period {dates(defs.period)} began: "
+                f"{when} is before the period {dates(defs.period)} began: "
                 "a check-in belongs to a period it falls in or follows"
             )
         defs = resolve(defs, store, now)

@@ -40,6 +40,7 @@ from okrsync.store.sqlite import Store
 
 log = structlog.get_logger("okrsync.service.daemon")
 MAX_SLEEP = 30.0
+DELIVERY_EVERY = 30.0  # pending deliveries (check-ins, retries, a crash's) go out this often
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Daemon:
         self.active: Active | None = None
         self.pool = ThreadPoolExecutor(max_workers=self.opts.workers, thread_name_prefix="batch")
         self.futures: set[Future[None]] = set()
+        self.delivered_at = float("-inf")
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -221,6 +223,18 @@ class Daemon:
             self.wake.clear()
         return self.shutdown()
 
+    def _deliver_pending(self) -> None:
+        """Send what the outbox holds without waiting for a batch: check-ins, deliveries
+        due for a retry, ones a crash left; in the pool, so the loop never waits on a sink."""
+        now = self.clock()
+        active = self.active
+        if active is None or not active.config.sinks or now - self.delivered_at < DELIVERY_EVERY:
+            return
+        self.delivered_at = now
+        future = self.pool.submit(self.courier.kick)
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
+
     def _log_signals(self) -> None:
         while self.signals:
             name = self.signals.pop(0)
@@ -231,6 +245,7 @@ class Daemon:
 
         True when idle because the config's period is not running: nothing is fetched
         (no quota spent) until a config with a running period is loaded."""
+        self._deliver_pending()
         with self.lock:
             active = self.active
             if active is None:

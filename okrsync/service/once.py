@@ -74,6 +74,8 @@ def run_once(
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
     idle = idle_reason(config, now)
     if store is not None and idle is not None:
+        with store.transaction():  # the period is known (and adopts old rows) even so
+            store.sync_config(config, now)
         report = deliver(store, config.sinks, policy=delivery)
         return RunResult("", [], {}, {}, manual, {}, idle, report)
     krs = select(config, only)

@@ -126,7 +126,7 @@ def _one(
     attempts = int(row["attempts"] or 0)
     left = sink.max_attempts - attempts
     if left <= 0:
-        write(row["id"], state="failed")
+        write(row["id"], state="failed", next_attempt_at=None)
         report.count("failed")
         return True
     body = row["payload"].encode()
@@ -176,7 +176,7 @@ def _one(
         retrying(attempt)
     except DeliveryError as exc:
         if not exc.retryable or attempts >= sink.max_attempts:
-            write(row["id"], state="failed")
+            write(row["id"], state="failed", next_attempt_at=None)
             log.warning("delivery_failed", id=row["id"], sink=row["sink"], error=str(exc))
             report.count("failed")
             return True
