@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 from okrsync.config.loader import load
 from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import select as plan
+from okrsync.progress.definitions import from_config
 from okrsync.progress.status import assess_all
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import to_text
@@ -101,11 +102,12 @@ def bench_sync(workdir: Path, krs: int) -> tuple[float, float]:
     todo = plan(config)
     measurer = Measurer(config)
     outcomes = measurer.measure(todo, NOW)
-    rows = assess_all(config, todo, outcomes, store.observations([k.id for k in todo], NOW), NOW)
+    before = store.observations([k.id for k in todo], NOW, config.period)
+    rows = assess_all(from_config(config), todo, outcomes, before, NOW)
     measured = time.perf_counter()
     with store.transaction():
         store.sync_config(config, NOW)
-        store.record_run("r", "sync", NOW, NOW, config.digest, rows)
+        store.record_run("r", "sync", NOW, NOW, config.digest, rows, config.period.name)
     ended = time.perf_counter()
     server.shutdown()
     assert all(r.error is None for r in rows), [r.error for r in rows if r.error][:3]

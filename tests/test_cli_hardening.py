@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -295,14 +296,18 @@ def test_a_value_too_large_for_progress_is_that_krs_error() -> None:
 
     from okrsync.config.loader import load
     from okrsync.measure.measurement import Measurement
+    from okrsync.progress.definitions import from_config
     from okrsync.progress.maths import Observation
     from okrsync.progress.status import assess
 
     config = load(Path(__file__).parent.parent / "config")
     kr = next(k for _, k in config.key_results() if k.id == "api-uptime")
     now = datetime(2026, 11, 1, tzinfo=UTC)
-    wide = kr.model_copy(update={"start": -1e308, "target": 1e308})
-    assessed = assess(config, wide, Measurement(kr.id, now, "prom", "q", 1e308), Observation())
+    defs = from_config(config)
+    found = defs.kr(kr.id)
+    assert found is not None
+    wide = replace(found, start=-1e308, target=1e308)
+    assessed = assess(defs, wide, Measurement(kr.id, now, "prom", "q", 1e308), Observation())
     assert assessed.value is None and assessed.progress is None
     assert "too large" in str(assessed.error) and assessed.status == "no_data"
 

@@ -26,6 +26,7 @@ from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import Fetch
 from okrsync.measure.plan import plan as real_plan
 from okrsync.progress import status as status_module
+from okrsync.progress.definitions import Definitions, KRDef
 from okrsync.service.daemon import Daemon, Options
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
@@ -145,7 +146,7 @@ def test_a_failing_kr_turns_stale_on_its_prior_value(config: Config, tmp_path: P
     run_once(config, store, later, measurer=Measurer(config, factory(scripted())))
     latest = store.history("complex")[0]
     assert latest["status"] == "stale" and latest["error"] == ROOT_ERROR
-    obs = store.observations(["complex"], later)["complex"]
+    obs = store.observations(["complex"], later, config.period)["complex"]
     assert obs.value == pytest.approx(10) and obs.error == ROOT_ERROR
 
 
@@ -283,10 +284,10 @@ def break_judging(monkeypatch: pytest.MonkeyPatch, kr_id: str) -> None:
     """Make the status step raise (a stand-in for a bug) for KR `kr_id` alone."""
     real = status_module.assess
 
-    def assess(cfg: Config, kr: KeyResult, m: Measurement, prior: Any) -> Measurement:
+    def assess(defs: Definitions, kr: KRDef, m: Measurement, prior: Any) -> Measurement:
         if kr.id == kr_id:
             raise ZeroDivisionError("judging")
-        return real(cfg, kr, m, prior)
+        return real(defs, kr, m, prior)
 
     monkeypatch.setattr(status_module, "assess", assess)
 
@@ -308,6 +309,7 @@ def test_a_long_chain_of_parents_evaluates_without_recursion(config: Config) -> 
     import dataclasses
 
     from okrsync.config.model import Objective
+    from okrsync.progress.definitions import from_config
     from okrsync.progress.maths import Observation
     from okrsync.progress.tree import evaluate
 
@@ -315,7 +317,7 @@ def test_a_long_chain_of_parents_evaluates_without_recursion(config: Config) -> 
     chain += [Objective(id=f"link-{i}", title="L", parent=f"link-{i - 1}") for i in range(1, 3000)]
     leaf = config.objectives[0].model_copy(update={"parent": "link-2999"})
     deep = dataclasses.replace(config, objectives=[*chain, leaf])
-    tree = evaluate(deep, {"good": Observation(5.0, NOW, False, NOW, None)}, NOW)
+    tree = evaluate(from_config(deep), {"good": Observation(5.0, NOW, False, NOW, None)}, NOW)
     assert [v.objective.id for v in tree.roots] == ["link-0", "side"]
     assert len(tree.walk()) == 3002 and tree.walk()[-1].objective.id == "side"
     doc = tree.roots[0].as_json()

@@ -15,6 +15,7 @@ from okrsync.config.loader import Config, load
 from okrsync.connector import Window
 from okrsync.connectors.prometheus import PrometheusQuery
 from okrsync.errors import TransientFetchError
+from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation
 from okrsync.service.metrics import Metrics, View
 
@@ -47,6 +48,7 @@ EXPECTED = {
     "okrsync_config_last_reload_successful",
     "okrsync_config_last_reload_success_timestamp_seconds",
     "okrsync_config_info",
+    "okrsync_period_end_timestamp_seconds",  # issue 9: periods
 }
 
 
@@ -73,7 +75,7 @@ def test_every_kr_has_series_from_start_up(config: Config) -> None:
         "measured": Observation(5.0, NOW - timedelta(minutes=5), False, NOW, None),
         "by-hand": Observation(4.0, NOW - timedelta(days=1), True, NOW - timedelta(days=1)),
     }
-    view: View = (config, observations, NOW)
+    view: View = (from_config(config), observations, NOW)
     samples = scrape(Metrics(lambda: view, process=False))
 
     def kr(name: str, kr_id: str) -> float:
@@ -136,7 +138,7 @@ def test_fetches_are_timed_and_failures_counted_per_source(config: Config) -> No
 
 def test_metric_names_are_exactly_the_documented_ones(config: Config) -> None:
     """Every okrsync_ family is one the issue names, and all of them are there from start-up."""
-    view: View = (config, {}, NOW)
+    view: View = (from_config(config), {}, NOW)
     metrics = Metrics(lambda: view)
     metrics.reloaded("abc123", ok=True)
     metrics.touch_source("prom")
@@ -181,7 +183,7 @@ def test_a_long_chain_of_parents_scrapes(config: Config) -> None:
     leaf = config.objectives[1].model_copy(update={"parent": "link-2999"})
     deep = dataclasses.replace(config, objectives=[*chain, leaf])
     observations = {"measured": Observation(5.0, NOW, False, NOW, None)}
-    view: View = (deep, observations, NOW)
+    view: View = (from_config(deep), observations, NOW)
     samples = scrape(Metrics(lambda: view, process=False))
     progress = samples["okrsync_objective_progress"]
     assert len(progress) == 3001

@@ -102,6 +102,7 @@ def test_cron_kr_staleness_follows_its_schedule(tmp_path: object) -> None:
     from pathlib import Path
 
     from okrsync.config.loader import load
+    from okrsync.progress.definitions import from_config
     from okrsync.progress.tree import evaluate
 
     path = Path(str(tmp_path)) / "c.yaml"
@@ -114,7 +115,7 @@ def test_cron_kr_staleness_follows_its_schedule(tmp_path: object) -> None:
     config = load(path)
     measured = datetime(2026, 11, 1, 9, tzinfo=UTC)
     obs = {"k": Observation(5, measured, attempted_at=measured)}
-    kr = evaluate(config, obs, measured + timedelta(hours=4)).roots[0].key_results[0]
+    kr = evaluate(from_config(config), obs, measured + timedelta(hours=4)).roots[0].key_results[0]
     assert kr.status != "stale"
-    late = evaluate(config, obs, measured + timedelta(days=4)).roots[0].key_results[0]
+    late = evaluate(from_config(config), obs, measured + timedelta(days=4)).roots[0].key_results[0]
     assert late.status == "stale"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from okrsync.config.loader import load
+from okrsync.config.model import Period
 from okrsync.errors import StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.store.sqlite import SCHEMA_VERSION, Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
+PERIOD = Period(name="Q", start=date(2026, 10, 1), end=date(2026, 12, 31))
 BASE = """\
 period: {name: Q, start: 2026-10-01, end: 2026-12-31}
 objectives:
@@ -39,7 +41,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(StoreError, match=r"schema version 2, newer than .* upgrade okrsync"):
+    newer = rf"schema version {SCHEMA_VERSION + 1}, newer than .* upgrade okrsync"
+    with pytest.raises(StoreError, match=newer):
         Store(path)
 
 
@@ -59,7 +62,7 @@ def test_read_only_database_is_a_store_error(tmp_path: Path) -> None:
     path.chmod(0o444)
     store = Store(path)
     with pytest.raises(StoreError, match="read-only"), store.transaction():
-        store.append(None, [Measurement("a", NOW, "manual", None, 1.0)])
+        store.append(None, [Measurement("a", NOW, "manual", None, 1.0)], "Q")
 
 
 def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +75,7 @@ def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.Mo
     store = Store(path)
     try:
         with pytest.raises(StoreError, match="locked by another process"), store.transaction():
-            store.append(None, [Measurement("a", NOW, "manual", None, 1.0)])
+            store.append(None, [Measurement("a", NOW, "manual", None, 1.0)], "Q")
     finally:
         other.execute("ROLLBACK")
     assert store.history("a") == []
@@ -85,7 +88,7 @@ def test_removed_kr_is_retired_and_keeps_history(tmp_path: Path) -> None:
     store = Store(tmp_path / "db")
     with store.transaction():
         store.sync_config(load(cfg), NOW)
-        store.append(None, [Measurement("a", NOW, "manual", None, 4.0, manual=True)])
+        store.append(None, [Measurement("a", NOW, "manual", None, 4.0, manual=True)], "Q")
     cfg.write_text(BASE.replace("id: a,", "id: b,"))
     with store.transaction():
         store.sync_config(load(cfg), NOW + timedelta(hours=1))
@@ -104,11 +107,11 @@ def test_observations_are_as_of_now(tmp_path: Path) -> None:
         Measurement("a", NOW + timedelta(days=2), "s", "q", 3.0),
     ]
     with store.transaction():
-        store.append("r", rows)
-    assert store.observations(["a"], NOW - timedelta(seconds=1)) == {}
-    day1 = store.observations(["a"], NOW + timedelta(days=1, hours=1))["a"]
+        store.append("r", rows, "Q")
+    assert store.observations(["a"], NOW - timedelta(seconds=1), PERIOD) == {}
+    day1 = store.observations(["a"], NOW + timedelta(days=1, hours=1), PERIOD)["a"]
     assert (day1.value, day1.error, day1.measured_at) == (1.0, "boom", NOW)
-    assert store.observations(["a"], NOW + timedelta(days=3))["a"].value == 3.0
+    assert store.observations(["a"], NOW + timedelta(days=3), PERIOD)["a"].value == 3.0
 
 
 def test_read_only_error_text_from_sqlite_maps_to_a_clear_message(tmp_path: Path) -> None:
@@ -137,7 +140,7 @@ def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> N
     store = Store(path)
     with store.transaction():
         store.db.execute("SELECT count(*) FROM runs").fetchone()
-        store.append(None, [Measurement("a", NOW, "manual", None, 1.0)])
+        store.append(None, [Measurement("a", NOW, "manual", None, 1.0)], "Q")
     release.join()
     assert [h["value"] for h in store.history("a")] == [1.0]
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

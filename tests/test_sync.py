@@ -95,7 +95,7 @@ def test_run_is_stored_in_one_transaction(config: Config, tmp_path: Path) -> Non
     assert [h["value"] for h in history] == [None, 4]
     assert history[0]["status"] == "stale" and history[0]["error"] == "prom: HTTP 401"
     assert history[1]["query"] == 'sum(x{since="2026-10-01"})'
-    obs = store.observations(["a"], later)["a"]
+    obs = store.observations(["a"], later, config.period)["a"]
     assert obs.value == 4 and obs.error == "prom: HTTP 401"
     runs = list(store.db.query("select measured, failed from runs order by started_at"))
     assert runs == [{"measured": 4, "failed": 1}, {"measured": 4, "failed": 4}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -18,6 +18,9 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import clamp
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import parse_instant, utcnow
+
+if TYPE_CHECKING:
+    from okrsync.progress.tree import Tree
 
 
 def run(args: Any) -> int:
@@ -34,6 +37,7 @@ def run(args: Any) -> int:
         "schema": schema,
         "sync": sync,
         "status": status,
+        "grade": grade,
         "history": history,
         "checkin": checkin,
         "run": run_daemon,
@@ -103,15 +107,21 @@ def sync(args: Any, settings: Settings) -> int:
     config = load_config(settings)
     now = utcnow()
     store = None if args.dry_run else Store(settings.db)
+    reader = Store(settings.db, create=False) if args.dry_run else store
 
     def measure() -> RunResult:
-        return run_once(config, store, now, only=args.only, progress=_progress_printer())
+        return run_once(
+            config, store, now, only=args.only, progress=_progress_printer(), reader=reader
+        )
 
     try:
         result = within_grace(measure, args.grace)
     finally:
-        if store:
-            store.close()
+        if reader:
+            reader.close()
+    if result.idle:
+        print(result.idle)
+        return EXIT_OK
     for m in result.measurements:
         print(_line(m, config))
     if result.skipped_manual and not args.only:
@@ -158,36 +168,55 @@ def _line(m: Measurement, config: Config) -> str:
     return f"✔ {m.kr_id} = {number(m.value, unit)}{progress}  {m.status}{note}"
 
 
-def status(args: Any, settings: Settings) -> int:
-    from okrsync.cli.render import status_text
+def period_tree(args: Any, settings: Settings) -> Tree:
+    """The tree of the period `--period` / `--now` ask for, from the store, read-only."""
+    from okrsync.progress.definitions import from_config
+    from okrsync.progress.periods import choose, previous_values, resolve
     from okrsync.progress.tree import evaluate
 
     config = load_config(settings)
     now = _now(args)
     store = Store(settings.db, create=False)
     try:
-        observations = store.observations([kr.id for _, kr in config.key_results()], now)
+        chosen = choose(from_config(config), store, args.period, now if args.now else None)
+        defs = resolve(chosen, store, now)
+        ids = [k.id for k in defs.key_results()]
+        observations = store.observations(ids, now, defs.period)
+        previous = previous_values(defs, store, now)
     finally:
         store.close()
-    tree = evaluate(config, observations, now)
+    return evaluate(defs, observations, now, previous)
+
+
+def status(args: Any, settings: Settings) -> int:
+    from okrsync.cli.render import status_json, status_text
+
+    tree = period_tree(args, settings)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "period": {
-                        "name": config.period.name,
-                        "start": str(config.period.start),
-                        "end": str(config.period.end),
-                    },
-                    "now": now.isoformat().replace("+00:00", "Z"),
-                    "expected_progress": tree.expected,
-                    "objectives": [o.as_json() for o in tree.roots],
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(status_json(tree, _now(args)), indent=2))
     else:
-        print(status_text(config, tree))
+        print(status_text(tree))
+    return EXIT_OK
+
+
+def grade(args: Any, settings: Settings) -> int:
+    from okrsync.cli.scorecard import scorecard_json, scorecard_markdown, scorecard_text
+
+    if args.json and args.md == "-":
+        raise UsageError("--json and --md - both write to stdout: give --md a file name")
+    tree = period_tree(args, settings)
+    if args.md and args.md != "-":
+        try:
+            with open(args.md, "w", encoding="utf-8") as out:
+                out.write(scorecard_markdown(tree))
+        except OSError as exc:
+            raise UsageError(f"--md {args.md}: cannot write: {exc.strerror}") from None
+    if args.json:
+        print(json.dumps(scorecard_json(tree), indent=2))
+    elif args.md == "-":
+        print(scorecard_markdown(tree), end="")
+    else:
+        print(scorecard_text(tree))
     return EXIT_OK
 
 
@@ -211,15 +240,12 @@ def history(args: Any, settings: Settings) -> int:
 
 def checkin(args: Any, settings: Settings) -> int:
     from okrsync.cli.render import percent
+    from okrsync.progress.definitions import from_config
     from okrsync.progress.maths import Observation
+    from okrsync.progress.periods import choose, contains, dates, resolve
     from okrsync.progress.status import assess
 
     config = load_config(settings)
-    found = config.find_kr(args.kr_id)
-    if found is None:
-        known = ", ".join(sorted(kr.id for _, kr in config.key_results()))
-        raise UsageError(f"no key result '{args.kr_id}' in {settings.config} (known: {known})")
-    kr = found[1]
     try:
         value = float(args.value)
     except ValueError:
@@ -227,18 +253,45 @@ def checkin(args: Any, settings: Settings) -> int:
     if value != value or value in (float("inf"), float("-inf")):
         raise UsageError(f"VALUE must be a finite number, not '{args.value}'")
     now = _now(args)
-    entry = Measurement(kr.id, now, "manual", None, value, manual=True, note=args.note)
-    entry = assess(config, kr, entry, Observation())
+    period = config.period
+    if args.period is None and not contains(period, now):
+        when = "--now " + now.strftime("%Y-%m-%dT%H:%M:%SZ") if args.now else "now"
+        raise UsageError(
+            f"{when} is outside the current period {dates(period)}: to record a value "
+            "for another stored period, name it with --period NAME"
+        )
+    current = from_config(config)
+    if args.period in (None, period.name) and current.kr(args.kr_id) is None:
+        known = ", ".join(sorted(k.id for k in current.key_results()))
+        raise UsageError(f"no key result '{args.kr_id}' in {settings.config} (known: {known})")
     store = Store(settings.db)
     try:
+        defs = choose(current, store, args.period, None)
+        if now < defs.period.starts_at:
+            raise UsageError(
+                f"--now is before the period {dates(defs.period)} began: "
+                "a check-in belongs to a period it falls in or follows"
+            )
+        defs = resolve(defs, store, now)
+        kr = defs.kr(args.kr_id)
+        if kr is None:
+            known = ", ".join(sorted(k.id for k in defs.key_results()))
+            where = settings.config if defs.period == period else f"period {defs.period.name}"
+            raise UsageError(f"no key result '{args.kr_id}' in {where} (known: {known})")
+        problem = defs.start_problem(kr)
+        if problem is not None:
+            raise UsageError(f"{kr.id} has {problem}: nothing recorded")
+        entry = Measurement(kr.id, now, "manual", None, value, manual=True, note=args.note)
+        entry = assess(defs, kr, entry, Observation())
         with store.transaction():
             store.sync_config(config, now)
-            store.append(None, [entry])
+            store.append(None, [entry], defs.period.name)
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"
     shown = percent(clamp(entry.progress or 0.0))
-    print(f"✔ {kr.id} = {value:g}{override}: progress {shown}%, {entry.status}")
+    into = f" in {defs.period.name}" if defs.period != period else ""
+    print(f"✔ {kr.id} = {value:g}{override}{into}: progress {shown}%, {entry.status}")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ typical use:
   okrsync status --json --now 2026-11-15
   okrsync checkin incidents-postmortem 4 --note "Q4 so far"
   okrsync history api-uptime
+  okrsync grade --period 2026-Q4      the scorecard of a period: scores and grades
 
 environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
 OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
@@ -104,6 +105,10 @@ def _grace(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _period(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--period", metavar="NAME", help=what)
+
+
 def parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     root = argparse.ArgumentParser(prog="okrsync", description=DESCRIPTION, formatter_class=fmt)
@@ -156,12 +161,34 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "status",
         help="the objective tree with progress and status",
-        description="Show every objective and key result as of --now: the "
-        "latest measurement at or before it, expected progress at it.",
+        description="Show every objective and key result of a period: the latest "
+        "measurement of the period at or before --now (default: now), expected progress "
+        "at it. Only the period's own measurements count: a KR not yet measured in it is "
+        "no_data. Once the period has ended it is shown as of its end, with scores and "
+        "grades. --now T shows the period that contains T (a past one with the targets it "
+        "had); exit 2 for a T in no known period.",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _period(p, "show this stored period (default: the config's)")
     _now(p, "evaluate as of this time")
+
+    p = sub.add_parser(
+        "grade",
+        help="the scorecard of a period: scores 0.0-1.0 and grades",
+        description="Score every key result of a period (its progress clamped to 0-1, two "
+        "decimals) and grade it: aspirational good >= 0.7, fair >= 0.4, else poor; "
+        "committed met at 1.0, else missed (bands from defaults.grading). Objectives get "
+        "the weighted mean of their items' scores. Committed misses are listed first. "
+        "A running period is scored as of now. Exit 0; 2 for an unknown period.",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--md", metavar="FILE", help="also write the scorecard as Markdown to FILE ('-': stdout)"
+    )
+    _period(p, "grade this stored period (default: the config's)")
+    _now(p, "score as of this time")
 
     p = sub.add_parser(
         "history",
@@ -184,7 +211,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("kr_id", metavar="KR_ID")
     p.add_argument("value", metavar="VALUE", help="the number, e.g. 4 or 99.95")
     p.add_argument("--note", metavar="TEXT", help="why, for the history")
-    _now(p, "the time the value applies to")
+    _period(
+        p,
+        "record it for this stored period (needed for a --now outside the config's period, "
+        "e.g. a late check-in for the last quarter)",
+    )
+    _now(p, "the time the value applies to (within the config's period, unless --period)")
 
     p = sub.add_parser(
         "run",

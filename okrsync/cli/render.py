@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
-from okrsync.config.loader import Config
+from okrsync.config.model import Period
 from okrsync.progress.tree import KRView, ObjectiveView, Tree
 
 BAR = 20
@@ -61,48 +62,106 @@ def number(value: float | None, unit: str | None) -> str:
     return f"{text} {unit}".strip() if unit else text
 
 
-def status_text(config: Config, tree: Tree) -> str:
-    """The whole tree as text, period header first."""
-    period = config.period
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def period_json(period: Period, ended: bool) -> dict[str, Any]:
+    return {
+        "name": period.name,
+        "start": str(period.start),
+        "end": str(period.end),
+        "timezone": period.timezone,
+        "ended": ended,
+    }
+
+
+def status_json(tree: Tree, now: datetime) -> dict[str, Any]:
+    """`status --json`: the period, the moment asked for, and the objective tree."""
+    return {
+        "period": period_json(tree.defs.period, tree.ended),
+        "now": iso(now),
+        "as_of": iso(tree.now),
+        "expected_progress": tree.expected,
+        "average_score": tree.average_score,
+        "objectives": [o.as_json() for o in tree.roots],
+    }
+
+
+def score(value: float | None) -> str:
+    return "  –  " if value is None else f"{value:.2f}"
+
+
+def status_text(tree: Tree) -> str:
+    """The whole tree as text, period header first; an ended period shows its grades."""
+    period = tree.defs.period
+    if tree.ended:
+        state = f"ended, graded: average score {score(tree.average_score).strip()}"
+    else:
+        state = f"expected progress {pct(tree.expected).strip()}"
     lines = [
         f"{period.name}  {period.start} → {period.end}   as of "
-        f"{tree.now.strftime('%Y-%m-%d %H:%M UTC')}   "
-        f"expected progress {pct(tree.expected).strip()}",
+        f"{tree.now.strftime('%Y-%m-%d %H:%M UTC')}   {state}",
         "",
     ]
-    for root in tree.roots:
-        _objective(root, 0, lines)
+    stack = [(root, 0) for root in reversed(tree.roots)]
+    while stack:
+        view, depth = stack.pop()
+        _objective(view, depth, lines, tree.ended)
+        stack.extend((child, depth + 1) for child in reversed(view.children))
     if not tree.roots:
         lines.append("(no objectives in config)")
     return "\n".join(lines)
 
 
-def _objective(view: ObjectiveView, depth: int, lines: list[str]) -> None:
+GRADE_MARK = {"good": "✔", "met": "✔", "fair": "▲", "poor": "✖", "missed": "✖", None: "?"}
+
+
+def _verdict(status: str, score_: float | None, grade: str | None, ended: bool) -> str:
+    """The status word while a period runs; its score and grade once it has ended."""
+    if ended:
+        return f"score {score(score_).strip():<4} {grade or 'no_data':<7}"
+    return status
+
+
+def _mark(status: str, grade: str | None, ended: bool) -> str:
+    return GRADE_MARK.get(grade, "?") if ended else MARK[status]
+
+
+def _objective(view: ObjectiveView, depth: int, lines: list[str], ended: bool) -> None:
     pad = "  " * depth
     o = view.objective
     owner = f"  @{o.owner}" if o.owner else ""
     gaps = f"  ({view.without_data} of {view.items} without data)" if view.without_data else ""
-    lines.append(f"{pad}{MARK[view.status]} {o.title}  [{o.id}]{owner}")
-    lines.append(f"{pad}  {bar(view.progress)} {pct(view.progress)}  {view.status}{gaps}")
+    verdict = _verdict(view.status, view.score, view.grade, ended)
+    lines.append(f"{pad}{_mark(view.status, view.grade, ended)} {o.title}  [{o.id}]{owner}")
+    lines.append(f"{pad}  {bar(view.progress)} {pct(view.progress)}  {verdict}{gaps}".rstrip())
     for kr in view.key_results:
-        _kr(kr, depth + 1, lines)
-    for child in view.children:
-        _objective(child, depth + 1, lines)
+        _kr(kr, depth + 1, lines, ended)
 
 
-def _kr(view: KRView, depth: int, lines: list[str]) -> None:
+def _kr(view: KRView, depth: int, lines: list[str], ended: bool) -> None:
     pad = "  " * depth
     kr = view.kr
     value = number(view.obs.value, kr.unit)
-    goal = f"{number(kr.start, None)} → {number(kr.target, kr.unit)}"
+    start = "previous" if kr.start is None else number(kr.start, None)
+    goal = f"{start} → {number(kr.target, kr.unit)}"
     manual = " (manual)" if view.obs.manual and not kr.is_manual else ""
-    lines.append(f"{pad}{MARK[view.status]} {kr.title or kr.id}  [{kr.id}]")
+    verdict = _verdict(view.status, view.score, view.grade, ended)
+    kind = "  committed" if kr.kind == "committed" else ""
+    mark = _mark(view.status, view.grade, ended)
+    lines.append(f"{pad}{mark} {kr.title or kr.id}  [{kr.id}]{kind}")
     lines.append(
-        f"{pad}  {bar(view.progress)} {pct(view.progress)}  {view.status:<9} "
+        f"{pad}  {bar(view.progress)} {pct(view.progress)}  {verdict:<9} "
         f"{value}{manual}  (goal {goal})"
     )
-    if view.obs.error and (view.status in ("stale", "no_data")):
-        lines.append(f"{pad}  ! {view.obs.error}")
+    if view.obs.value is None and view.previous is not None:
+        lines.append(
+            f"{pad}  last period: {number(view.previous.value, kr.unit)} "
+            f"({view.previous.period}, score {score(view.previous.score).strip()})"
+        )
+    if view.error and (view.status in ("stale", "no_data")):
+        lines.append(f"{pad}  ! {view.error}")
 
 
 def history_text(kr_id: str, rows: list[dict[str, Any]]) -> str:

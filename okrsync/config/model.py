@@ -82,11 +82,43 @@ class Thresholds(Frozen):
         return self
 
 
+Kind = Literal["aspirational", "committed"]
+PREVIOUS = "previous"
+
+
+class AspirationalBands(Frozen):
+    """Lowest scores of the aspirational grades; below `fair` is `poor`."""
+
+    good: float = Field(0.7, ge=0, le=1)
+    fair: float = Field(0.4, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AspirationalBands:
+        if self.fair > self.good:
+            raise ValueError("fair must be at most good")
+        return self
+
+
+class CommittedBands(Frozen):
+    """Lowest score of a `met` committed KR; below it is `missed`."""
+
+    met: float = Field(1.0, ge=0, le=1)
+
+
+class Grading(Frozen):
+    """Score bands of each kind of KR, applied when a period is graded."""
+
+    aspirational: AspirationalBands = AspirationalBands()
+    committed: CommittedBands = CommittedBands()
+
+
 class Defaults(Frozen):
     """Settings every KR inherits unless it says otherwise."""
 
     every: Duration = "1h"
     thresholds: Thresholds = Thresholds()
+    kind: Kind = Field("aspirational", description="Committed KRs are expected to reach 1.0.")
+    grading: Grading = Grading()
     stale_after: float = Field(
         3.0, gt=0, description="A value older than this many intervals is stale."
     )
@@ -119,8 +151,11 @@ class KeyResult(Measure):
         None, description="Arithmetic over `inputs`, e.g. closed / total * 100"
     )
     inputs: dict[str, Measure] = Field(default_factory=dict)
-    start: float = 0
+    start: float | Literal["previous"] = Field(
+        0.0, description="Baseline; `previous`: the KR's final value in the previous period."
+    )
     target: float
+    kind: Kind | None = Field(None, description="aspirational or committed (default: inherited)")
     unit: str | None = None
     weight: float = Field(1, ge=0)
     every: Duration | None = None
@@ -148,7 +183,7 @@ class KeyResult(Measure):
 
     @model_validator(mode="after")
     def _consistent(self) -> KeyResult:
-        if self.start == self.target:
+        if self.start != PREVIOUS and self.start == self.target:
             raise ValueError(f"start and target are both {self.target:g}: progress is undefined")
         if self.formula is None and self.source is None:
             raise ValueError("needs a `source` (or `source: manual`) or a `formula` with `inputs`")
@@ -171,6 +206,10 @@ class KeyResult(Measure):
     def is_manual(self) -> bool:
         return self.source == MANUAL
 
+    @property
+    def start_from_previous(self) -> bool:
+        return self.start == PREVIOUS
+
 
 class Objective(Frozen):
     """An objective: its key results and, for cascading OKRs, the id of its parent."""
@@ -181,6 +220,7 @@ class Objective(Frozen):
     owner: str | None = None
     parent: str | None = None
     weight: float = Field(1, ge=0)
+    kind: Kind | None = Field(None, description="Default kind of its KRs, and its own grade's")
     key_results: list[KeyResult] = Field(default_factory=list)
 
 

@@ -10,10 +10,10 @@ import math
 from dataclasses import replace
 from datetime import datetime
 
-from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import failure
+from okrsync.progress.definitions import Definitions, KRDef
 from okrsync.progress.maths import (
     Observation,
     Status,
@@ -25,31 +25,42 @@ from okrsync.progress.maths import (
 
 
 def judge(
-    config: Config, kr: KeyResult, obs: Observation, now: datetime, max_age: float | None
+    defs: Definitions, kr: KRDef, obs: Observation, now: datetime, max_age: float | None
 ) -> tuple[float | None, Status]:
     """Raw progress of what is known of a KR, and its status as of `now` (stale once the
-    value is older than `max_age` seconds; None: never by age)."""
-    progress = None if obs.value is None else kr_progress(obs.value, kr.start, kr.target)
-    expected = expected_progress(config.period.starts_at, config.period.ends_at, now)
-    return progress, kr_status(obs, progress, expected, now, max_age, config.defaults.thresholds)
+    value is older than `max_age` seconds; None: never by age). No baseline: no progress."""
+    progress = (
+        None
+        if obs.value is None or kr.start is None
+        else kr_progress(obs.value, kr.start, kr.target)
+    )
+    period = defs.period
+    expected = expected_progress(period.starts_at, period.ends_at, now)
+    return progress, kr_status(obs, progress, expected, now, max_age, defs.thresholds)
 
 
-def assess(config: Config, kr: KeyResult, m: Measurement, prior: Observation) -> Measurement:
+def assess(defs: Definitions, kr: KRDef, m: Measurement, prior: Observation) -> Measurement:
     """`m` with raw progress (None without a value) and its status as of `m.measured_at`.
 
-    A failed attempt is judged on the prior value (it turns `stale`), never on nothing.
+    A failed attempt is judged on the prior value (it turns `stale`), never on nothing;
+    a KR whose `start: previous` has no baseline gets an error row, never a progress.
     """
     now = m.measured_at
-    progress = None if m.value is None else kr_progress(m.value, kr.start, kr.target)
-    if progress is not None and not math.isfinite(progress):
-        m = replace(m, value=None, error=f"value {m.value:g} is too large to give a progress")
-        progress = None
-    _, status = judge(config, kr, observe(prior, m.value, m.error, now), now, None)
+    problem = defs.start_problem(kr)
+    if problem is not None and m.value is not None:
+        m = replace(m, value=None, error=problem)
+    progress = None
+    if m.value is not None and kr.start is not None:
+        progress = kr_progress(m.value, kr.start, kr.target)
+        if not math.isfinite(progress):
+            m = replace(m, value=None, error=f"value {m.value:g} is too large to give a progress")
+            progress = None
+    _, status = judge(defs, kr, observe(prior, m.value, m.error, now), now, None)
     return replace(m, progress=progress, status=status)
 
 
 def assess_all(
-    config: Config,
+    defs: Definitions,
     krs: list[KeyResult],
     taken: list[Measurement],
     before: dict[str, Observation],
@@ -63,7 +74,10 @@ def assess_all(
         prior = before.get(kr.id, Observation())
         try:
             m = by_id.get(kr.id) or failure(kr, now, LookupError("the measurer gave no result"))
-            rows.append(assess(config, kr, m, prior))
+            found = defs.kr(kr.id)
+            if found is None:
+                raise LookupError(f"key result '{kr.id}' is not in the period's definitions")
+            rows.append(assess(defs, found, m, prior))
         except Exception as exc:
             row = failure(kr, now, exc)
             rows.append(replace(row, status="no_data" if prior.value is None else "stale"))

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from okrsync.config.loader import Config
-from okrsync.config.model import KeyResult, Objective
+from okrsync.config.model import Grading
+from okrsync.progress.definitions import Definitions, KRDef, ObjectiveDef
+from okrsync.progress.grading import Grade, grade, kr_score, mean_score
 from okrsync.progress.maths import (
     Observation,
     Status,
@@ -19,19 +20,44 @@ from okrsync.progress.maths import (
 from okrsync.progress.status import judge
 
 
+@dataclass(frozen=True)
+class Previous:
+    """A KR's final value in the period before, and its score there."""
+
+    period: str
+    value: float
+    score: float | None
+
+
 @dataclass
 class KRView:
-    kr: KeyResult
+    kr: KRDef
     obs: Observation
     progress_raw: float | None
     status: Status
+    grading: Grading
+    previous: Previous | None = None
+    problem: str | None = None
 
     @property
     def progress(self) -> float | None:
         return None if self.progress_raw is None else clamp(self.progress_raw)
 
+    @property
+    def score(self) -> float | None:
+        return kr_score(self.progress_raw)
+
+    @property
+    def grade(self) -> Grade | None:
+        return grade(self.score, self.kr.kind, self.grading)
+
+    @property
+    def error(self) -> str | None:
+        return self.problem or self.obs.error
+
     def as_json(self) -> dict[str, Any]:
         kr = self.kr
+        previous = self.previous
         return {
             "id": kr.id,
             "title": kr.title,
@@ -45,21 +71,30 @@ class KRView:
             "status": self.status,
             "measured_at": _iso(self.obs.measured_at),
             "manual": self.obs.manual,
-            "source": "formula" if kr.formula else kr.source,
-            "error": self.obs.error,
+            "source": kr.source,
+            "error": self.error,
             "last_attempt_at": _iso(self.obs.attempted_at),
+            "kind": kr.kind,
+            "score": self.score,
+            "grade": self.grade,
+            "start_from": "previous" if kr.start_from_previous else None,
+            "previous": None
+            if previous is None
+            else {"period": previous.period, "value": previous.value, "score": previous.score},
         }
 
 
 @dataclass
 class ObjectiveView:
-    objective: Objective
+    objective: ObjectiveDef
     key_results: list[KRView]
     children: list[ObjectiveView]
     progress: float | None
     status: Status
     without_data: int
     items: int
+    score: float | None = None
+    grade: Grade | None = None
 
     def as_json(self) -> dict[str, Any]:
         """This objective and its descendants as JSON (built without recursion, so a long
@@ -77,6 +112,9 @@ class ObjectiveView:
                 "status": view.status,
                 "items": view.items,
                 "items_without_data": view.without_data,
+                "kind": o.kind,
+                "score": view.score,
+                "grade": view.grade,
                 "key_results": [k.as_json() for k in view.key_results],
                 "children": [done.pop(id(c)) for c in view.children],
             }
@@ -85,12 +123,21 @@ class ObjectiveView:
 
 @dataclass
 class Tree:
+    """The period's objectives as of `now`; `ended` once `now` is past the period's end."""
+
+    defs: Definitions
     now: datetime
     expected: float
+    ended: bool = False
     roots: list[ObjectiveView] = field(default_factory=list)
 
     def walk(self) -> list[ObjectiveView]:
         return _preorder(self.roots)
+
+    @property
+    def average_score(self) -> float | None:
+        """The period's score: its top-level objectives' scores, weighted as they are."""
+        return mean_score([(r.score, r.objective.weight) for r in self.roots])
 
 
 def _preorder(roots: list[ObjectiveView]) -> list[ObjectiveView]:
@@ -104,31 +151,57 @@ def _preorder(roots: list[ObjectiveView]) -> list[ObjectiveView]:
     return out
 
 
-def evaluate(config: Config, observations: dict[str, Observation], now: datetime) -> Tree:
-    """Evaluate every objective as of `now` from the latest observation of each KR."""
-    period = config.period
+def evaluate(
+    defs: Definitions,
+    observations: dict[str, Observation],
+    now: datetime,
+    previous: dict[str, Previous] | None = None,
+) -> Tree:
+    """Evaluate every objective as of `now` (at most the period's end) from the latest
+    observation of each KR in the period."""
+    period = defs.period
+    ended = now >= period.ends_at
+    now = min(now, period.ends_at)
     expected = expected_progress(period.starts_at, period.ends_at, now)
-    thresholds = config.defaults.thresholds
-    children: dict[str | None, list[Objective]] = {}
-    for objective in config.objectives:
+    thresholds = defs.thresholds
+    earlier = previous or {}
+    children: dict[str | None, list[ObjectiveDef]] = {}
+    for objective in defs.objectives:
         children.setdefault(objective.parent, []).append(objective)
 
-    def kr_view(kr: KeyResult) -> KRView:
+    def kr_view(kr: KRDef) -> KRView:
         obs = observations.get(kr.id, Observation())
-        raw, status = judge(config, kr, obs, now, _max_age(config, kr))
-        return KRView(kr, obs, raw, status)
+        max_age = None if ended else kr.max_age  # an ended period's values are final, not old
+        raw, status = judge(defs, kr, obs, now, max_age)
+        problem = defs.start_problem(kr)
+        if problem is not None:
+            status = "no_data"
+        return KRView(kr, obs, raw, status, defs.grading, earlier.get(kr.id), problem)
 
-    def view(objective: Objective, kids: list[ObjectiveView]) -> ObjectiveView:
+    def view(objective: ObjectiveDef, kids: list[ObjectiveView]) -> ObjectiveView:
         krs = [kr_view(kr) for kr in objective.key_results]
         items = [(k.progress, k.kr.weight) for k in krs]
         items += [(c.progress, c.objective.weight) for c in kids]
         progress, missing = weighted_mean(items)
         status: Status = "no_data" if progress is None else classify(progress, expected, thresholds)
-        return ObjectiveView(objective, krs, kids, progress, status, missing, len(items))
+        scores = [(k.score, k.kr.weight) for k in krs]
+        scores += [(c.score, c.objective.weight) for c in kids]
+        score = mean_score(scores)
+        return ObjectiveView(
+            objective,
+            krs,
+            kids,
+            progress,
+            status,
+            missing,
+            len(items),
+            score,
+            grade(score, objective.kind, defs.grading),
+        )
 
     # children before their parent, without recursion: a long chain of parents is no
     # danger to the stack (a cycle never reaches a root, so it is not walked at all)
-    order: list[Objective] = []
+    order: list[ObjectiveDef] = []
     stack = list(children.get(None, []))
     while stack:
         objective = stack.pop()
@@ -138,14 +211,8 @@ def evaluate(config: Config, observations: dict[str, Observation], now: datetime
     for objective in reversed(order):
         kids = [views.pop(id(c)) for c in children.get(objective.id, [])]
         views[id(objective)] = view(objective, kids)
-    return Tree(now, expected, [views[id(o)] for o in children.get(None, [])])
-
-
-def _max_age(config: Config, kr: KeyResult) -> float | None:
-    """Age after which a value is stale: stale_after x interval; manual KRs only with `every`."""
-    if kr.is_manual and kr.every is None:
-        return None
-    return config.defaults.stale_after * config.every_seconds(kr)
+    roots = [views[id(o)] for o in children.get(None, [])]
+    return Tree(defs, now, expected, ended, roots)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -6,9 +6,6 @@ Data flow: schedule (pure) -> lanes (one batch per source set) -> worker pool ->
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
 import threading
 import time
 import uuid
@@ -29,11 +26,14 @@ from okrsync.connector import Connector
 from okrsync.errors import ConfigError, StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer, failure
+from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation, observe
+from okrsync.progress.periods import resolve
 from okrsync.progress.status import assess_all
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
+from okrsync.service.waker import Waker
 from okrsync.store.sqlite import Store
 
 log = structlog.get_logger("okrsync.service.daemon")
@@ -45,40 +45,13 @@ class Active:
     """One loaded config with its Measurer; retired after a reload once its batches end."""
 
     config: Config
+    defs: Definitions
     measurer: Measurer
     krs: dict[str, KeyResult]
     lanes: dict[str, Lane]
     users: int = 0
     retired: bool = False
-
-
-class Waker:
-    """Wakes the main loop from worker threads and signal handlers alike.
-
-    A self-pipe rather than threading.Event: a signal handler runs on the main thread
-    between bytecodes, and taking a lock the interrupted code holds would deadlock it.
-    """
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
-
-    def set(self) -> None:
-        with contextlib.suppress(OSError):  # a full pipe is awake already; closed: stopped
-            os.write(self._write, b"!")
-
-    def wait(self, timeout: float) -> None:
-        select.select([self._read], [], [], timeout)
-
-    def clear(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._read, 4096):
-                pass
-
-    def close(self) -> None:
-        os.close(self._read)
-        os.close(self._write)
+    idle_logged: str | None = None
 
 
 @dataclass
@@ -171,18 +144,21 @@ class Daemon:
     def _apply(self, config: Config) -> None:
         now = self.now()
         ids = [kr.id for _, kr in config.key_results()]
+        same = self.active is not None and self.active.config.period == config.period
+        kept = self.obs if same else {}  # a new period starts with no data
         with self.store_lock:
             self.store.sync_config(config, now)
-            fresh = self.store.observations([i for i in ids if i not in self.obs], now)
+            fresh = self.store.observations([i for i in ids if i not in kept], now, config.period)
+            defs = resolve(from_config(config), self.store, now)
         measurer = Measurer(config, self.metrics.instrument(self.factory), workers=16)
         krs = {kr.id: kr for _, kr in config.key_results() if not kr.is_manual}
-        active = Active(config, measurer, krs, {k: lane(kr) for k, kr in krs.items()})
+        active = Active(config, defs, measurer, krs, {k: lane(kr) for k, kr in krs.items()})
         timings = {k: timing(config, kr) for k, kr in krs.items()}
         with self.lock:
             old, self.active = self.active, active
-            self.obs = {i: self.obs[i] for i in ids if i in self.obs} | fresh
+            self.obs = {i: kept[i] for i in ids if i in kept} | fresh
             last = {k: _stamp(self.obs.get(k, Observation()).attempted_at) for k in krs}
-            self.schedule.plan(timings, last, self.clock())
+            self.schedule.plan(timings, last, self.clock(), afresh=not same)
             if old:
                 old.retired = True
                 self._release(old, 0)
@@ -190,9 +166,12 @@ class Daemon:
             self.metrics.touch_source(source)
         self.health.loaded(config.digest, self.clock())
         self.health.store_ok = True
+        self.health.period = config.period.name
+        self.health.period_ended = now >= config.period.ends_at
         self.metrics.reloaded(config.digest, ok=True, at=self.clock())
         log.info(
             "config_loaded",
+            period=config.period.name,
             hash=config.digest,
             key_results=len(ids),
             scheduled=len(krs),
@@ -229,9 +208,9 @@ class Daemon:
                     self.reload()
                 except Exception:  # a bug in reloading must not end the service
                     log.exception("reload_failed", keeping=self.health.digest)
-            self.tick()
+            idle = self.tick()
             with self.lock:
-                upcoming = self.schedule.next_due()
+                upcoming = None if idle else self.schedule.next_due()
             delay = MAX_SLEEP if upcoming is None else upcoming - self.clock()
             if delay > 0:
                 self.wake.wait(min(delay, MAX_SLEEP))
@@ -243,16 +222,44 @@ class Daemon:
             name = self.signals.pop(0)
             log.info("signal", signal=name, action="reload" if name == "SIGHUP" else "stop")
 
-    def tick(self) -> None:
-        """Start a batch for every lane with due KRs (KRs of a busy lane wait for it)."""
+    def tick(self) -> bool:
+        """Start a batch for every lane with due KRs (KRs of a busy lane wait for it).
+
+        True when idle because the config's period is not running: nothing is fetched
+        (no quota spent) until a config with a running period is loaded."""
         with self.lock:
             active = self.active
             if active is None:
-                return
+                return False
+            if self._idle(active):
+                return True
             due = self.schedule.pop_due(self.clock())
             batches = self.lanes.add(due, active.lanes) if due else []
         for key, ids in batches:
             self._submit(key, ids)
+        return False
+
+    def _idle(self, active: Active) -> bool:
+        """Whether the period of `active` is not running now; says so once per config."""
+        period = active.config.period
+        now = self.now()
+        ended = now >= period.ends_at
+        self.health.period_ended = ended
+        if period.starts_at <= now < period.ends_at:
+            return False
+        state = "ended" if ended else "not_started"
+        if active.idle_logged != state:
+            active.idle_logged = state
+            if ended:
+                log.warning(
+                    "period_ended",
+                    period=period.name,
+                    end=str(period.end),
+                    action="measuring nothing until the config sets a new period",
+                )
+            else:
+                log.info("period_not_started", period=period.name, start=str(period.start))
+        return True
 
     def _submit(self, key: Lane, ids: list[str]) -> None:
         with self.lock:
@@ -273,7 +280,7 @@ class Daemon:
             except Exception as exc:  # the measurer fails KRs alone; this is a bug in it
                 log.error("measure_failed", krs=ids, error=f"{type(exc).__name__}: {exc}")
                 taken = [failure(kr, now, exc) for kr in krs]
-            self._store(active.config, krs, taken, now)
+            self._store(active, krs, taken, now)
         except Exception as exc:  # a bug in one batch must not stop the schedule
             log.exception("batch_failed", krs=ids, error=str(exc))
         finally:
@@ -281,7 +288,9 @@ class Daemon:
                 self._release(active, 1)
                 self.schedule.done(ids, self.clock())
                 follow = self.lanes.finish(key)
-            if follow and not self.stopping:
+                # KRs that waited for the lane: not fetched once the period is not running
+                halt = self.stopping or self.active is None or self._idle(self.active)
+            if follow and not halt:
                 self._submit(key, follow)
             elif follow:
                 with self.lock:
@@ -290,11 +299,12 @@ class Daemon:
             self.wake.set()
 
     def _store(
-        self, config: Config, krs: list[KeyResult], taken: list[Measurement], now: datetime
+        self, active: Active, krs: list[KeyResult], taken: list[Measurement], now: datetime
     ) -> None:
+        config = active.config
         with self.lock:
             before = {k.id: self.obs.get(k.id, Observation()) for k in krs}
-        rows = assess_all(config, krs, taken, before, now)
+        rows = assess_all(active.defs, krs, taken, before, now)
         run_id = uuid.uuid4().hex[:16]
         failed = sum(r.error is not None for r in rows)
         with self.store_lock:
@@ -303,13 +313,17 @@ class Daemon:
                 return
             try:
                 with self.store.transaction():
-                    self.store.record_run(run_id, "daemon", now, self.now(), config.digest, rows)
+                    self.store.record_run(
+                        run_id, "daemon", now, self.now(), config.digest, rows, config.period.name
+                    )
             except StoreError as exc:
                 self.health.store_ok = False
                 log.error("store_failed", error=str(exc), krs=[k.id for k in krs])
                 return
         self.health.store_ok = True
         with self.lock:
+            if self.active is not None and self.active.config.period != config.period:
+                return  # measured for a period the running config has left
             for row in rows:
                 self.obs[row.kr_id] = observe(
                     before[row.kr_id], row.value, row.error, row.measured_at
@@ -341,20 +355,21 @@ class Daemon:
         with self.lock:
             if self.active is None:
                 return None
-            return self.active.config, dict(self.obs), self.now()
+            return self.active.defs, dict(self.obs), self.now()
 
     def refresh_manual(self) -> None:
         """Pick up `okrsync checkin` values of manual KRs made while the daemon runs."""
         with self.lock:
             if self.active is None:
                 return
+            period = self.active.config.period
             manual = [k.id for _, k in self.active.config.key_results() if k.is_manual]
         if not manual:
             return
         with self.store_lock:
             if self.closing:
                 return
-            fresh = self.store.observations(manual, self.now())
+            fresh = self.store.observations(manual, self.now(), period)
         with self.lock:
             self.obs.update(fresh)
 

@@ -116,6 +116,8 @@ class HealthState:
     problems: list[str] = field(default_factory=list)
     store_ok: bool = False
     watch: str = "off"
+    period: str | None = None
+    period_ended: bool = False
 
     def loaded(self, digest: str, at: float) -> None:
         self.digest, self.loaded_at, self.reload_ok, self.reload_at = digest, at, True, at
@@ -137,6 +139,8 @@ class HealthState:
                 "watch": self.watch,
             },
             "store_writable": self.store_ok,
+            "period": self.period,
+            "period_ended": self.period_ended,
         }
 
     def readyz(self) -> dict[str, Any]:

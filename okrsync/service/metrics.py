@@ -27,11 +27,12 @@ from prometheus_client.registry import Collector
 
 from okrsync.config.loader import Config
 from okrsync.connector import Connector, QueryBase, Reading, Window
+from okrsync.progress.definitions import Definitions
 from okrsync.progress.maths import STATUSES, Observation
 from okrsync.progress.tree import evaluate
 
 log = structlog.get_logger("okrsync.service.metrics")
-View = tuple[Config, dict[str, Observation], datetime]
+View = tuple[Definitions, dict[str, Observation], datetime]
 Factory = Callable[[str, Config], Connector]
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -58,8 +59,14 @@ class OkrCollector(Collector):
         current = self.view()
         if current is None:
             return []
-        config, observations, now = current
-        tree = evaluate(config, observations, now)
+        defs, observations, now = current
+        tree = evaluate(defs, observations, now)
+        period_end = GaugeMetricFamily(
+            "okrsync_period_end_timestamp_seconds",
+            "When the config's OKR period ends (the first instant after its last day).",
+            labels=["period"],
+        )
+        period_end.add_metric([defs.period.name], defs.period.ends_at.timestamp())
         value = GaugeMetricFamily(
             "okrsync_kr_value", "Latest measured value of a key result.", labels=["kr", "objective"]
         )
@@ -94,7 +101,7 @@ class OkrCollector(Collector):
         )
         for status, count in counts.items():
             statuses.add_metric([status], count)
-        return [value, progress, success, objective, statuses]
+        return [value, progress, success, objective, statuses, period_end]
 
 
 def _nan(number: float | None) -> float:

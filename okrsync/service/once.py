@@ -12,6 +12,8 @@ from okrsync.config.loader import Config
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import select
+from okrsync.progress.definitions import from_config
+from okrsync.progress.periods import PeriodReader, resolve
 from okrsync.progress.status import assess_all
 from okrsync.store.sqlite import Store
 
@@ -24,6 +26,8 @@ class RunResult:
     requests: dict[str, int]
     skipped_manual: list[str]
     not_modified: dict[str, int]
+    idle: str | None = None
+    """Why nothing was measured: the config's period is not running."""
 
     @property
     def failed(self) -> list[Measurement]:
@@ -35,6 +39,19 @@ def _since(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {n: c - before.get(n, 0) for n, c in after.items()}
 
 
+def idle_reason(config: Config, now: datetime) -> str | None:
+    """Why nothing is measured at `now`: the config's period has ended or not yet begun."""
+    period = config.period
+    if now >= period.ends_at:
+        return (
+            f"the period {period.name} ended on {period.end}: nothing measured "
+            "(set the next period in the config to go on measuring)"
+        )
+    if now < period.starts_at:
+        return f"the period {period.name} starts on {period.start}: nothing measured before it"
+    return None
+
+
 def run_once(
     config: Config,
     store: Store | None,
@@ -44,8 +61,14 @@ def run_once(
     measurer: Measurer | None = None,
     progress: Callable[[int, int], None] | None = None,
     kind: str = "sync",
+    reader: PeriodReader | None = None,
 ) -> RunResult:
-    """Measure and (unless `store` is None: dry run) store every selected KR once."""
+    """Measure and (unless `store` is None: dry run) store every selected KR once, while
+    the config's period runs. `reader` (default: the store) gives `start: previous`."""
+    manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
+    idle = idle_reason(config, now)
+    if store is not None and idle is not None:
+        return RunResult("", [], {}, {}, manual, {}, idle)
     krs = select(config, only)
     owned = measurer is None
     measurer = measurer or Measurer(config)
@@ -59,12 +82,17 @@ def run_once(
     finally:
         if owned:
             measurer.close()
-    before = store.observations([k.id for k in krs], now) if store else {}
-    measurements = assess_all(config, krs, taken, before, now)
+    reader = reader or store
+    defs = from_config(config)
+    if reader is not None:
+        defs = resolve(defs, reader, now)
+    before = store.observations([k.id for k in krs], now, config.period) if store else {}
+    measurements = assess_all(defs, krs, taken, before, now)
     run_id = uuid.uuid4().hex[:16]
     if store is not None:
         with store.transaction():
             store.sync_config(config, now)
-            store.record_run(run_id, kind, now, now, config.digest, measurements)
-    manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
+            store.record_run(
+                run_id, kind, now, now, config.digest, measurements, config.period.name
+            )
     return RunResult(run_id, measurements, queries, requests, manual, not_modified)

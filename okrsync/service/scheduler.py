@@ -80,9 +80,17 @@ class Schedule:
         return due if due > now else now + self.offset(kr_id, t)
 
     def plan(
-        self, timings: Mapping[str, Timing], last: Mapping[str, float | None], now: float
+        self,
+        timings: Mapping[str, Timing],
+        last: Mapping[str, float | None],
+        now: float,
+        *,
+        afresh: bool = False,
     ) -> None:
-        """Adopt a (re)loaded config: add new KRs, drop removed ones, re-time changed ones."""
+        """Adopt a (re)loaded config: add new KRs, drop removed ones, re-time changed ones
+        (`afresh`: every KR, as when a new period begins)."""
+        if afresh:
+            self.timings = {}
         for kr_id in list(self.due):
             if kr_id not in timings:
                 del self.due[kr_id]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -72,15 +72,74 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
     db.table("measurements").create_index(["kr_id", "measured_at"])
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_v1}
+def _migrate_v2(db: sqlite_utils.Database) -> None:
+    """Periods: each measurement belongs to one; each period keeps the definitions it had.
+
+    Existing measurements get no period here (the store does not know its periods yet):
+    the first config whose period contains them adopts them (`Store.sync_config`)."""
+    db.table("measurements").add_column("period", str)
+    db.table("measurements").create_index(["period", "measured_at"])
+    db.table("periods").create(
+        {
+            "name": str,
+            "start": str,
+            "end": str,
+            "timezone": str,
+            "starts_at": str,
+            "ends_at": str,
+            "thresholds": str,
+            "grading": str,
+            "first_seen_at": str,
+            "updated_at": str,
+        },
+        pk="name",
+    )
+    db.table("period_objectives").create(
+        {
+            "period": str,
+            "position": int,
+            "objective_id": str,
+            "title": str,
+            "owner": str,
+            "parent": str,
+            "weight": float,
+            "kind": str,
+        },
+        pk=("period", "objective_id"),
+    )
+    db.table("period_key_results").create(
+        {
+            "period": str,
+            "position": int,
+            "kr_id": str,
+            "objective_id": str,
+            "title": str,
+            "unit": str,
+            "source": str,
+            "start": float,
+            "start_from_previous": int,
+            "target": float,
+            "weight": float,
+            "kind": str,
+            "max_age": float,
+        },
+        pk=("period", "kr_id"),
+    )
 
 
-def mismatch(db: sqlite_utils.Database) -> str | None:
-    """What is missing from okrsync's tables and columns in `db` (None: they all exist).
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _migrate_v1,
+    2: _migrate_v2,
+}
+
+
+def mismatch(db: sqlite_utils.Database, version: int = SCHEMA_VERSION) -> str | None:
+    """What is missing from okrsync's tables and columns of schema `version` in `db`
+    (None: they all exist).
 
     Built from the migrations themselves on a scratch database, so it never drifts."""
     want = sqlite_utils.Database(memory=True)
-    for step in range(1, SCHEMA_VERSION + 1):
+    for step in range(1, version + 1):
         MIGRATIONS[step](want)
     have = set(db.table_names())
     for name in want.table_names():

@@ -17,9 +17,12 @@ from typing import Any
 import sqlite_utils
 
 from okrsync.config.loader import Config
+from okrsync.config.model import Period
 from okrsync.errors import StoreError
 from okrsync.measure.measurement import Measurement
+from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
+from okrsync.store import periods
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
 from okrsync.timefmt import from_text, to_text
 
@@ -99,7 +102,7 @@ class Store:
                 + "): point --db / OKRSYNC_DB at okrsync's database; nothing was changed"
             )
         if version > 0:
-            problem = mismatch(self.db)
+            problem = mismatch(self.db, version)
             if problem:
                 raise StoreError(
                     f"{self.path}: its tables do not match okrsync's schema ({problem}); "
@@ -107,12 +110,22 @@ class Store:
                 )
         if version == SCHEMA_VERSION:
             return
-        if self.path != ":memory:":
+        if not writable:
+            self._migrated_copy()
+        elif self.path != ":memory:":
             self.db.enable_wal()
         with self.db.atomic():
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[step](self.db)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrated_copy(self) -> None:
+        """Read an older store through a migrated copy in memory: the file stays as it is
+        until a command that writes migrates it."""
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.db.conn.backup(memory)
+        self.db.close()
+        self.db = sqlite_utils.Database(memory)
 
     def close(self) -> None:
         self.db.close()
@@ -142,7 +155,8 @@ class Store:
             raise _store_error(self.path, exc) from None
 
     def sync_config(self, config: Config, now: datetime) -> None:
-        """Upsert objectives and KRs from config; mark the ones no longer there retired."""
+        """Upsert objectives and KRs from config; mark the ones no longer there retired;
+        record the config's period with the definitions it has now."""
         stamp = to_text(now)
         objectives = [
             {
@@ -183,6 +197,7 @@ class Store:
                     f"AND id NOT IN ({marks})",
                     [stamp, *live],
                 )
+            periods.record(self.db, from_config(config), now)
 
     def start_run(self, run_id: str, kind: str, started: datetime, digest: str) -> None:
         self.db.table("runs").insert(
@@ -202,17 +217,19 @@ class Store:
         finished: datetime,
         digest: str,
         rows: list[Measurement],
+        period: str,
     ) -> None:
-        """One run and its measurements (call inside `transaction()`)."""
+        """One run and its measurements of `period` (call inside `transaction()`)."""
         self.start_run(run_id, kind, started, digest)
-        self.append(run_id, rows)
+        self.append(run_id, rows, period)
         self.finish_run(run_id, finished, len(rows), sum(r.error is not None for r in rows))
 
-    def append(self, run_id: str | None, rows: list[Measurement]) -> None:
-        """Append measurements to the history (call inside `transaction()`)."""
+    def append(self, run_id: str | None, rows: list[Measurement], period: str) -> None:
+        """Append measurements of `period` to the history (call inside `transaction()`)."""
         self.db.table("measurements").insert_all(
             {
                 "kr_id": r.kr_id,
+                "period": period,
                 "run_id": run_id,
                 "measured_at": to_text(r.measured_at),
                 "value": r.value,
@@ -228,21 +245,25 @@ class Store:
             for r in rows
         )
 
-    def observations(self, kr_ids: list[str], now: datetime) -> dict[str, Observation]:
-        """Latest value and latest attempt at or before `now`, per KR."""
+    def observations(
+        self, kr_ids: list[str], now: datetime, period: Period
+    ) -> dict[str, Observation]:
+        """Latest value and latest attempt at or before `now` in `period`, per KR."""
         at = to_text(now)
+        where, params = periods.member(period)
         out: dict[str, Observation] = {}
         try:
             for kr_id in kr_ids:
                 value = self.db.execute(
                     "SELECT value, measured_at, manual FROM measurements WHERE kr_id = ? AND "
-                    "measured_at <= ? AND value IS NOT NULL ORDER BY measured_at DESC LIMIT 1",
-                    [kr_id, at],
+                    f"{where} AND measured_at <= ? AND value IS NOT NULL "
+                    "ORDER BY measured_at DESC, id DESC LIMIT 1",
+                    [kr_id, *params, at],
                 ).fetchone()
                 attempt = self.db.execute(
                     "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
-                    "measured_at <= ? ORDER BY measured_at DESC LIMIT 1",
-                    [kr_id, at],
+                    f"{where} AND measured_at <= ? ORDER BY measured_at DESC, id DESC LIMIT 1",
+                    [kr_id, *params, at],
                 ).fetchone()
                 if attempt is None:
                     continue
@@ -278,6 +299,27 @@ class Store:
             row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
             row["manual"] = bool(row["manual"])
         return rows
+
+    def periods(self) -> list[Period]:
+        """Every period the store has seen, earliest first."""
+        try:
+            return periods.known(self.db)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    def definitions(self, name: str) -> Definitions | None:
+        """A stored period and the definitions it was judged with (None: never seen)."""
+        try:
+            return periods.definitions(self.db, name)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    def final_values(self, kr_ids: list[str], period: Period, until: datetime) -> dict[str, float]:
+        """Each KR's latest value in `period`, as known at `until`."""
+        try:
+            return periods.final_values(self.db, kr_ids, period, until)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
 
     def known_kr(self, kr_id: str) -> dict[str, Any] | None:
         """The stored definition row of a KR (retired ones too), if any."""
