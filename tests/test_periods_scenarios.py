@@ -254,9 +254,16 @@ def test_grade_scorecard_json_and_markdown(env: Path, capsys: pytest.CaptureFixt
     assert doc["period"]["ended"] is True
     assert doc["average_score"] == 0.71
     # the only committed KR below 1.0: oncall 3 of 4
-    assert doc["committed_misses"] == [
-        {"id": "oncall", "objective": "reliability", "value": 3, "target": 4, "score": 0.75}
-    ]
+    # (the contract names these keys; extra ones, such as the KR's title, are fine)
+    [miss] = doc["committed_misses"]
+    keys = ("id", "objective", "value", "target", "score")
+    assert {k: miss[k] for k in keys} == {
+        "id": "oncall",
+        "objective": "reliability",
+        "value": 3,
+        "target": 4,
+        "score": 0.75,
+    }
     # pre-order: growth, its child mobile, then reliability
     assert [o["id"] for o in doc["objectives"]] == ["growth", "mobile", "reliability"]
     assert [o["parent"] for o in doc["objectives"]] == [None, "growth", None]
@@ -369,7 +376,8 @@ def test_start_previous_takes_the_q4_final_value(
     assert n["start_from"] == "previous" and n["previous"] is None
     assert n["progress"] is None and n["score"] is None and n["grade"] is None
     assert n["status"] in ("no_data", "stale")
-    assert n["error"] == "no value in the previous period (2026-Q4)"
+    # the contract quotes the error's wording; a lead-in before it is fine
+    assert "no value in the previous period (2026-Q4)" in n["error"]
     # the delivery objective rolls up from velocity only: 0.4
     assert objectives(doc)["delivery"]["progress"] == pytest.approx(0.4)
 
@@ -562,7 +570,9 @@ def test_sync_after_the_period_ended_measures_nothing(
     assert "2026-Q3" in out + err and "2026-09-30" in out + err
     assert "refused" not in out + err
     if (env / "okrsync.db").exists():
-        assert history(capsys, "up") == []
+        code, out, err = run(capsys, "history", "up", "--json")
+        # no rows: either an empty list or "no key result 'up'" (the store never saw it)
+        assert (code, out.strip()) == (0, "[]") or (code == 2 and "no key result" in err)
 
 
 # --- 7. kinds inherited ---------------------------------------------------------------------
