@@ -89,6 +89,16 @@ def history(capsys: pytest.CaptureFixture[str], kr: str) -> list[Doc]:
     return rows
 
 
+def history_or_none(capsys: pytest.CaptureFixture[str], kr: str) -> list[Doc]:
+    """history --json, or [] when the store has never seen the KR (exit 2)."""
+    code, out, err = run(capsys, "history", kr, "--json")
+    if code == 2 and "no key result" in err:
+        return []
+    assert code == 0, err
+    rows: list[Doc] = json.loads(out)
+    return rows
+
+
 def checkin(capsys: pytest.CaptureFixture[str], kr: str, value: str, now: str) -> str:
     return ok(capsys, "checkin", kr, value, "--now", now)
 
@@ -365,6 +375,8 @@ def test_start_previous_takes_the_q4_final_value(
     _, out, err = run(capsys, "checkin", "newbie", "5", "--now", "2027-01-02")
     assert "no value in the previous period" in out + err
     assert "progress 50%" not in out  # would be 5/10 with a start of 0
+    # whatever the check-in stored (an error row or nothing), it is no value
+    assert all(r["value"] is None for r in history_or_none(capsys, "newbie"))
 
     doc = status_json(capsys, "--now", "2027-01-03")
     v = krs(doc)["velocity"]
@@ -570,9 +582,7 @@ def test_sync_after_the_period_ended_measures_nothing(
     assert "2026-Q3" in out + err and "2026-09-30" in out + err
     assert "refused" not in out + err
     if (env / "okrsync.db").exists():
-        code, out, err = run(capsys, "history", "up", "--json")
-        # no rows: either an empty list or "no key result 'up'" (the store never saw it)
-        assert (code, out.strip()) == (0, "[]") or (code == 2 and "no key result" in err)
+        assert history_or_none(capsys, "up") == []
 
 
 # --- 7. kinds inherited ---------------------------------------------------------------------
@@ -662,3 +672,212 @@ def test_kind_inherited_from_defaults_and_objective(
     assert objectives(doc)["ops"]["score"] == 0.73 and objectives(doc)["ops"]["grade"] == "missed"
     # fun has no score; average over top-level objectives with one: ops alone = 0.73
     assert objectives(doc)["fun"]["score"] is None and doc["average_score"] == 0.73
+
+
+# --- more edges of the contract --------------------------------------------------------------
+
+BERLIN = """\
+period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31, timezone: Europe/Berlin}
+objectives:
+  - id: o
+    title: O
+    key_results:
+      - {id: kr, source: manual, start: 0, target: 10}
+"""
+
+
+def test_period_bounds_are_in_the_period_timezone(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Berlin's Q4 runs 2026-09-30T22:00Z (CEST) to 2026-12-31T23:00Z (CET), end excluded."""
+    write_config(env, BERLIN)
+    code, _, err = run(capsys, "checkin", "kr", "1", "--now", "2026-09-30T21:59:00Z")
+    assert code == 2 and "2026-10-01" in err  # 23:59 in Berlin on 30 September
+    checkin(capsys, "kr", "2", "2026-09-30T22:00:00Z")  # 00:00 on 1 October in Berlin
+    checkin(capsys, "kr", "3", "2026-12-31T22:59:00Z")  # 23:59 on 31 December in Berlin
+    code, _, err = run(capsys, "checkin", "kr", "9", "--now", "2026-12-31T23:00:00Z")
+    assert code == 2 and "2026-12-31" in err  # already 1 January in Berlin
+
+    doc = status_json(capsys, "--now", "2026-12-31T22:30:00Z")
+    assert doc["period"]["ended"] is False and doc["as_of"] == "2026-12-31T22:30:00Z"
+    assert doc["period"]["timezone"] == "Europe/Berlin"
+    doc = status_json(capsys, "--now", "2026-12-31T23:30:00Z")
+    assert doc["period"]["ended"] is True
+    assert doc["as_of"].startswith(("2026-12-31T23:00:00Z", "2026-12-31T22:59:59"))
+    kr = krs(doc)["kr"]
+    assert kr["value"] == 3 and kr["score"] == 0.3 and kr["grade"] == "poor"  # 3/10
+
+
+def test_the_first_instant_of_q1_belongs_to_q1(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2027-01-01T00:00Z: Q4 ended (Q4 config) or Q1's first instant (Q1 config)."""
+    write_config(env, LEAK.format(period=Q4))
+    checkin(capsys, "postmortems", "5", "2026-12-31T23:59:59Z")  # Q4's last second
+    doc = status_json(capsys, "--now", "2027-01-01T00:00:00Z")
+    assert doc["period"]["name"] == "2026-Q4" and doc["period"]["ended"] is True
+    assert krs(doc)["postmortems"]["score"] == 0.5  # 5/10
+    write_config(env, LEAK.format(period=Q1))
+    code, _, _ = run(capsys, "checkin", "postmortems", "6", "--now", "2026-12-31T23:59:59Z")
+    assert code == 2
+    checkin(capsys, "postmortems", "1", "2027-01-01T00:00:00Z")
+    doc = status_json(capsys, "--now", "2027-01-01T00:00:00Z")
+    assert doc["period"]["name"] == "2027-Q1" and doc["expected_progress"] == 0
+    kr = krs(doc)["postmortems"]
+    assert kr["value"] == 1 and kr["score"] == 0.1
+    assert kr["previous"] == {"period": "2026-Q4", "value": 5, "score": 0.5}
+
+
+PREVIOUS_PROM = """\
+{period}
+sources:
+  dead: {{type: prometheus, url: "http://127.0.0.1:9", timeout: 1}}
+objectives:
+  - id: o
+    title: O
+    key_results:
+      - {{id: ratio, source: dead, query: up, start: {start}, target: 100}}
+"""
+
+
+def test_start_previous_is_the_last_value_not_a_later_failure(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Q4: a check-in of 60, then a failed sync (an error row): Q1's start is still 60."""
+    write_config(env, PREVIOUS_PROM.format(period=Q4, start=0))
+    checkin(capsys, "ratio", "60", "2026-11-01")
+    code, out, _ = run(capsys, "sync", "--once")  # the real clock is inside Q4
+    assert code == 1 and "refused" in out
+    assert [r["value"] for r in history(capsys, "ratio")] == [None, 60]
+    write_config(env, PREVIOUS_PROM.format(period=Q1, start="previous"))
+    out = checkin(capsys, "ratio", "80", "2027-01-02")
+    assert "progress 50%" in out  # (80 - 60) / (100 - 60) = 0.5
+    kr = krs(status_json(capsys, "--now", "2027-01-03"))["ratio"]
+    assert kr["start"] == 60 and kr["score"] == 0.5
+    assert kr["previous"] == {"period": "2026-Q4", "value": 60, "score": 0.6}  # 60/100
+
+
+def test_late_checkin_is_judged_with_its_period_definitions(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under the Q1 config (target 20), a check-in for Q4 uses Q4's target 10."""
+    write_config(env, TARGETS.format(period=Q4, kind="", target=10, weight=1))
+    checkin(capsys, "deploys", "6", "2026-11-10")
+    write_config(env, TARGETS.format(period=Q1, kind="kind: committed", target=20, weight=3))
+    out = ok(capsys, "checkin", "deploys", "8", "--now", "2026-12-20", "--period", "2026-Q4")
+    assert "progress 80%" in out and "progress 40%" not in out  # 8/10, not 8/20
+    [row, _] = history(capsys, "deploys")
+    assert row["value"] == 8 and row["progress"] == pytest.approx(0.8)
+    d = krs(status_json(capsys, "--period", "2026-Q4", "--now", "2027-01-10"))["deploys"]
+    assert d["value"] == 8 and d["score"] == 0.8 and d["grade"] == "good"
+    # Q1's previous is Q4's final value 8, scored with Q4's target: 0.8
+    d = krs(status_json(capsys, "--now", "2027-01-10"))["deploys"]
+    assert d["previous"] == {"period": "2026-Q4", "value": 8, "score": 0.8}
+
+
+TREE_Q4 = """\
+period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
+objectives:
+  - id: shipping
+    title: Ship
+    key_results:
+      - {id: deploys, source: manual, target: 10}
+      - {id: legacy, source: manual, target: 4}
+  - id: platform
+    title: Platform
+    parent: shipping
+    weight: 3
+    key_results:
+      - {id: builds, source: manual, target: 10}
+"""
+TREE_Q1 = """\
+period: {name: 2027-Q1, start: 2027-01-01, end: 2027-03-31}
+objectives:
+  - id: shipping
+    title: Ship
+    key_results:
+      - {id: deploys, source: manual, target: 10}
+      - {id: fresh, source: manual, target: 10}
+  - id: platform
+    title: Platform
+    key_results:
+      - {id: builds, source: manual, target: 10}
+"""
+
+
+def test_past_period_keeps_its_krs_and_parents(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Q1 drops a KR, adds one and makes `platform` top-level; Q4 is shown as it was."""
+    write_config(env, TREE_Q4)
+    for kr, value in (("deploys", "5"), ("legacy", "2"), ("builds", "9")):
+        checkin(capsys, kr, value, "2026-11-10")
+    write_config(env, TREE_Q1)
+    checkin(capsys, "fresh", "3", "2027-01-05")
+
+    q4 = status_json(capsys, "--period", "2026-Q4", "--now", "2027-01-10")
+    assert [o["id"] for o in q4["objectives"]] == ["shipping"]
+    assert objectives(q4)["platform"]["parent"] == "shipping"
+    assert set(krs(q4)) == {"deploys", "legacy", "builds"}
+    # shipping = (deploys 0.5*1 + legacy 0.5*1 + platform 0.9*3) / 5 = 3.7/5 = 0.74 -> good
+    assert objectives(q4)["shipping"]["score"] == 0.74
+    assert objectives(q4)["shipping"]["grade"] == "good"
+    assert q4["average_score"] == 0.74
+
+    q1 = status_json(capsys, "--now", "2027-01-10")
+    assert [o["id"] for o in q1["objectives"]] == ["shipping", "platform"]
+    assert set(krs(q1)) == {"deploys", "fresh", "builds"}
+    # shipping = fresh 0.3 alone (deploys has no Q1 value); platform has none
+    assert objectives(q1)["shipping"]["score"] == 0.3
+    assert objectives(q1)["platform"]["score"] is None
+    assert q1["average_score"] == 0.3
+
+
+def test_plain_status_and_grade_of_an_ended_config_period(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Q3 config on 2026-12-01: plain status and grade show Q3 as of its end, graded."""
+    write_config(env, OUTSIDE.format(period=Q3))
+    checkin(capsys, "kr", "7", "2026-08-01")
+    doc = status_json(capsys)
+    assert doc["period"]["name"] == "2026-Q3" and doc["period"]["ended"] is True
+    assert doc["as_of"].startswith(("2026-10-01T00:00:00Z", "2026-09-30T23:59:59"))
+    kr = krs(doc)["kr"]
+    assert kr["score"] == 0.7 and kr["grade"] == "good"  # 7/10, on the band's edge
+    card = grade_json(capsys)
+    assert card["ended"] is True and card["average_score"] == 0.7
+    # after the end, a check-in needs --period (a late one is then allowed)
+    code, _, err = run(capsys, "checkin", "kr", "8", "--now", "2026-10-03")
+    assert code == 2 and "2026-07-01" in err and "2026-09-30" in err
+    ok(capsys, "checkin", "kr", "8", "--now", "2026-10-03", "--period", "2026-Q3")
+
+
+PROM_PREVIOUS = """\
+period: {{name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}}
+sources:
+  prom: {{type: prometheus, url: "{url}"}}
+objectives:
+  - id: perf
+    title: Fast
+    key_results:
+      - {{id: fast-requests, source: prom, query: sum(okr_periods_gauge), start: previous,
+          target: 200}}
+"""
+
+
+def test_sync_start_previous_without_a_previous_period_is_an_error_row(
+    env: Path, capsys: pytest.CaptureFixture[str], prometheus_server: PrometheusServer
+) -> None:
+    """Q4 is the first period: a start: previous KR's sync measurement is an error row."""
+    prometheus_server.exporter.set("okr_periods_gauge", 150)
+    wait_for_value(prometheus_server.url, "sum(okr_periods_gauge)", 150)
+    write_config(env, PROM_PREVIOUS.format(url=prometheus_server.url))
+    ok(capsys, "validate")
+    code, out, err = run(capsys, "sync", "--once")
+    assert code == 1, out + err  # a KR failed
+    assert "no value in the previous period" in out
+    [row] = history(capsys, "fast-requests")
+    assert row["value"] is None and "no value in the previous period" in row["error"]
+    kr = krs(status_json(capsys))["fast-requests"]
+    assert kr["progress"] is None and kr["status"] in ("no_data", "stale")
+    assert "no value in the previous period" in kr["error"]
