@@ -881,3 +881,18 @@ def test_sync_start_previous_without_a_previous_period_is_an_error_row(
     kr = krs(status_json(capsys))["fast-requests"]
     assert kr["progress"] is None and kr["status"] in ("no_data", "stale")
     assert "no value in the previous period" in kr["error"]
+
+
+def test_only_a_failure_in_q4_is_no_previous_value(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A KR whose only Q4 row is an error has no `previous` and no start from it in Q1."""
+    write_config(env, PREVIOUS_PROM.format(period=Q4, start=0))
+    code, _, _ = run(capsys, "sync", "--once")  # the real clock is inside Q4: an error row
+    assert code == 1
+    [row] = history(capsys, "ratio")
+    assert row["value"] is None and row["error"]
+    write_config(env, PREVIOUS_PROM.format(period=Q1, start="previous"))
+    kr = krs(status_json(capsys, "--now", "2027-01-02"))["ratio"]
+    assert kr["previous"] is None and kr["progress"] is None and kr["status"] == "no_data"
+    assert "no value in the previous period (2026-Q4)" in kr["error"]
