@@ -20,6 +20,7 @@ LAYERS = [
     "okrsync.measure",
     "okrsync.progress",
     "okrsync.store",
+    "okrsync.sinks",
     "okrsync.service",
     "okrsync.testing",
     "okrsync.cli",

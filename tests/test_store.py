@@ -116,14 +116,14 @@ def test_observations_are_as_of_now(tmp_path: Path) -> None:
 
 def test_read_only_error_text_from_sqlite_maps_to_a_clear_message(tmp_path: Path) -> None:
     """SQLite's own read-only error (from a mode=ro connection) becomes the read-only message."""
-    from okrsync.store.sqlite import _store_error
+    from okrsync.store.errors import store_error
 
     path = tmp_path / "db"
     Store(path).close()
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     with pytest.raises(sqlite3.OperationalError) as info:
         conn.execute("INSERT INTO runs (id) VALUES ('x')")
-    assert "read-only" in str(_store_error(str(path), info.value))
+    assert "read-only" in str(store_error(str(path), info.value))
 
 
 def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from okrsync import logs
-from okrsync.cli.exits import EXIT_FAILED, EXIT_INVALID, EXIT_OK
+from okrsync.cli.deliveries import deliveries, summary
+from okrsync.cli.exits import EXIT_DELIVERY, EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from okrsync.cli.settings import Settings
 from okrsync.config.loader import Config
 from okrsync.errors import UsageError
@@ -41,6 +42,7 @@ def run(args: Any) -> int:
         "history": history,
         "checkin": checkin,
         "run": run_daemon,
+        "deliveries": deliveries,
     }[args.command]
     return handler(args, settings)
 
@@ -119,9 +121,12 @@ def sync(args: Any, settings: Settings) -> int:
     finally:
         if reader:
             reader.close()
+    pushed = summary(result.deliveries)
     if result.idle:
         print(result.idle)
-        return EXIT_OK
+        if pushed:
+            print(pushed)
+        return EXIT_DELIVERY if result.deliveries and result.deliveries.failed else EXIT_OK
     for m in result.measurements:
         print(_line(m, config))
     if result.skipped_manual and not args.only:
@@ -133,7 +138,11 @@ def sync(args: Any, settings: Settings) -> int:
         f"measured {len(result.measurements) - failed} of {len(result.measurements)} "
         f"key results{failures}; {where}; {_per_source(result)}"
     )
-    return EXIT_FAILED if failed else EXIT_OK
+    if pushed:
+        print(pushed)
+    if failed:
+        return EXIT_FAILED
+    return EXIT_DELIVERY if result.deliveries and result.deliveries.failed else EXIT_OK
 
 
 def _per_source(result: Any) -> str:
@@ -244,6 +253,7 @@ def checkin(args: Any, settings: Settings) -> int:
     from okrsync.progress.maths import Observation
     from okrsync.progress.periods import choose, contains, dates, resolve
     from okrsync.progress.status import assess
+    from okrsync.sinks.enqueue import enqueue
 
     config = load_config(settings)
     try:
@@ -285,7 +295,8 @@ def checkin(args: Any, settings: Settings) -> int:
         entry = assess(defs, kr, entry, Observation())
         with store.transaction():
             store.sync_config(config, now)
-            store.append(None, [entry], defs.period.name)
+            ids = store.append(None, [entry], defs.period.name)
+            enqueue(store, config, defs, [entry], ids, now)
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"

@@ -20,7 +20,8 @@ typical use:
 
 environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
 OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
-exit status: 0 ok, 1 some key results failed, 2 invalid config or arguments, 3 store error.
+exit status: 0 ok, 1 some key results failed, 2 invalid config or arguments, 3 store error,
+4 (sync) all measured but some deliveries to sinks failed for good.
 """
 
 
@@ -246,4 +247,20 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="config watching: auto (inotify, else polling), poll, off (SIGHUP only)",
     )
+    p = sub.add_parser(
+        "deliveries",
+        help="the outbox: deliveries of progress to sinks, and re-queueing failed ones",
+        description="List every delivery of a measurement to a sink (oldest first) with its "
+        "state (pending, delivered, failed, superseded), attempts, last HTTP status and last "
+        "error. `deliveries retry ID` or `retry --all` makes failed ones pending again; "
+        "the next `sync --once` (or the daemon) sends them, with their idempotency key.",
+    )
+    _common(p)
+    p.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
+    p.add_argument("--json", action="store_true", help="a JSON array of the deliveries")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    r = actions.add_parser("retry", help="re-queue failed deliveries: ID, or --all")
+    _common(r)
+    r.add_argument("id", nargs="?", metavar="ID", help="the delivery's id (from `deliveries`)")
+    r.add_argument("--all", action="store_true", help="every failed delivery")
     return root

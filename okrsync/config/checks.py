@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from okrsync.config import plugins, templating
 from okrsync.config.messages import dotted, located, message, unknown_key
 from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, Objective
+from okrsync.config.sinks import push_targets
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.connector import SourceBase
 from okrsync.errors import Problem
@@ -311,3 +312,18 @@ def _check_measure(
         for bad in templating.unknown_placeholders(str(value)):
             known = ", ".join(f"{{{k}}}" for k in templating.KNOWN)
             add(origin, f"unknown placeholder {{{bad}}} (known: {known})")
+
+
+def check_push(kr: KeyResult, sinks: set[str], origin: Origin, add: Add) -> None:
+    """Each sink a KR pushes to is defined under `sinks:`, and named once."""
+    seen: set[str] = set()
+    for i, target in enumerate(push_targets(kr.push)):
+        where = origin.at("push", i)
+        if target.sink in seen:
+            add(where, f"sink '{target.sink}' is listed twice: push to each sink once")
+        seen.add(target.sink)
+        if target.sink not in sinks:
+            hint = difflib.get_close_matches(target.sink, sorted(sinks), n=1)
+            known = ", ".join(sorted(sinks)) or "none defined"
+            mean = f"; did you mean '{hint[0]}'?" if hint else ""
+            add(where, f"sink '{target.sink}' is not defined under `sinks:` (known: {known}{mean})")

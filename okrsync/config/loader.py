@@ -21,6 +21,7 @@ from okrsync.config.checks import (
     Origin,
     check_measures,
     check_parent,
+    check_push,
     check_source,
     parent_depths,
     unknown_keys,
@@ -29,6 +30,7 @@ from okrsync.config.duration import parse_duration
 from okrsync.config.messages import dotted, located
 from okrsync.config.model import MANUAL, ConfigFile, Defaults, KeyResult, Objective, Period
 from okrsync.config.salvage import Part, salvage, whole
+from okrsync.config.sinks import Sink
 from okrsync.config.yaml_reader import Loc, YamlDoc, load_yaml
 from okrsync.connector import SourceBase
 from okrsync.errors import ConfigError, Problem
@@ -46,14 +48,19 @@ class Config:
     objectives: list[Objective]
     origins: dict[str, Origin] = field(default_factory=dict)
     digest: str = ""
+    sinks: dict[str, Sink] = field(default_factory=dict)
 
     def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:
         for objective in self.objectives:
             for kr in objective.key_results:
                 yield objective, kr
 
+    @functools.cached_property
+    def _kr_index(self) -> dict[str, tuple[Objective, KeyResult]]:
+        return {k.id: (o, k) for o, k in self.key_results()}
+
     def find_kr(self, kr_id: str) -> tuple[Objective, KeyResult] | None:
-        return next(((o, k) for o, k in self.key_results() if k.id == kr_id), None)
+        return self._kr_index.get(kr_id)
 
     def every_seconds(self, kr: KeyResult) -> float:
         """The KR's measuring interval: its `every`, its cron's longest gap, or the default."""
@@ -152,6 +159,8 @@ def _merge(
     sources: dict[str, SourceBase] = {}
     objectives: list[Objective] = []
     origins: dict[str, Origin] = {}
+    sinks: dict[str, Sink] = {}
+    sink_names: set[str] = set()
 
     def where(doc: YamlDoc, loc: Loc) -> Origin:
         return Origin(doc.file, doc.line_of(loc), dotted(loc), doc, loc)
@@ -180,6 +189,11 @@ def _merge(
                 add(where(doc, ("sources", name)), f"source '{name}' is defined twice")
             sources[name] = source
             origins[f"source:{name}"] = where(doc, ("sources", name))
+        for name in sorted(part.sink_names):
+            if name in sink_names:
+                add(where(doc, ("sinks", name)), f"sink '{name}' is defined twice")
+            sink_names.add(name)
+        sinks |= part.sinks
         for i, objective, kr_indexes in part.objectives:
             loc: Loc = ("objectives", i)
             _claim(origins, objective.id, where(doc, loc), "objective", add)
@@ -208,9 +222,10 @@ def _merge(
         check_parent(objective, ids, parents, depths, origins[objective.id], add)
         for kr in objective.key_results:
             check_measures(kr, types, invalid_sources, origins, add, values)
+            check_push(kr, sink_names, origins[kr.id], add)
     if problems or period is None:
         return None
-    return Config(period, defaults or Defaults(), sources, objectives, origins)
+    return Config(period, defaults or Defaults(), sources, objectives, origins, sinks=sinks)
 
 
 def _claim(origins: dict[str, Origin], key: str, origin: Origin, kind: str, add: Any) -> None:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from okrsync.config import plugins
 from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
+from okrsync.config.sinks import PushTarget, WebhookSink
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.errors import Problem
 from okrsync.secrets import env_name
@@ -29,7 +30,9 @@ SECRET_KEYS = {"token", "password", "user", "username", "api_key", "apikey", "se
 def known_keys() -> list[str]:
     """Every key okrsync or an installed connector reads: candidates for 'did you mean'."""
     names = {
-        n for m in (ConfigFile, Period, Defaults, Objective, KeyResult) for n in m.model_fields
+        n
+        for m in (ConfigFile, Period, Defaults, Objective, KeyResult, WebhookSink, PushTarget)
+        for n in m.model_fields
     }
     for type_name in plugins.type_names():
         try:
@@ -95,6 +98,13 @@ def message(error: Any, loc: Loc, keys: Iterable[str] | None = None) -> str:
         return (
             f"unknown key '{loc[-1]}': secrets never go in the config; set {stem}TOKEN "
             f"(or {stem}USER / {stem}PASSWORD), or their _FILE forms, in the environment"
+        )
+    sink_secret = len(loc) == 3 and str(loc[-1]) in SECRET_KEYS | {"headers"}
+    if kind == "extra_forbidden" and loc[0] == "sinks" and sink_secret:
+        stem = env_name(str(loc[1]), "")
+        return (
+            f"unknown key '{loc[-1]}': secrets never go in the config; set {stem}SECRET "
+            f"(or {stem}SECRET_FILE) in the environment"
         )
     if kind == "extra_forbidden":
         return unknown_key(str(loc[-1]), keys)

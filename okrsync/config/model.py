@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from okrsync.config import cron, formula
 from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.duration import parse_duration
+from okrsync.config.sinks import Push, Sink, SinkName
 
 Id = Annotated[
     str,
@@ -122,6 +123,7 @@ class Defaults(Frozen):
     stale_after: float = Field(
         3.0, gt=0, description="A value older than this many intervals is stale."
     )
+    push_unchanged: bool = Field(False, description="Push every measurement, not only changes.")
 
 
 class Measure(BaseModel):
@@ -160,6 +162,12 @@ class KeyResult(Measure):
     weight: float = Field(1, ge=0)
     every: Duration | None = None
     cron: str | None = Field(None, description="Cron schedule (daemon), instead of `every`")
+    push: list[Push] = Field(
+        default_factory=list, description="Sinks this KR's progress is pushed to"
+    )
+    push_unchanged: bool | None = Field(
+        None, description="Push every measurement, not only changes (default: defaults')"
+    )
 
     @field_validator("cron")
     @classmethod
@@ -244,5 +252,8 @@ class ConfigFile(Frozen):
     defaults: Defaults | None = None
     sources: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Named connector instances; checked by their models."
+    )
+    sinks: dict[SinkName, Sink] = Field(
+        default_factory=dict, description="Named sinks progress is pushed to; never secrets here."
     )
     objectives: list[Objective] = Field(default_factory=list)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
+from okrsync.config.sinks import Sink, SinkName
 from okrsync.connector import SourceBase
 
 
@@ -25,6 +26,8 @@ class Part:
     period: Period | None = None
     defaults: Defaults | None = None
     sources: dict[str, SourceBase] = field(default_factory=dict)
+    sinks: dict[str, Sink] = field(default_factory=dict)
+    sink_names: set[str] = field(default_factory=set)  # valid or not: defined here
     objectives: list[tuple[int, Objective, list[int]]] = field(default_factory=list)
     sets: set[str] = field(default_factory=set)
     invalid_ids: set[str] = field(default_factory=set)
@@ -42,6 +45,14 @@ def _valid(model: type[M], value: Any) -> M | None:
         return None
 
 
+def _valid_name(name: Any) -> bool:
+    try:
+        TypeAdapter(SinkName).validate_python(name)
+    except ValidationError:
+        return False
+    return True
+
+
 def _id_of(raw: Any) -> str | None:
     return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
 
@@ -54,8 +65,10 @@ def _set_once(data: dict[str, Any]) -> set[str]:
 def whole(file: ConfigFile, data: dict[str, Any]) -> Part:
     """A file that validated as a whole: every piece, each at its own place."""
     return Part(
+        sink_names=set(file.sinks),
         period=file.period,
         defaults=file.defaults,
+        sinks=dict(file.sinks),
         objectives=[(i, o, list(range(len(o.key_results)))) for i, o in enumerate(file.objectives)],
         sets=_set_once(data),
     )
@@ -66,6 +79,12 @@ def salvage(data: dict[str, Any]) -> Part:
     part = Part(sets=_set_once(data))
     part.period = _valid(Period, data.get("period"))
     part.defaults = _valid(Defaults, data.get("defaults")) if "defaults" in data else None
+    sinks = data.get("sinks")
+    for name, raw_sink in sinks.items() if isinstance(sinks, dict) else ():
+        part.sink_names.add(str(name))
+        sink = _valid(Sink, raw_sink)
+        if sink is not None and _valid_name(name):
+            part.sinks[str(name)] = sink
     objectives = data.get("objectives")
     for i, raw in enumerate(objectives if isinstance(objectives, list) else []):
         krs_raw = raw.get("key_results") if isinstance(raw, dict) else None

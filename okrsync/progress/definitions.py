@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from okrsync.config.loader import Config
-from okrsync.config.model import MANUAL, Grading, Kind, Period, Thresholds
+from okrsync.config.model import MANUAL, Grading, KeyResult, Kind, Period, Thresholds
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,8 @@ class Definitions:
         return f"start: previous, but there is no value in the previous period ({where})"
 
 
-def max_age(config: Config, kr_id: str) -> float | None:
+def max_age(config: Config, kr: KeyResult) -> float | None:
     """Age after which a value is stale: stale_after x interval; manual KRs only with `every`."""
-    found = config.find_kr(kr_id)
-    if found is None:
-        return None
-    kr = found[1]
     if kr.is_manual and kr.every is None:
         return None
     return config.defaults.stale_after * config.every_seconds(kr)
@@ -116,7 +112,7 @@ def from_config(config: Config) -> Definitions:
                 target=k.target,
                 weight=k.weight,
                 kind=k.kind or kind,
-                max_age=max_age(config, k.id),
+                max_age=max_age(config, k),
                 start_from_previous=k.start_from_previous,
             )
             for k in o.key_results

@@ -34,6 +34,8 @@ from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
 from okrsync.service.waker import Waker
+from okrsync.sinks.delivery import Courier
+from okrsync.sinks.enqueue import enqueue
 from okrsync.store.sqlite import Store
 
 log = structlog.get_logger("okrsync.service.daemon")
@@ -104,6 +106,8 @@ class Daemon:
         """Load the config (ConfigError if invalid), open the store, schedule from history."""
         config = self._load()
         self.store = Store(self.opts.db)
+        sinks = lambda: self.active.config.sinks if self.active else {}  # noqa: E731
+        self.courier = Courier(self.store, sinks, self.store_lock)
         self._apply(config)
 
     def _load(self) -> Config:
@@ -313,14 +317,16 @@ class Daemon:
                 return
             try:
                 with self.store.transaction():
-                    self.store.record_run(
+                    ids = self.store.record_run(
                         run_id, "daemon", now, self.now(), config.digest, rows, config.period.name
                     )
+                    enqueue(self.store, config, active.defs, rows, ids, now)
             except StoreError as exc:
                 self.health.store_ok = False
                 log.error("store_failed", error=str(exc), krs=[k.id for k in krs])
                 return
         self.health.store_ok = True
+        self.courier.kick()  # after the commit, outside the store lock: a separate step
         with self.lock:
             if self.active is not None and self.active.config.period != config.period:
                 return  # measured for a period the running config has left

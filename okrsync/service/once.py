@@ -1,5 +1,6 @@
 """One pass of the pipeline (`sync --once`, `run --once`): select the KRs, measure them,
-assess progress and status, and store everything in one transaction."""
+assess progress and status, and store everything (the outbox's deliveries included) in one
+transaction; then, as a separate step, send the pending deliveries to the sinks."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from okrsync.measure.plan import select
 from okrsync.progress.definitions import from_config
 from okrsync.progress.periods import PeriodReader, resolve
 from okrsync.progress.status import assess_all
+from okrsync.sinks.delivery import Policy, Report, deliver
+from okrsync.sinks.enqueue import enqueue
 from okrsync.store.sqlite import Store
 
 
@@ -28,6 +31,8 @@ class RunResult:
     not_modified: dict[str, int]
     idle: str | None = None
     """Why nothing was measured: the config's period is not running."""
+    deliveries: Report | None = None
+    """What the delivery step did (None: dry run)."""
 
     @property
     def failed(self) -> list[Measurement]:
@@ -62,13 +67,15 @@ def run_once(
     progress: Callable[[int, int], None] | None = None,
     kind: str = "sync",
     reader: PeriodReader | None = None,
+    delivery: Policy | None = None,
 ) -> RunResult:
     """Measure and (unless `store` is None: dry run) store every selected KR once, while
     the config's period runs. `reader` (default: the store) gives `start: previous`."""
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
     idle = idle_reason(config, now)
     if store is not None and idle is not None:
-        return RunResult("", [], {}, {}, manual, {}, idle)
+        report = deliver(store, config.sinks, policy=delivery)
+        return RunResult("", [], {}, {}, manual, {}, idle, report)
     krs = select(config, only)
     owned = measurer is None
     measurer = measurer or Measurer(config)
@@ -89,10 +96,13 @@ def run_once(
     before = store.observations([k.id for k in krs], now, config.period) if store else {}
     measurements = assess_all(defs, krs, taken, before, now)
     run_id = uuid.uuid4().hex[:16]
-    if store is not None:
-        with store.transaction():
-            store.sync_config(config, now)
-            store.record_run(
-                run_id, kind, now, now, config.digest, measurements, config.period.name
-            )
-    return RunResult(run_id, measurements, queries, requests, manual, not_modified)
+    if store is None:
+        return RunResult(run_id, measurements, queries, requests, manual, not_modified)
+    with store.transaction():
+        store.sync_config(config, now)
+        ids = store.record_run(
+            run_id, kind, now, now, config.digest, measurements, config.period.name
+        )
+        enqueue(store, config, defs, measurements, ids, now)
+    report = deliver(store, config.sinks, policy=delivery)
+    return RunResult(run_id, measurements, queries, requests, manual, not_modified, None, report)

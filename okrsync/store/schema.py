@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -127,9 +127,38 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_v3(db: sqlite_utils.Database) -> None:
+    """The outbox: each delivery of a measurement to a sink, written in the measurement's
+    own transaction and sent afterwards. `pending` is the only state a crash can leave
+    behind (there is no lease): the next run sends it again, with the same key."""
+    db.table("deliveries").create(
+        {
+            "id": int,
+            "measurement_id": int,
+            "kr_id": str,
+            "sink": str,
+            "idempotency_key": str,
+            "state": str,
+            "attempts": int,
+            "last_status_code": int,
+            "last_error": str,
+            "next_attempt_at": str,
+            "created_at": str,
+            "delivered_at": str,
+            "payload": str,
+        },
+        pk="id",
+        not_null={"measurement_id", "kr_id", "sink", "idempotency_key", "state", "payload"},
+        defaults={"attempts": 0},
+    )
+    db.table("deliveries").create_index(["idempotency_key"], unique=True)
+    db.table("deliveries").create_index(["state", "kr_id", "sink", "id"])
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
+    3: _migrate_v3,
 }
 
 

@@ -23,31 +23,10 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
 from okrsync.store import periods
+from okrsync.store.errors import LOCK_TIMEOUT, store_error
+from okrsync.store.outbox import Outbox
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
 from okrsync.timefmt import from_text, to_text
-
-LOCK_TIMEOUT = 5.0
-
-
-def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return StoreError(
-            f"{path}: the database is locked by another process "
-            f"(waited {LOCK_TIMEOUT:g}s); try again when it finishes"
-        )
-    if "readonly" in text or "read-only" in text:
-        return StoreError(
-            f"{path}: the database is read-only: check the file's and "
-            "directory's permissions, or point --db / OKRSYNC_DB elsewhere"
-        )
-    if "not a database" in text or "malformed" in text:
-        return StoreError(f"{path}: not an okrsync database, or it is damaged ({text})")
-    if "unable to open" in text:
-        return StoreError(
-            f"{path}: cannot open the database file (does its directory exist and is it writable?)"
-        )
-    return StoreError(f"{path}: database error: {text}")
 
 
 class Store:
@@ -82,7 +61,7 @@ class Store:
             self.db = sqlite_utils.Database(conn)
             self._open(writable=create or memory)
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the database: {exc.strerror}") from None
 
@@ -152,7 +131,7 @@ class Store:
                     self.db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
 
     def sync_config(self, config: Config, now: datetime) -> None:
         """Upsert objectives and KRs from config; mark the ones no longer there retired;
@@ -218,32 +197,50 @@ class Store:
         digest: str,
         rows: list[Measurement],
         period: str,
-    ) -> None:
-        """One run and its measurements of `period` (call inside `transaction()`)."""
+    ) -> list[int]:
+        """One run and its measurements of `period` (call inside `transaction()`); the
+        measurements' ids."""
         self.start_run(run_id, kind, started, digest)
-        self.append(run_id, rows, period)
+        ids = self.append(run_id, rows, period)
         self.finish_run(run_id, finished, len(rows), sum(r.error is not None for r in rows))
+        return ids
 
-    def append(self, run_id: str | None, rows: list[Measurement], period: str) -> None:
-        """Append measurements of `period` to the history (call inside `transaction()`)."""
-        self.db.table("measurements").insert_all(
-            {
-                "kr_id": r.kr_id,
-                "period": period,
-                "run_id": run_id,
-                "measured_at": to_text(r.measured_at),
-                "value": r.value,
-                "progress": r.progress,
-                "status": r.status,
-                "source": r.source,
-                "query": r.query,
-                "inputs": json.dumps(r.inputs) if r.inputs is not None else None,
-                "error": r.error,
-                "manual": int(r.manual),
-                "note": r.note,
-            }
-            for r in rows
+    def append(self, run_id: str | None, rows: list[Measurement], period: str) -> list[int]:
+        """Append measurements of `period` to the history (call inside `transaction()`);
+        their ids, in order (the outbox refers to them)."""
+        sql = (
+            "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
+            "status, source, query, inputs, error, manual, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        ids: list[int] = []
+        for r in rows:
+            inputs = json.dumps(r.inputs) if r.inputs is not None else None
+            cursor = self.db.execute(
+                sql,
+                [
+                    r.kr_id,
+                    period,
+                    run_id,
+                    to_text(r.measured_at),
+                    r.value,
+                    r.progress,
+                    r.status,
+                    r.source,
+                    r.query,
+                    inputs,
+                    r.error,
+                    int(r.manual),
+                    r.note,
+                ],
+            )
+            ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    @property
+    def outbox(self) -> Outbox:
+        """The deliveries to sinks, kept in this store."""
+        return Outbox(self.db, self.path)
 
     def observations(
         self, kr_ids: list[str], now: datetime, period: Period
@@ -275,7 +272,7 @@ class Store:
                     error=attempt[1],
                 )
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         return out
 
     def history(
@@ -294,7 +291,7 @@ class Store:
         try:
             rows = [dict(r) for r in self.db.query(sql, params)]
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         for row in rows:
             row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
             row["manual"] = bool(row["manual"])
@@ -305,28 +302,28 @@ class Store:
         try:
             return periods.known(self.db)
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
 
     def definitions(self, name: str) -> Definitions | None:
         """A stored period and the definitions it was judged with (None: never seen)."""
         try:
             return periods.definitions(self.db, name)
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
 
     def final_values(self, kr_ids: list[str], period: Period, until: datetime) -> dict[str, float]:
         """Each KR's latest value in `period`, as known at `until`."""
         try:
             return periods.final_values(self.db, kr_ids, period, until)
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
 
     def known_kr(self, kr_id: str) -> dict[str, Any] | None:
         """The stored definition row of a KR (retired ones too), if any."""
         try:
             rows = list(self.db.query("SELECT * FROM key_results WHERE id = ?", [kr_id]))
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         return dict(rows[0]) if rows else None
 
 

@@ -1,0 +1,79 @@
+"""Sinks: where computed progress is pushed (the OKR stores teams already keep).
+
+`sinks: {NAME: {type: webhook, url: ...}}` at the top level, and `push: [NAME, {sink: NAME,
+id: ...}]` on a KR. Secrets never go here: a webhook's signing secret is read from
+`OKRSYNC_<SINK>_SECRET` (or `_FILE`), like a source's token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SinkName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        max_length=100,
+        description="Sink name: letters, digits, '-', '_' (its env vars: OKRSYNC_<NAME>_...).",
+    ),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class WebhookSink(_Frozen):
+    """POSTs each changed measurement as JSON, with `Idempotency-Key` and, when
+    OKRSYNC_<SINK>_SECRET is set, `X-Okrsync-Signature: sha256=<HMAC of the body>`."""
+
+    type: Literal["webhook"]
+    url: str = Field(description="http(s) URL the JSON is POSTed to")
+    timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds for the whole request (connect to last byte)"
+    )
+    max_attempts: int = Field(
+        10, ge=1, le=1000, description="Attempts (across runs) before a delivery fails for good"
+    )
+    max_response_bytes: int = Field(
+        65536, ge=1024, le=10_000_000, description="The most of an answer that is read"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"'{value}' is not an http(s) URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+            raise ValueError(f"'{value}' is not an http(s) URL, e.g. https://okr.example.com/hook")
+        if "@" in parts.netloc:
+            raise ValueError(
+                "credentials in a URL: remove user:password@; a webhook's secret comes from "
+                "OKRSYNC_<SINK>_SECRET in the environment"
+            )
+        return value
+
+
+Sink = WebhookSink
+SINK_TYPES = ("webhook",)
+
+
+class PushTarget(_Frozen):
+    """One sink a KR is pushed to, with the KR's id there where that store needs one."""
+
+    sink: SinkName
+    id: str | None = Field(None, max_length=200, description="The KR's id in that store")
+
+
+Push = SinkName | PushTarget
+
+
+def push_targets(push: list[Push]) -> list[PushTarget]:
+    """`push:` items as targets: a bare name is `{sink: NAME}`."""
+    return [p if isinstance(p, PushTarget) else PushTarget(sink=p) for p in push]

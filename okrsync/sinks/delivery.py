@@ -1,0 +1,217 @@
+"""The delivery step: send the outbox's pending deliveries, after (never inside) the
+measurement transaction, in `sync --once` and the daemon.
+
+* Order: the deliveries of one KR to one sink go one after the other, oldest first; one
+  that cannot be delivered yet holds back the later ones. Up to `workers` (KR, sink)
+  queues are sent at once.
+* Retries (tenacity): a retryable failure is tried again within the run with backoff (a
+  429's Retry-After honoured up to `max_wait`), then left pending with `next_attempt_at`
+  for a later run, until the sink's `max_attempts` are spent: then it failed for good,
+  as does any other 4xx at once. Every attempt's outcome is written before the next.
+* No lease: a delivery is pending until its outcome is written, so a process that dies
+  mid-send leaves it pending and the next run sends it again with the same key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from okrsync.config.sinks import Sink
+from okrsync.sinks import webhook
+from okrsync.sinks.webhook import DeliveryError
+from okrsync.store.sqlite import Store
+from okrsync.timefmt import from_text, to_text, utcnow
+
+log = structlog.get_logger("okrsync.sinks.delivery")
+Sender = Callable[[str, Sink, bytes, str], int]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard one run tries; tests shrink the waits."""
+
+    attempts_per_run: int = 3
+    backoff: float = 0.5  # first wait; doubles per attempt
+    max_backoff: float = 30.0
+    max_wait: float = 30.0  # the longest Retry-After waited for within a run
+    workers: int = 8
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class Report:
+    """What one delivery step did."""
+
+    sent: int = 0
+    failed: int = 0  # failed for good in this step
+    pending: int = 0  # left for a later run
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, outcome: str) -> None:
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DeliveryError) and exc.retryable and (exc.retry_after is None)
+
+
+def deliver(
+    store: Store,
+    sinks: dict[str, Sink],
+    *,
+    policy: Policy | None = None,
+    lock: AbstractContextManager[Any] | None = None,
+    sender: Sender = webhook.send,
+    clock: Callable[[], datetime] = utcnow,
+) -> Report:
+    """Send every pending delivery that is due; `lock` guards the store's connection
+    when others use it too (the daemon)."""
+    policy = policy or Policy()
+    guard = lock or nullcontext()
+    with guard:
+        rows = store.outbox.pending()
+    queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        queues.setdefault((row["kr_id"], row["sink"]), []).append(row)
+    report = Report()
+    if not queues:
+        return report
+
+    def write(delivery_id: int, **fields: Any) -> None:
+        with guard:
+            store.outbox.update(delivery_id, **fields)
+
+    def run(queue: list[dict[str, Any]]) -> None:
+        for i, row in enumerate(queue):
+            if not _one(row, sinks.get(row["sink"]), policy, sender, clock, write, report):
+                for _ in queue[i + 1 :]:
+                    report.count("pending")
+                return
+
+    with ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver") as pool:
+        list(pool.map(run, queues.values()))
+    log.info("deliveries", sent=report.sent, failed=report.failed, pending=report.pending)
+    return report
+
+
+def _one(
+    row: dict[str, Any],
+    sink: Sink | None,
+    policy: Policy,
+    sender: Sender,
+    clock: Callable[[], datetime],
+    write: Callable[..., None],
+    report: Report,
+) -> bool:
+    """Try one delivery; whether the queue may go on to the next one."""
+    if sink is None:
+        write(row["id"], state="failed", last_error=f"sink '{row['sink']}' is not in the config")
+        report.count("failed")
+        return True
+    due = row["next_attempt_at"]
+    if due and from_text(due) > clock():
+        report.count("pending")
+        return False
+    attempts = int(row["attempts"] or 0)
+    left = sink.max_attempts - attempts
+    if left <= 0:
+        write(row["id"], state="failed")
+        report.count("failed")
+        return True
+    body = row["payload"].encode()
+
+    def attempt() -> int:
+        nonlocal attempts
+        attempts += 1
+        try:
+            status = sender(row["sink"], sink, body, row["idempotency_key"])
+        except DeliveryError as exc:
+            write(row["id"], attempts=attempts, last_status_code=exc.status, last_error=str(exc))
+            raise
+        now = to_text(clock())
+        write(
+            row["id"],
+            state="delivered",
+            attempts=attempts,
+            last_status_code=status,
+            last_error=None,
+            delivered_at=now,
+            next_attempt_at=None,
+        )
+        return status
+
+    def wait(state: RetryCallState) -> float:
+        return float(min(policy.max_backoff, policy.backoff * 2 ** (state.attempt_number - 1)))
+
+    def honour(exc: BaseException) -> bool:
+        if isinstance(exc, DeliveryError) and exc.retry_after is not None:
+            return exc.retry_after <= policy.max_wait
+        return _retryable(exc)
+
+    def wait_or_retry_after(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, DeliveryError) and exc.retry_after is not None:
+            return exc.retry_after
+        return wait(state)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(min(left, policy.attempts_per_run)),
+        retry=retry_if_exception(honour),
+        wait=wait_or_retry_after,
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    try:
+        retrying(attempt)
+    except DeliveryError as exc:
+        if not exc.retryable or attempts >= sink.max_attempts:
+            write(row["id"], state="failed")
+            log.warning("delivery_failed", id=row["id"], sink=row["sink"], error=str(exc))
+            report.count("failed")
+            return True
+        later = exc.retry_after or min(policy.max_backoff, policy.backoff * 2**attempts)
+        write(row["id"], next_attempt_at=to_text(clock() + timedelta(seconds=later)))
+        report.count("pending")
+        return False
+    report.count("sent")
+    return True
+
+
+class Courier:
+    """One delivery step at a time in a long-lived process (the daemon): `kick()` from any
+    thread after a commit; a kick while a step runs makes that step go round once more."""
+
+    def __init__(
+        self,
+        store: Store,
+        sinks: Callable[[], dict[str, Sink]],
+        lock: AbstractContextManager[Any],
+        policy: Policy | None = None,
+    ) -> None:
+        self.store, self.sinks, self.lock, self.policy = store, sinks, lock, policy
+        self._running = threading.Lock()
+        self._again = threading.Event()
+
+    def kick(self) -> None:
+        self._again.set()
+        while self._again.is_set() and self._running.acquire(blocking=False):
+            try:
+                while self._again.is_set():
+                    self._again.clear()
+                    try:
+                        deliver(self.store, self.sinks(), policy=self.policy, lock=self.lock)
+                    except Exception as exc:  # a failing sink or store must not stop the batch
+                        log.error("delivery_step_failed", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._running.release()

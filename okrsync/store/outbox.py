@@ -1,0 +1,137 @@
+"""The outbox table: deliveries of measurements to sinks, written with the measurement in
+one transaction and sent afterwards by the sinks stage.
+
+A delivery is `pending` until it is `delivered`, `failed` for good, or (where a sink keeps
+only the latest value) `superseded`. Nothing marks a delivery "in flight": one that was
+being sent when the process died is simply still pending, so the next run sends it
+again, with the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from okrsync.store.errors import store_error
+from okrsync.timefmt import to_text
+
+STATES = ("pending", "delivered", "failed", "superseded")
+SHOWN = (
+    "id",
+    "kr_id",
+    "sink",
+    "idempotency_key",
+    "state",
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "next_attempt_at",
+)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What a KR's previous measurement said (for 'only changes are pushed')."""
+
+    value: float | None
+    progress: float | None
+    status: str | None
+
+
+class Outbox:
+    """The deliveries table of one store; every sqlite error leaves as a StoreError."""
+
+    def __init__(self, db: sqlite_utils.Database, path: str) -> None:
+        self.db = db
+        self.path = path
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def previous(self, kr_id: str, period: str, before_id: int) -> Previous | None:
+        """The KR's latest measurement with a value in `period` stored before `before_id`."""
+        with self._errors():
+            row = self.db.execute(
+                # `+period`: walk the KR's own index, not every row of the period
+                "SELECT value, progress, status FROM measurements WHERE kr_id = ? AND "
+                "+period = ? AND id < ? AND value IS NOT NULL "
+                "ORDER BY measured_at DESC, id DESC LIMIT 1",
+                [kr_id, period, before_id],
+            ).fetchone()
+        return None if row is None else Previous(row[0], row[1], row[2])
+
+    def enqueue(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Add pending deliveries (call inside the measurement's `transaction()`): each row
+        has measurement_id, kr_id, sink, idempotency_key and payload (JSON text)."""
+        stamp = to_text(now)
+        with self._errors():
+            self.db.conn.executemany(
+                "INSERT INTO deliveries (measurement_id, kr_id, sink, idempotency_key, state, "
+                "attempts, created_at, payload) "
+                "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+                [
+                    (
+                        r["measurement_id"],
+                        r["kr_id"],
+                        r["sink"],
+                        r["idempotency_key"],
+                        stamp,
+                        r["payload"],
+                    )
+                    for r in rows
+                ],
+            )
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Every pending delivery, oldest first within each (KR, sink)."""
+        with self._errors():
+            return [
+                dict(r)
+                for r in self.db.query(
+                    "SELECT * FROM deliveries WHERE state = 'pending' ORDER BY kr_id, sink, id"
+                )
+            ]
+
+    def update(self, delivery_id: int, **fields: Any) -> None:
+        """Record an attempt's outcome (its own small transaction)."""
+        names = ", ".join(f"{k} = ?" for k in fields)
+        with self._errors():
+            self.db.execute(
+                f"UPDATE deliveries SET {names} WHERE id = ?", [*fields.values(), delivery_id]
+            )
+
+    def listing(self, failed_only: bool = False) -> list[dict[str, Any]]:
+        """Deliveries for `okrsync deliveries`, oldest first, with the shown fields."""
+        where = " WHERE state = 'failed'" if failed_only else ""
+        with self._errors():
+            rows = self.db.query(f"SELECT {', '.join(SHOWN)} FROM deliveries{where} ORDER BY id")
+            return [dict(r) for r in rows]
+
+    def requeue(self, delivery_id: int | None) -> int:
+        """Make failed deliveries (one, or all with None) pending again, their attempts
+        spent afresh; how many were."""
+        sql = (
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = NULL, attempts = 0 "
+            "WHERE state = 'failed'"
+        )
+        params: list[Any] = []
+        if delivery_id is not None:
+            sql += " AND id = ?"
+            params.append(delivery_id)
+        with self._errors():
+            return int(self.db.execute(sql, params).rowcount)
+
+    def get(self, delivery_id: int) -> dict[str, Any] | None:
+        with self._errors():
+            rows = list(self.db.query("SELECT * FROM deliveries WHERE id = ?", [delivery_id]))
+        return dict(rows[0]) if rows else None
