@@ -9,6 +9,9 @@ real clock; `status`, `checkin`, `history` and `grade` take `--now`.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -896,3 +899,65 @@ def test_only_a_failure_in_q4_is_no_previous_value(
     kr = krs(status_json(capsys, "--now", "2027-01-02"))["ratio"]
     assert kr["previous"] is None and kr["progress"] is None and kr["status"] == "no_data"
     assert "no value in the previous period (2026-Q4)" in kr["error"]
+
+
+# --- the issue's repro on a store written before periods --------------------------------------
+
+PRE_PERIODS_COMMIT = "a4b6748"  # the last commit before issue 9's store migration
+
+
+def old_okrsync(tmp_path: Path) -> Path:
+    """The pre-periods okrsync package, extracted from git into tmp_path/old (or skip)."""
+    repo = Path(__file__).resolve().parent.parent
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", PRE_PERIODS_COMMIT, "okrsync", "connectors"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        pytest.skip(f"no pre-periods commit {PRE_PERIODS_COMMIT}: {archive.stderr!r}")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    # installed, connectors/ is okrsync.connectors
+    (old / "connectors").rename(old / "okrsync" / "connectors")
+    return old
+
+
+def test_old_store_rolls_over_like_the_issue_says(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's repro: Q4 `postmortems 4` in an old store is not 40% on Q1's first day."""
+    old = old_okrsync(env)
+    write_config(env, LEAK.format(period=Q4))
+    done = subprocess.run(
+        [sys.executable, "-m", "okrsync", "checkin", "postmortems", "4", "--now", "2026-11-15"],
+        cwd=env,
+        env={**os.environ, "PYTHONPATH": str(old)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "progress 40%" in done.stdout, done.stderr
+    (env / "okrsync.db").rename(env / "old.db")
+    for db in ("a.db", "b.db"):
+        (env / db).write_bytes((env / "old.db").read_bytes())
+
+    # a: the new version reads the old store (read-only) then adopts its rows into Q4 on its
+    # first writing command under the Q4 config (a sync with only manual KRs measures nothing)
+    kr = krs(status_json(capsys, "--now", "2026-11-20", "--db", "a.db"))["postmortems"]
+    assert kr["value"] == 4 and kr["score"] == 0.4
+    ok(capsys, "sync", "--once", "--db", "a.db")
+    write_config(env, LEAK.format(period=Q1))
+    doc = status_json(capsys, "--now", "2027-01-02", "--db", "a.db")
+    kr = krs(doc)["postmortems"]
+    assert kr["value"] is None and kr["status"] == "no_data"
+    assert kr["previous"] == {"period": "2026-Q4", "value": 4, "score": 0.4}
+    assert objectives(doc)["reliability"]["status"] == "no_data"
+
+    # b: straight to the Q1 config: the November row is in no period, and not in Q1
+    doc = status_json(capsys, "--now", "2027-01-02", "--db", "b.db")
+    assert krs(doc)["postmortems"]["status"] == "no_data"
+    assert objectives(doc)["reliability"]["progress"] is None
+    text = ok(capsys, "status", "--now", "2027-01-02", "--db", "b.db")
+    assert "40%" not in text and "46%" not in text
