@@ -147,3 +147,15 @@ def test_every_package_says_what_it_holds() -> None:
         if not ast.get_docstring(ast.parse(p.read_text()))
     ]
     assert len(packages) >= 8 and missing == []
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject lists packages by hand: a new package missing there works in the editable
+    checkout but not in the wheel the container installs."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    packages = {name for name, path in MODULES.items() if path.name == "__init__.py"}
+    assert packages <= listed, f"add to [tool.setuptools] packages: {sorted(packages - listed)}"
