@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import pytest
+import structlog.testing
 from prometheus_server import PrometheusServer, start_prometheus
 
 # The example plugin is a separate package with its own tests; test_plugin.py installs it
@@ -17,3 +20,15 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
     """A real Prometheus on 127.0.0.1 scraping `.exporter` every second; skipped if absent."""
     with start_prometheus(tmp_path_factory.mktemp("prometheus")) as server:
         yield server
+
+
+@pytest.fixture
+def events() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The log events of the test, debug ones too (whatever level earlier tests set up)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as captured:
+            yield captured
+    finally:
+        structlog.configure(**saved)

@@ -5,7 +5,6 @@ In-process, with a hand-moved clock and scripted connectors (no HTTP, no subproc
 
 from __future__ import annotations
 
-import logging
 import math
 import sqlite3
 import threading
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog.testing
 from fakes import ScriptedConnector, factory
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -61,16 +59,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(autouse=True)
-def events() -> Iterator[list[MutableMapping[str, Any]]]:
-    """The log events of the test, info ones too (whatever level earlier tests set up)."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)
+pytestmark = pytest.mark.usefixtures("events")  # conftest: every log event, debug too
 
 
 Make = Callable[..., tuple[Daemon, Clock, dict[str, ScriptedConnector]]]

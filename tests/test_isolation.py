@@ -4,7 +4,6 @@ gives that KR an error row, and every other KR is measured and stored (sync and 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import wait
@@ -14,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import structlog.testing
 from fakes import ScriptedConnector, factory
 
 from okrsync.cli.main import main
@@ -62,16 +60,7 @@ BUG_ERROR = (
 )
 
 
-@pytest.fixture(autouse=True)
-def events() -> Iterator[list[MutableMapping[str, Any]]]:
-    """The log events of the test, debug ones too (whatever level earlier tests set up)."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)
+pytestmark = pytest.mark.usefixtures("events")  # conftest: every log event, debug too
 
 
 @pytest.fixture
