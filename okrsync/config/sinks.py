@@ -1,13 +1,14 @@
 """Sinks: where computed progress is pushed (the OKR stores teams already keep).
 
-`sinks: {NAME: {type: webhook, url: ...}}` at the top level, and `push: [NAME, {sink: NAME,
-id: ...}]` on a KR. Secrets never go here: a webhook's signing secret is read from
-`OKRSYNC_<SINK>_SECRET` (or `_FILE`), like a source's token.
+`sinks: {NAME: {type: webhook|okr-tracker, url: ...}}` at the top level (a union on
+`type`), and `push: [NAME, {sink: NAME, id: ...}]` on a KR. Secrets never go here: a
+webhook's signing secret is read from `OKRSYNC_<SINK>_SECRET`, an okr-tracker key from
+`OKRSYNC_<SINK>_TOKEN` (each also as `_FILE`), like a source's token.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,12 +27,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class WebhookSink(_Frozen):
-    """POSTs each changed measurement as JSON, with `Idempotency-Key` and, when
-    OKRSYNC_<SINK>_SECRET is set, `X-Okrsync-Signature: sha256=<HMAC of the body>`."""
+class _HttpSink(_Frozen):
+    """What every HTTP sink takes: its URL, a whole-request deadline, attempts, a read cap."""
 
-    type: Literal["webhook"]
-    url: str = Field(description="http(s) URL the JSON is POSTed to")
+    latest_only: ClassVar[bool] = False
+    """Whether the store keeps only the latest value: then a newer delivery of a KR
+    supersedes its older undelivered ones (never sent)."""
+
+    url: str = Field(description="http(s) URL of the sink")
     timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds for the whole request (connect to last byte)"
     )
@@ -60,8 +63,28 @@ class WebhookSink(_Frozen):
         return value
 
 
-Sink = WebhookSink
-SINK_TYPES = ("webhook",)
+class WebhookSink(_HttpSink):
+    """POSTs each changed measurement as JSON, with `Idempotency-Key` and, when
+    OKRSYNC_<SINK>_SECRET is set, `X-Okrsync-Signature: sha256=<HMAC of the body>`."""
+
+    type: Literal["webhook"]
+
+
+class OkrTrackerSink(_HttpSink):
+    """oslokommune/okr-tracker: `POST {url}/keyres/{id}` `{"progress": <value>}` with the
+    `x-api-key` from OKRSYNC_<SINK>_TOKEN and, where set, `okr-client-id` /
+    `okr-client-secret` from OKRSYNC_<SINK>_CLIENT_ID / _CLIENT_SECRET. Keeps the latest."""
+
+    latest_only: ClassVar[bool] = True
+    type: Literal["okr-tracker"]
+
+
+AnySink = WebhookSink | OkrTrackerSink
+Sink = Annotated[AnySink, Field(discriminator="type")]
+SINK_MODELS = (WebhookSink, OkrTrackerSink)
+SINK_TYPES = ("webhook", "okr-tracker")
+NEEDS_ID = frozenset({"okr-tracker"})
+"""Sink types where a push target must name the KR's id in that store."""
 
 
 class PushTarget(_Frozen):

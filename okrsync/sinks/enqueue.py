@@ -92,5 +92,6 @@ def enqueue(
                     "payload": redact(json.dumps({**body, "external_id": target.id})),
                 }
             )
-    outbox.enqueue(out, now)
+    latest = {name for name, sink in config.sinks.items() if sink.latest_only}
+    outbox.enqueue(out, now, supersede=latest)
     return len(out)
