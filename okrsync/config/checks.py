@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from okrsync.config import plugins, templating
 from okrsync.config.messages import dotted, located, message, unknown_key
 from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, Objective
-from okrsync.config.sinks import NEEDS_ID, Sink, push_targets
+from okrsync.config.sinks import Sink, push_targets, target_problem
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.connector import SourceBase
 from okrsync.errors import Problem
@@ -318,17 +318,14 @@ def check_push(
     kr: KeyResult, sinks: set[str], valid: dict[str, Sink], origin: Origin, add: Add
 ) -> None:
     """Each sink a KR pushes to is defined under `sinks:`, and named once; a sink that
-    needs the KR's id in its store (okr-tracker) has it."""
+    needs the KR's id or issue in its store (okr-tracker, mirrors) has it."""
     seen: set[str] = set()
     for i, target in enumerate(push_targets(kr.push)):
         where = origin.at("push", i)
         sink = valid.get(target.sink)
-        if sink is not None and sink.type in NEEDS_ID and not target.id:
-            add(
-                where,
-                f"{sink.type} sink '{target.sink}' needs the KR's id there: write "
-                f'{{sink: {target.sink}, id: "..."}}',
-            )
+        problem = target_problem(sink.type, target) if sink is not None else None
+        if problem:
+            add(where, problem)
         if target.sink in seen:
             add(where, f"sink '{target.sink}' is listed twice: push to each sink once")
         seen.add(target.sink)

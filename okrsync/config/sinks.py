@@ -8,7 +8,8 @@ webhook's signing secret is read from `OKRSYNC_<SINK>_SECRET`, an okr-tracker ke
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -79,12 +80,30 @@ class OkrTrackerSink(_HttpSink):
     type: Literal["okr-tracker"]
 
 
-AnySink = WebhookSink | OkrTrackerSink
+class JiraIssueSink(_HttpSink):
+    """Mirror into the Jira issue of a KR: sets a number field (`PUT /rest/api/2/issue/KEY`)
+    and/or adds a comment. Credentials as the jira source: OKRSYNC_<SINK>_USER + _TOKEN
+    (Cloud, basic) or OKRSYNC_<SINK>_TOKEN alone (Data Center PAT, bearer)."""
+
+    latest_only: ClassVar[bool] = True
+    type: Literal["jira-issue"]
+
+
+class GithubIssueSink(_HttpSink):
+    """Mirror into a GitHub tracking issue: one managed progress comment per KR, edited in
+    place. Token from OKRSYNC_<SINK>_TOKEN; `url` is the API base (GitHub Enterprise:
+    https://HOST/api/v3)."""
+
+    latest_only: ClassVar[bool] = True
+    type: Literal["github-issue"]
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    url: str = Field("https://api.github.com", description="API base URL")
+
+
+AnySink = WebhookSink | OkrTrackerSink | JiraIssueSink | GithubIssueSink
 Sink = Annotated[AnySink, Field(discriminator="type")]
-SINK_MODELS = (WebhookSink, OkrTrackerSink)
-SINK_TYPES = ("webhook", "okr-tracker")
-NEEDS_ID = frozenset({"okr-tracker"})
-"""Sink types where a push target must name the KR's id in that store."""
+SINK_MODELS = (WebhookSink, OkrTrackerSink, JiraIssueSink, GithubIssueSink)
+SINK_TYPES = ("webhook", "okr-tracker", "jira-issue", "github-issue")
 
 
 class PushTarget(_Frozen):
@@ -92,6 +111,49 @@ class PushTarget(_Frozen):
 
     sink: SinkName
     id: str | None = Field(None, max_length=200, description="The KR's id in that store")
+    issue: str | int | None = Field(
+        None, description="jira-issue: the issue key (OKR-12); github-issue: the number (42)"
+    )
+    field: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="jira-issue: the number field set to the value (customfield_10050)",
+    )
+    comment: bool | None = Field(None, description="jira-issue: add a comment per value")
+
+    def mirror(self) -> dict[str, Any]:
+        """The mirror keys that are set (they travel in the delivery's payload)."""
+        keys = {"issue": self.issue, "field": self.field, "comment": self.comment}
+        return {k: v for k, v in keys.items() if v is not None}
+
+
+def target_problem(sink_type: str, target: PushTarget) -> str | None:
+    """What a push target lacks for its sink's type, or None."""
+    name = target.sink
+    if sink_type == "okr-tracker" and not target.id:
+        return (
+            f"okr-tracker sink '{name}' needs the KR's id there: write "
+            f'{{sink: {name}, id: "..."}}'
+        )
+    if sink_type == "jira-issue":
+        if not isinstance(target.issue, str) or not re.fullmatch(
+            r"[A-Z][A-Z0-9_]*-[0-9]+", target.issue
+        ):
+            return (
+                f"jira-issue sink '{name}' needs the issue key: write "
+                f"{{sink: {name}, issue: OKR-12, field: customfield_10050}}"
+            )
+        if not target.field and not target.comment:
+            return (
+                f"jira-issue sink '{name}' needs `field: customfield_NNNNN` and/or `comment: true`"
+            )
+    if sink_type == "github-issue" and (
+        not isinstance(target.issue, int) or isinstance(target.issue, bool) or target.issue < 1
+    ):
+        return (
+            f"github-issue sink '{name}' needs the issue number: write {{sink: {name}, issue: 42}}"
+        )
+    return None
 
 
 Push = SinkName | PushTarget

@@ -89,7 +89,9 @@ def enqueue(
                     "kr_id": m.kr_id,
                     "sink": target.sink,
                     "idempotency_key": uuid.uuid4().hex,
-                    "payload": redact(json.dumps({**body, "external_id": target.id})),
+                    "payload": redact(
+                        json.dumps({**body, "external_id": target.id, **target.mirror()})
+                    ),
                 }
             )
     latest = {name for name, sink in config.sinks.items() if sink.latest_only}

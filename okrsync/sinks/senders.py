@@ -8,13 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from okrsync.config.sinks import AnySink
-from okrsync.sinks import okr_tracker, webhook
+from okrsync.sinks import github_issue, jira_issue, okr_tracker, webhook
 
 Sender = Callable[[str, Any, bytes, str], int]
 
 SENDERS: dict[str, Sender] = {
     "webhook": webhook.send,
     "okr-tracker": okr_tracker.send,
+    "jira-issue": jira_issue.send,
+    "github-issue": github_issue.send,
 }
 
 
