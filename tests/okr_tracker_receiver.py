@@ -44,6 +44,7 @@ class Tracker:
     script: list[str] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     down: bool = False
+    wait: str = "0.1"  # the Retry-After of the last 429
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, str]:
@@ -53,6 +54,7 @@ class Tracker:
             if self.down or step == "503":
                 return 503, "text/plain", "Service Unavailable"
             if step.startswith("429"):
+                self.wait = step.partition(":")[2] or "0.1"
                 return 429, "text/plain", "Too many requests, please try again later."
             if headers.get("x-api-key") != API_KEY:
                 gate = {
@@ -102,7 +104,7 @@ def _handler(tracker: Tracker) -> type[http.server.BaseHTTPRequestHandler]:
             data = text.encode()
             self.send_response(status)
             if status == 429:
-                self.send_header("Retry-After", "0.1")
+                self.send_header("Retry-After", tracker.wait)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

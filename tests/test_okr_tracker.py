@@ -211,3 +211,35 @@ def test_a_redirect_is_not_followed(tmp_path: Path) -> None:
     assert len(other.seen) == 1
     [row] = rows(tmp_path)
     assert row["last_status_code"] == 301 and "redirects are not followed" in str(row["last_error"])
+
+
+def test_a_newer_value_keeps_the_retry_after_of_the_one_it_supersedes(tmp_path: Path) -> None:
+    """After a 429 with Retry-After: 120, a newer value supersedes the held one but still
+    waits: nothing is sent before the tracker said."""
+    with tracking() as tracker:
+        tracker.script = ["429:120"]
+        setup(tmp_path, tracker.url)
+        checkin(tmp_path, 1)
+        send(tmp_path)
+        checkin(tmp_path, 2)
+        send(tmp_path)
+    assert len(tracker.seen) == 1
+    held, newer = rows(tmp_path)
+    assert held["state"] == "superseded" and newer["state"] == "pending"
+    assert newer["next_attempt_at"] is not None
+
+
+def test_a_requeued_old_value_never_overwrites_a_newer_one(tmp_path: Path) -> None:
+    """A rejected -3, then 5 delivered, then `deliveries retry --all`: the -3 is superseded
+    by the delivered 5 and not sent again."""
+    db = ["--config", str(tmp_path / "okrs.yaml"), "--db", str(tmp_path / "x.db")]
+    with tracking() as tracker:
+        setup(tmp_path, tracker.url)
+        checkin(tmp_path, -3)
+        send(tmp_path)
+        checkin(tmp_path, 5)
+        send(tmp_path)
+        assert main(["deliveries", "retry", "--all", *db]) == 0
+        send(tmp_path)
+    assert [s.json for s in tracker.seen] == [{"progress": -3}, {"progress": 5}]
+    assert [r["state"] for r in rows(tmp_path)] == ["superseded", "delivered"]

@@ -130,6 +130,14 @@ class PushTarget(_Frozen):
 def target_problem(sink_type: str, target: PushTarget) -> str | None:
     """What a push target lacks for its sink's type, or None."""
     name = target.sink
+    keys = set(target.mirror())
+    takes = {"jira-issue": {"issue", "field", "comment"}, "github-issue": {"issue"}}
+    if keys - takes.get(sink_type, set()):
+        shown = ", ".join(f"`{k}`" for k in sorted(keys - takes.get(sink_type, set())))
+        return (
+            f"{sink_type} sink '{name}' takes no {shown} (jira-issue takes `issue`, `field`, "
+            "`comment`; github-issue takes `issue`)"
+        )
     if sink_type == "okr-tracker" and not target.id:
         return (
             f"okr-tracker sink '{name}' needs the KR's id there: write "

@@ -80,7 +80,9 @@ def deliver(
     when others use it too (the daemon)."""
     policy = policy or Policy()
     guard = lock or nullcontext()
+    latest = {name for name, sink in sinks.items() if sink.latest_only}
     with guard:
+        store.outbox.supersede_stale(latest)
         rows = store.outbox.pending()
     queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:

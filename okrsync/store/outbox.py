@@ -115,6 +115,24 @@ class Outbox:
         if due is not None:
             self.db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [due, newest])
 
+    def supersede_stale(self, sinks: Collection[str]) -> int:
+        """For sinks that keep only the latest value: a pending delivery with a newer one
+        pending or delivered (a failed one re-queued by `deliveries retry`, say) becomes
+        `superseded`, so an old value never overwrites a newer one; how many did."""
+        if not sinks:
+            return 0
+        marks = ", ".join("?" for _ in sinks)
+        with self._errors():
+            return int(
+                self.db.execute(
+                    "UPDATE deliveries SET state = 'superseded', next_attempt_at = NULL "
+                    f"WHERE state = 'pending' AND sink IN ({marks}) AND id < ("
+                    "SELECT MAX(d.id) FROM deliveries d WHERE d.kr_id = deliveries.kr_id "
+                    "AND d.sink = deliveries.sink AND d.state IN ('pending', 'delivered'))",
+                    sorted(sinks),
+                ).rowcount
+            )
+
     def pending(self) -> list[dict[str, Any]]:
         """Every pending delivery, oldest first within each (KR, sink)."""
         with self._errors():
