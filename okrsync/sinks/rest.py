@@ -1,16 +1,19 @@
 """The mirrors' HTTP client (requests, so tests replay the real APIs with `responses`),
 and the progress text the mirrors write.
 
-Bounded as the webhook's: no redirect is followed (a credential goes to the configured
+Bounded like the webhook: no redirect is followed (a credential goes to the configured
 host only), at most `cap` bytes of an answer are read, `timeout` bounds connect and each
-read. Rate limits are read here: a 403/429 with `x-ratelimit-remaining: 0` (GitHub) waits
-until `x-ratelimit-reset`; otherwise answers are sorted by transport.outcome.
+socket read, and the body is read in chunks that stop once the whole request has taken
+`timeout` (requests has no whole-request deadline; headers are bounded per read only).
+Rate limits are read here: a 403/429 with `x-ratelimit-remaining: 0` (GitHub) waits until
+`x-ratelimit-reset`; otherwise answers are sorted by transport.outcome.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any
 
 import requests
@@ -32,6 +35,7 @@ def call(
     """One request; (status, parsed JSON or None) of a 2xx answer, else DeliveryError."""
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if data is not None else {}
+    deadline = time.monotonic() + timeout
     try:
         with session.request(
             method,
@@ -42,7 +46,7 @@ def call(
             allow_redirects=False,
             stream=True,
         ) as response:
-            raw = response.raw.read(cap, decode_content=True)
+            raw = _read(response, cap, deadline, timeout)
             got = {k.lower(): v for k, v in response.headers.items()}
             answer = Answer(response.status_code, raw, got.get("retry-after"), got)
     except requests.Timeout:
@@ -55,6 +59,20 @@ def call(
         return status, json.loads(answer.body) if answer.body.strip() else None
     except ValueError:
         return status, None
+
+
+def _read(response: requests.Response, cap: int, deadline: float, timeout: float) -> bytes:
+    """At most `cap` bytes of the (decompressed) answer, in chunks, within the deadline: a
+    server dripping bytes is cut off once the whole request has taken `timeout`."""
+    out = bytearray()
+    while len(out) < cap:
+        if time.monotonic() > deadline:
+            raise DeliveryError(f"no answer within {timeout:g}s (timeout)", retryable=True)
+        chunk = response.raw.read(min(16384, cap - len(out)), decode_content=True)
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 def _rate_limited(answer: Answer, secrets: list[str]) -> int:
