@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from okrsync.config import plugins, templating
 from okrsync.config.messages import dotted, located, message, unknown_key
 from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, Objective
-from okrsync.config.sinks import push_targets
+from okrsync.config.sinks import Sink, push_targets, target_problem
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.connector import SourceBase
 from okrsync.errors import Problem
@@ -314,11 +314,18 @@ def _check_measure(
             add(origin, f"unknown placeholder {{{bad}}} (known: {known})")
 
 
-def check_push(kr: KeyResult, sinks: set[str], origin: Origin, add: Add) -> None:
-    """Each sink a KR pushes to is defined under `sinks:`, and named once."""
+def check_push(
+    kr: KeyResult, sinks: set[str], valid: dict[str, Sink], origin: Origin, add: Add
+) -> None:
+    """Each sink a KR pushes to is defined under `sinks:`, and named once; a sink that
+    needs the KR's id or issue in its store (okr-tracker, mirrors) has it."""
     seen: set[str] = set()
     for i, target in enumerate(push_targets(kr.push)):
         where = origin.at("push", i)
+        sink = valid.get(target.sink)
+        problem = target_problem(sink.type, target) if sink is not None else None
+        if problem:
+            add(where, problem)
         if target.sink in seen:
             add(where, f"sink '{target.sink}' is listed twice: push to each sink once")
         seen.add(target.sink)

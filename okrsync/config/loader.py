@@ -222,7 +222,7 @@ def _merge(
         check_parent(objective, ids, parents, depths, origins[objective.id], add)
         for kr in objective.key_results:
             check_measures(kr, types, invalid_sources, origins, add, values)
-            check_push(kr, sink_names, origins[kr.id], add)
+            check_push(kr, sink_names, sinks, origins[kr.id], add)
     if problems or period is None:
         return None
     return Config(period, defaults or Defaults(), sources, objectives, origins, sinks=sinks)

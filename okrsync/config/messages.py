@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from okrsync.config import plugins
 from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
-from okrsync.config.sinks import PushTarget, WebhookSink
+from okrsync.config.sinks import SINK_MODELS, SINK_TYPES, PushTarget
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.errors import Problem
 from okrsync.secrets import env_name
@@ -31,7 +31,7 @@ def known_keys() -> list[str]:
     """Every key okrsync or an installed connector reads: candidates for 'did you mean'."""
     names = {
         n
-        for m in (ConfigFile, Period, Defaults, Objective, KeyResult, WebhookSink, PushTarget)
+        for m in (ConfigFile, Period, Defaults, Objective, KeyResult, PushTarget, *SINK_MODELS)
         for n in m.model_fields
     }
     for type_name in plugins.type_names():
@@ -64,7 +64,10 @@ def located(
     """Every error of `exc` (raised validating the data at `prefix`) at its file:line."""
     problems = []
     for error in exc.errors():
-        loc = data_loc(doc.data, (*prefix, *error["loc"]))
+        raw = tuple(error["loc"])
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            raw = (*raw, str(error["ctx"]["discriminator"]).strip("'"))  # name the `type:`
+        loc = data_loc(doc.data, (*prefix, *raw))
         text = message(error, loc, keys)
         problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), text))
     problems.sort(key=lambda p: p.line or 0)
@@ -102,9 +105,10 @@ def message(error: Any, loc: Loc, keys: Iterable[str] | None = None) -> str:
     sink_secret = len(loc) == 3 and str(loc[-1]) in SECRET_KEYS | {"headers"}
     if kind == "extra_forbidden" and loc[0] == "sinks" and sink_secret:
         stem = env_name(str(loc[1]), "")
+        wanted = "SECRET" if "webhook" in error["loc"] else "TOKEN"
         return (
-            f"unknown key '{loc[-1]}': secrets never go in the config; set {stem}SECRET "
-            f"(or {stem}SECRET_FILE) in the environment"
+            f"unknown key '{loc[-1]}': secrets never go in the config; set {stem}{wanted} "
+            f"(or {stem}{wanted}_FILE) in the environment"
         )
     if kind == "extra_forbidden":
         return unknown_key(str(loc[-1]), keys)
@@ -120,6 +124,10 @@ def message(error: Any, loc: Loc, keys: Iterable[str] | None = None) -> str:
     if kind in ("list_type", "dict_type") and error["input"] is None and loc:
         default = "list at least one item" if kind == "list_type" else "write at least one key"
         return f"is empty: {EMPTY.get(str(loc[-1]), default)} under it, or remove the key"
+    if kind == "union_tag_not_found" and loc and loc[0] == "sinks":
+        return f"field required: one of {', '.join(SINK_TYPES)}"
+    if kind == "union_tag_invalid" and loc and loc[0] == "sinks":
+        return f"{error['ctx']['tag']!r} is not one of {', '.join(SINK_TYPES)}"
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
         return f"{error['input']!r} is not one of {', '.join(allowed)}"

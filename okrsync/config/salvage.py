@@ -45,6 +45,16 @@ def _valid(model: type[M], value: Any) -> M | None:
         return None
 
 
+_SINK: TypeAdapter[Sink] = TypeAdapter(Sink)
+
+
+def _valid_sink(value: Any) -> Sink | None:
+    try:
+        return _SINK.validate_python(value)
+    except ValidationError:
+        return None
+
+
 def _valid_name(name: Any) -> bool:
     try:
         TypeAdapter(SinkName).validate_python(name)
@@ -82,7 +92,7 @@ def salvage(data: dict[str, Any]) -> Part:
     sinks = data.get("sinks")
     for name, raw_sink in sinks.items() if isinstance(sinks, dict) else ():
         part.sink_names.add(str(name))
-        sink = _valid(Sink, raw_sink)
+        sink = _valid_sink(raw_sink)
         if sink is not None and _valid_name(name):
             part.sinks[str(name)] = sink
     objectives = data.get("objectives")

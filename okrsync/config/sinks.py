@@ -1,13 +1,15 @@
 """Sinks: where computed progress is pushed (the OKR stores teams already keep).
 
-`sinks: {NAME: {type: webhook, url: ...}}` at the top level, and `push: [NAME, {sink: NAME,
-id: ...}]` on a KR. Secrets never go here: a webhook's signing secret is read from
-`OKRSYNC_<SINK>_SECRET` (or `_FILE`), like a source's token.
+`sinks: {NAME: {type: webhook|okr-tracker, url: ...}}` at the top level (a union on
+`type`), and `push: [NAME, {sink: NAME, id: ...}]` on a KR. Secrets never go here: a
+webhook's signing secret is read from `OKRSYNC_<SINK>_SECRET`, an okr-tracker key from
+`OKRSYNC_<SINK>_TOKEN` (each also as `_FILE`), like a source's token.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,12 +28,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class WebhookSink(_Frozen):
-    """POSTs each changed measurement as JSON, with `Idempotency-Key` and, when
-    OKRSYNC_<SINK>_SECRET is set, `X-Okrsync-Signature: sha256=<HMAC of the body>`."""
+class _HttpSink(_Frozen):
+    """What every HTTP sink takes: its URL, a whole-request deadline, attempts, a read cap."""
 
-    type: Literal["webhook"]
-    url: str = Field(description="http(s) URL the JSON is POSTed to")
+    latest_only: ClassVar[bool] = False
+    """Whether the store keeps only the latest value: then a newer delivery of a KR
+    supersedes its older undelivered ones (never sent)."""
+
+    url: str = Field(description="http(s) URL of the sink")
     timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds for the whole request (connect to last byte)"
     )
@@ -60,8 +64,46 @@ class WebhookSink(_Frozen):
         return value
 
 
-Sink = WebhookSink
-SINK_TYPES = ("webhook",)
+class WebhookSink(_HttpSink):
+    """POSTs each changed measurement as JSON, with `Idempotency-Key` and, when
+    OKRSYNC_<SINK>_SECRET is set, `X-Okrsync-Signature: sha256=<HMAC of the body>`."""
+
+    type: Literal["webhook"]
+
+
+class OkrTrackerSink(_HttpSink):
+    """oslokommune/okr-tracker: `POST {url}/keyres/{id}` `{"progress": <value>}` with the
+    `x-api-key` from OKRSYNC_<SINK>_TOKEN and, where set, `okr-client-id` /
+    `okr-client-secret` from OKRSYNC_<SINK>_CLIENT_ID / _CLIENT_SECRET. Keeps the latest."""
+
+    latest_only: ClassVar[bool] = True
+    type: Literal["okr-tracker"]
+
+
+class JiraIssueSink(_HttpSink):
+    """Mirror into the Jira issue of a KR: sets a number field (`PUT /rest/api/2/issue/KEY`)
+    and/or adds a comment. Credentials as the jira source: OKRSYNC_<SINK>_USER + _TOKEN
+    (Cloud, basic) or OKRSYNC_<SINK>_TOKEN alone (Data Center PAT, bearer)."""
+
+    latest_only: ClassVar[bool] = True
+    type: Literal["jira-issue"]
+
+
+class GithubIssueSink(_HttpSink):
+    """Mirror into a GitHub tracking issue: one managed progress comment per KR, edited in
+    place. Token from OKRSYNC_<SINK>_TOKEN; `url` is the API base (GitHub Enterprise:
+    https://HOST/api/v3)."""
+
+    latest_only: ClassVar[bool] = True
+    type: Literal["github-issue"]
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    url: str = Field("https://api.github.com", description="API base URL")
+
+
+AnySink = WebhookSink | OkrTrackerSink | JiraIssueSink | GithubIssueSink
+Sink = Annotated[AnySink, Field(discriminator="type")]
+SINK_MODELS = (WebhookSink, OkrTrackerSink, JiraIssueSink, GithubIssueSink)
+SINK_TYPES = ("webhook", "okr-tracker", "jira-issue", "github-issue")
 
 
 class PushTarget(_Frozen):
@@ -69,6 +111,57 @@ class PushTarget(_Frozen):
 
     sink: SinkName
     id: str | None = Field(None, max_length=200, description="The KR's id in that store")
+    issue: str | int | None = Field(
+        None, description="jira-issue: the issue key (OKR-12); github-issue: the number (42)"
+    )
+    field: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="jira-issue: the number field set to the value (customfield_10050)",
+    )
+    comment: bool | None = Field(None, description="jira-issue: add a comment per value")
+
+    def mirror(self) -> dict[str, Any]:
+        """The mirror keys that are set (they travel in the delivery's payload)."""
+        keys = {"issue": self.issue, "field": self.field, "comment": self.comment}
+        return {k: v for k, v in keys.items() if v is not None}
+
+
+def target_problem(sink_type: str, target: PushTarget) -> str | None:
+    """What a push target lacks for its sink's type, or None."""
+    name = target.sink
+    keys = set(target.mirror())
+    takes = {"jira-issue": {"issue", "field", "comment"}, "github-issue": {"issue"}}
+    if keys - takes.get(sink_type, set()):
+        shown = ", ".join(f"`{k}`" for k in sorted(keys - takes.get(sink_type, set())))
+        return (
+            f"{sink_type} sink '{name}' takes no {shown} (jira-issue takes `issue`, `field`, "
+            "`comment`; github-issue takes `issue`)"
+        )
+    if sink_type == "okr-tracker" and not target.id:
+        return (
+            f"okr-tracker sink '{name}' needs the KR's id there: write "
+            f'{{sink: {name}, id: "..."}}'
+        )
+    if sink_type == "jira-issue":
+        if not isinstance(target.issue, str) or not re.fullmatch(
+            r"[A-Z][A-Z0-9_]*-[0-9]+", target.issue
+        ):
+            return (
+                f"jira-issue sink '{name}' needs the issue key: write "
+                f"{{sink: {name}, issue: OKR-12, field: customfield_10050}}"
+            )
+        if not target.field and not target.comment:
+            return (
+                f"jira-issue sink '{name}' needs `field: customfield_NNNNN` and/or `comment: true`"
+            )
+    if sink_type == "github-issue" and (
+        not isinstance(target.issue, int) or isinstance(target.issue, bool) or target.issue < 1
+    ):
+        return (
+            f"github-issue sink '{name}' needs the issue number: write {{sink: {name}, issue: 42}}"
+        )
+    return None
 
 
 Push = SinkName | PushTarget

@@ -26,14 +26,15 @@ from typing import Any
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from okrsync.config.sinks import Sink
-from okrsync.sinks import webhook
-from okrsync.sinks.webhook import DeliveryError
+from okrsync.config.sinks import AnySink
+from okrsync.sinks import senders
+from okrsync.sinks.transport import DeliveryError
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import from_text, to_text, utcnow
 
 log = structlog.get_logger("okrsync.sinks.delivery")
-Sender = Callable[[str, Sink, bytes, str], int]
+Sender = Callable[[str, AnySink, bytes, str], int]
+Sink = AnySink
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,16 @@ def deliver(
     *,
     policy: Policy | None = None,
     lock: AbstractContextManager[Any] | None = None,
-    sender: Sender = webhook.send,
+    sender: Sender = senders.send,
     clock: Callable[[], datetime] = utcnow,
 ) -> Report:
     """Send every pending delivery that is due; `lock` guards the store's connection
     when others use it too (the daemon)."""
     policy = policy or Policy()
     guard = lock or nullcontext()
+    latest = {name for name, sink in sinks.items() if sink.latest_only}
     with guard:
+        store.outbox.supersede_stale(latest)
         rows = store.outbox.pending()
     queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:

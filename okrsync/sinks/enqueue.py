@@ -89,8 +89,11 @@ def enqueue(
                     "kr_id": m.kr_id,
                     "sink": target.sink,
                     "idempotency_key": uuid.uuid4().hex,
-                    "payload": redact(json.dumps({**body, "external_id": target.id})),
+                    "payload": redact(
+                        json.dumps({**body, "external_id": target.id, **target.mirror()})
+                    ),
                 }
             )
-    outbox.enqueue(out, now)
+    latest = {name for name, sink in config.sinks.items() if sink.latest_only}
+    outbox.enqueue(out, now, supersede=latest)
     return len(out)

@@ -10,7 +10,7 @@ again, with the same idempotency key.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,9 +70,15 @@ class Outbox:
             ).fetchone()
         return None if row is None else Previous(row[0], row[1], row[2])
 
-    def enqueue(self, rows: list[dict[str, Any]], now: datetime) -> None:
+    def enqueue(
+        self, rows: list[dict[str, Any]], now: datetime, supersede: Collection[str] = ()
+    ) -> None:
         """Add pending deliveries (call inside the measurement's `transaction()`): each row
-        has measurement_id, kr_id, sink, idempotency_key and payload (JSON text)."""
+        has measurement_id, kr_id, sink, idempotency_key and payload (JSON text).
+
+        For the sinks in `supersede` (they keep only the latest value) the older pending
+        deliveries of the same (KR, sink) become `superseded`, never sent; the newest one
+        takes over the latest `next_attempt_at` they had, so a Retry-After still holds."""
         stamp = to_text(now)
         with self._errors():
             self.db.conn.executemany(
@@ -90,6 +96,41 @@ class Outbox:
                     )
                     for r in rows
                 ],
+            )
+            pairs = sorted({(r["kr_id"], r["sink"]) for r in rows if r["sink"] in supersede})
+            for kr_id, sink in pairs:
+                self._supersede(kr_id, sink)
+
+    def _supersede(self, kr_id: str, sink: str) -> None:
+        newest, due = self.db.execute(
+            "SELECT MAX(id), MAX(next_attempt_at) FROM deliveries "
+            "WHERE state = 'pending' AND kr_id = ? AND sink = ?",
+            [kr_id, sink],
+        ).fetchone()
+        self.db.execute(
+            "UPDATE deliveries SET state = 'superseded', next_attempt_at = NULL "
+            "WHERE state = 'pending' AND kr_id = ? AND sink = ? AND id < ?",
+            [kr_id, sink, newest],
+        )
+        if due is not None:
+            self.db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [due, newest])
+
+    def supersede_stale(self, sinks: Collection[str]) -> int:
+        """For sinks that keep only the latest value: a pending delivery with a newer one
+        pending or delivered (a failed one re-queued by `deliveries retry`, say) becomes
+        `superseded`, so an old value never overwrites a newer one; how many did."""
+        if not sinks:
+            return 0
+        marks = ", ".join("?" for _ in sinks)
+        with self._errors():
+            return int(
+                self.db.execute(
+                    "UPDATE deliveries SET state = 'superseded', next_attempt_at = NULL "
+                    f"WHERE state = 'pending' AND sink IN ({marks}) AND id < ("
+                    "SELECT MAX(d.id) FROM deliveries d WHERE d.kr_id = deliveries.kr_id "
+                    "AND d.sink = deliveries.sink AND d.state IN ('pending', 'delivered'))",
+                    sorted(sinks),
+                ).rowcount
             )
 
     def pending(self) -> list[dict[str, Any]]:
