@@ -12,13 +12,8 @@ from typing import Any
 
 import pytest
 import responses
+from sink_runs import checkin, rows, send
 
-from okrsync.cli.main import main
-from okrsync.config.loader import load
-from okrsync.sinks.delivery import Policy, Report, deliver
-from okrsync.store.sqlite import Store
-
-FAST = Policy(attempts_per_run=3, backoff=0.01, max_backoff=0.05, max_wait=1.0)
 API = "https://api.github.com/repos/acme/okrs"
 TOKEN = "ghp_0123456789abcdefTOKEN"
 JSON = {"content-type": "application/json; charset=utf-8", "x-ratelimit-limit": "5000"}
@@ -114,27 +109,6 @@ def setup(tmp_path: Path, issue: int = 42) -> None:
         "      - {id: api-uptime, source: manual, start: 0, target: 100, unit: '%', "
         f"push: [{{sink: gh, issue: {issue}}}]}}\n"
     )
-
-
-def checkin(tmp_path: Path, value: float) -> None:
-    db = ["--config", str(tmp_path / "okrs.yaml"), "--db", str(tmp_path / "x.db")]
-    assert main(["checkin", "api-uptime", *db, "--", str(value)]) == 0
-
-
-def send(tmp_path: Path) -> Report:
-    store = Store(tmp_path / "x.db")
-    try:
-        return deliver(store, load(tmp_path / "okrs.yaml").sinks, policy=FAST)
-    finally:
-        store.close()
-
-
-def rows(tmp_path: Path) -> list[dict[str, Any]]:
-    store = Store(tmp_path / "x.db")
-    try:
-        return store.outbox.listing()
-    finally:
-        store.close()
 
 
 def test_one_comment_is_created_then_edited_in_place(tmp_path: Path) -> None:

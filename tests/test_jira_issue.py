@@ -13,13 +13,8 @@ from typing import Any
 
 import pytest
 import responses
+from sink_runs import checkin, rows, send
 
-from okrsync.cli.main import main
-from okrsync.config.loader import load
-from okrsync.sinks.delivery import Policy, Report, deliver
-from okrsync.store.sqlite import Store
-
-FAST = Policy(attempts_per_run=3, backoff=0.01, max_backoff=0.05, max_wait=1.0)
 JIRA = "https://jira.example.com"
 TOKEN = "ATATT3xFfGF0-jira-token"
 JSON = {"content-type": "application/json;charset=UTF-8"}
@@ -96,27 +91,6 @@ def setup(tmp_path: Path, target: str = "issue: OKR-12, field: customfield_10050
         "      - {id: api-uptime, source: manual, start: 0, target: 100, "
         f"push: [{{sink: jira, {target}}}]}}\n"
     )
-
-
-def checkin(tmp_path: Path, value: float) -> None:
-    db = ["--config", str(tmp_path / "okrs.yaml"), "--db", str(tmp_path / "x.db")]
-    assert main(["checkin", "api-uptime", *db, "--", str(value)]) == 0
-
-
-def send(tmp_path: Path) -> Report:
-    store = Store(tmp_path / "x.db")
-    try:
-        return deliver(store, load(tmp_path / "okrs.yaml").sinks, policy=FAST)
-    finally:
-        store.close()
-
-
-def rows(tmp_path: Path) -> list[dict[str, Any]]:
-    store = Store(tmp_path / "x.db")
-    try:
-        return store.outbox.listing()
-    finally:
-        store.close()
 
 
 @pytest.fixture(autouse=True)

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 from okr_tracker_receiver import API_KEY, CLIENT_ID, CLIENT_SECRET, Tracker, tracking
+from sink_runs import checkin, rows, send
 from webhook_receiver import receiving
 
 from okrsync.cli.main import main
-from okrsync.config.loader import load
-from okrsync.sinks.delivery import Policy, Report, deliver
-from okrsync.store.sqlite import Store
-
-FAST = Policy(attempts_per_run=3, backoff=0.01, max_backoff=0.05, max_wait=1.0)
 
 
 @pytest.fixture(autouse=True)
@@ -41,27 +37,6 @@ def setup(tmp_path: Path, url: str, kr_id: str = "kr-8f3a", hook: str | None = N
         f"      - {{id: api-uptime, source: manual, start: 0, target: 100, push: [{push}]}}",
     ]
     (tmp_path / "okrs.yaml").write_text("\n".join(lines) + "\n")
-
-
-def checkin(tmp_path: Path, value: float) -> None:
-    db = ["--config", str(tmp_path / "okrs.yaml"), "--db", str(tmp_path / "x.db")]
-    assert main(["checkin", "api-uptime", *db, "--", str(value)]) == 0
-
-
-def send(tmp_path: Path) -> Report:
-    store = Store(tmp_path / "x.db")
-    try:
-        return deliver(store, load(tmp_path / "okrs.yaml").sinks, policy=FAST)
-    finally:
-        store.close()
-
-
-def rows(tmp_path: Path) -> list[dict[str, object]]:
-    store = Store(tmp_path / "x.db")
-    try:
-        return store.outbox.listing()
-    finally:
-        store.close()
 
 
 def test_the_value_is_posted_to_keyres_with_the_keys_as_headers(tmp_path: Path) -> None:
