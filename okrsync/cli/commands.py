@@ -21,6 +21,7 @@ from okrsync.store.sqlite import Store
 from okrsync.timefmt import parse_instant, utcnow
 
 if TYPE_CHECKING:
+    from okrsync.progress.definitions import Definitions
     from okrsync.progress.tree import Tree
 
 
@@ -247,6 +248,11 @@ def history(args: Any, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _unknown_kr(kr_id: str, defs: Definitions, where: str) -> UsageError:
+    known = ", ".join(sorted(k.id for k in defs.key_results()))
+    return UsageError(f"no key result '{kr_id}' in {where} (known: {known})")
+
+
 def checkin(args: Any, settings: Settings) -> int:
     from okrsync.cli.render import percent
     from okrsync.progress.definitions import from_config
@@ -272,8 +278,7 @@ def checkin(args: Any, settings: Settings) -> int:
         )
     current = from_config(config)
     if args.period in (None, period.name) and current.kr(args.kr_id) is None:
-        known = ", ".join(sorted(k.id for k in current.key_results()))
-        raise UsageError(f"no key result '{args.kr_id}' in {settings.config} (known: {known})")
+        raise _unknown_kr(args.kr_id, current, str(settings.config))
     store = Store(settings.db)
     try:
         defs = choose(current, store, args.period, None)
@@ -286,9 +291,8 @@ def checkin(args: Any, settings: Settings) -> int:
         defs = resolve(defs, store, now)
         kr = defs.kr(args.kr_id)
         if kr is None:
-            known = ", ".join(sorted(k.id for k in defs.key_results()))
             where = settings.config if defs.period == period else f"period {defs.period.name}"
-            raise UsageError(f"no key result '{args.kr_id}' in {where} (known: {known})")
+            raise _unknown_kr(args.kr_id, defs, str(where))
         problem = defs.start_problem(kr)
         if problem is not None:
             raise UsageError(f"{kr.id} has {problem}: nothing recorded")

@@ -28,7 +28,7 @@ from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer, failure
 from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation, observe
-from okrsync.progress.periods import resolve
+from okrsync.progress.periods import contains, resolve
 from okrsync.progress.status import assess_all
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
@@ -264,7 +264,7 @@ class Daemon:
         now = self.now()
         ended = now >= period.ends_at
         self.health.period_ended = ended
-        if period.starts_at <= now < period.ends_at:
+        if contains(period, now):
             return False
         state = "ended" if ended else "not_started"
         if active.idle_logged != state:
