@@ -298,10 +298,11 @@ def checkin(args: Any, settings: Settings) -> int:
             raise UsageError(f"{kr.id} has {problem}: nothing recorded")
         entry = Measurement(kr.id, now, "manual", None, value, manual=True, note=args.note)
         entry = assess(defs, kr, entry, Observation())
+        known = store.observations([k.id for k in defs.key_results()], now, defs.period)
         with store.transaction():
             store.sync_config(config, now)
             ids = store.append(None, [entry], defs.period.name)
-            enqueue(store, config, defs, [entry], ids, now)
+            enqueue(store, config, defs, [entry], ids, now, known)
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"

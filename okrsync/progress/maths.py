@@ -48,15 +48,27 @@ class Observation:
     manual: bool = False
     attempted_at: datetime | None = None
     error: str | None = None
+    progress: float | None = None
+    """The progress and status stored with the latest value (what "only changes are
+    pushed" compares a new measurement with)."""
+    status: str | None = None
 
 
 def observe(
-    prior: Observation, value: float | None, error: str | None, at: datetime
+    prior: Observation,
+    value: float | None,
+    error: str | None,
+    at: datetime,
+    progress: float | None = None,
+    status: str | None = None,
 ) -> Observation:
-    """What is known after an attempt at `at`: its value, or the prior value and its error."""
+    """What is known after an attempt at `at`: its value (with the progress and status
+    stored with it), or the prior value and its error."""
     if value is not None:
-        return Observation(value, at, False, at, None)
-    return Observation(prior.value, prior.measured_at, prior.manual, at, error)
+        return Observation(value, at, False, at, None, progress, status)
+    return Observation(
+        prior.value, prior.measured_at, prior.manual, at, error, prior.progress, prior.status
+    )
 
 
 def kr_status(

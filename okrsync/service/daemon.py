@@ -322,7 +322,8 @@ class Daemon:
     ) -> None:
         config = active.config
         with self.lock:
-            before = {k.id: self.obs.get(k.id, Observation()) for k in krs}
+            known = dict(self.obs)
+        before = {k.id: known.get(k.id, Observation()) for k in krs}
         rows = assess_all(active.defs, krs, taken, before, now)
         run_id = uuid.uuid4().hex[:16]
         failed = sum(r.error is not None for r in rows)
@@ -335,7 +336,7 @@ class Daemon:
                     ids = self.store.record_run(
                         run_id, "daemon", now, self.now(), config.digest, rows, config.period.name
                     )
-                    enqueue(self.store, config, active.defs, rows, ids, now)
+                    enqueue(self.store, config, active.defs, rows, ids, now, known)
             except StoreError as exc:
                 self.health.store_ok = False
                 log.error("store_failed", error=str(exc), krs=[k.id for k in krs])
@@ -345,9 +346,9 @@ class Daemon:
         with self.lock:
             if self.active is not None and self.active.config.period != config.period:
                 return  # measured for a period the running config has left
-            for row in rows:
-                self.obs[row.kr_id] = observe(
-                    before[row.kr_id], row.value, row.error, row.measured_at
+            for r in rows:
+                self.obs[r.kr_id] = observe(
+                    before[r.kr_id], r.value, r.error, r.measured_at, r.progress, r.status
                 )
         log.info("batch", run_id=run_id, krs=len(rows), failed=failed)
 

@@ -95,8 +95,11 @@ def run_once(
     defs = from_config(config)
     if reader is not None:
         defs = resolve(defs, reader, now)
-    before = store.observations([k.id for k in krs], now, config.period) if store else {}
-    measurements = assess_all(defs, krs, taken, before, now)
+    # every KR of the period, not only `--only`'s: the sinks roll objectives up from them
+    known = (
+        store.observations([k.id for k in defs.key_results()], now, config.period) if store else {}
+    )
+    measurements = assess_all(defs, krs, taken, known, now)
     run_id = uuid.uuid4().hex[:16]
     if store is None:
         return RunResult(run_id, measurements, queries, requests, manual, not_modified)
@@ -105,6 +108,6 @@ def run_once(
         ids = store.record_run(
             run_id, kind, now, now, config.digest, measurements, config.period.name
         )
-        enqueue(store, config, defs, measurements, ids, now)
+        enqueue(store, config, defs, measurements, ids, now, known)
     report = deliver(store, config.sinks, policy=delivery)
     return RunResult(run_id, measurements, queries, requests, manual, not_modified, None, report)

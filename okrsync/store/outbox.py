@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,15 +34,6 @@ SHOWN = (
 )
 
 
-@dataclass(frozen=True)
-class Previous:
-    """What a KR's previous measurement said (for 'only changes are pushed')."""
-
-    value: float | None
-    progress: float | None
-    status: str | None
-
-
 class Outbox:
     """The deliveries table of one store; every sqlite error leaves as a StoreError."""
 
@@ -57,18 +47,6 @@ class Outbox:
             yield
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
-
-    def previous(self, kr_id: str, period: str, before_id: int) -> Previous | None:
-        """The KR's latest measurement with a value in `period` stored before `before_id`."""
-        with self._errors():
-            row = self.db.execute(
-                # `+period`: walk the KR's own index, not every row of the period
-                "SELECT value, progress, status FROM measurements WHERE kr_id = ? AND "
-                "+period = ? AND id < ? AND value IS NOT NULL "
-                "ORDER BY measured_at DESC, id DESC LIMIT 1",
-                [kr_id, period, before_id],
-            ).fetchone()
-        return None if row is None else Previous(row[0], row[1], row[2])
 
     def enqueue(
         self, rows: list[dict[str, Any]], now: datetime, supersede: Collection[str] = ()

@@ -252,7 +252,8 @@ class Store:
         try:
             for kr_id in kr_ids:
                 value = self.db.execute(
-                    "SELECT value, measured_at, manual FROM measurements WHERE kr_id = ? AND "
+                    "SELECT value, measured_at, manual, progress, status FROM measurements "
+                    "WHERE kr_id = ? AND "
                     f"{where} AND measured_at <= ? AND value IS NOT NULL "
                     "ORDER BY measured_at DESC, id DESC LIMIT 1",
                     [kr_id, *params, at],
@@ -270,6 +271,8 @@ class Store:
                     manual=bool(value[2]) if value else False,
                     attempted_at=from_text(attempt[0]),
                     error=attempt[1],
+                    progress=value[3] if value else None,
+                    status=value[4] if value else None,
                 )
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
