@@ -67,6 +67,28 @@ def test_split_directory_sets_period_once(tmp_path: Path) -> None:
     ]
 
 
+def test_sinks_sharing_env_vars_across_files_are_an_error(tmp_path: Path) -> None:
+    """Sinks in two files whose names give the same OKRSYNC_<NAME>_ stem would share
+    credentials: the later one is reported, naming the first and the shared variables."""
+    (tmp_path / "a.yaml").write_text(
+        "period: {name: A, start: 2026-01-01, end: 2026-03-31}\n"
+        "sinks:\n"
+        "  okr-portal: {type: webhook, url: 'https://a.example.com/hook'}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "sinks:\n"
+        "  audit: {type: webhook, url: 'https://b.example.com/hook'}\n"
+        "  OKR_portal: {type: webhook, url: 'https://c.example.com/hook'}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path}/b.yaml:3: sinks.OKR_portal: sink 'OKR_portal' and sink 'okr-portal' "
+        f"({tmp_path}/a.yaml:3) would both read their credentials from OKRSYNC_OKR_PORTAL_*: "
+        "rename one of them"
+    ]
+
+
 def test_missing_period_and_missing_path_are_errors(tmp_path: Path) -> None:
     """No period anywhere, or a path that does not exist, is a clear error."""
     (tmp_path / "a.yaml").write_text("objectives: []\n")

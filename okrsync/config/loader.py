@@ -30,10 +30,11 @@ from okrsync.config.duration import parse_duration
 from okrsync.config.messages import dotted, located
 from okrsync.config.model import MANUAL, ConfigFile, Defaults, KeyResult, Objective, Period
 from okrsync.config.salvage import Part, salvage, whole
-from okrsync.config.sinks import Sink
+from okrsync.config.sinks import Sink, is_sink_name
 from okrsync.config.yaml_reader import Loc, YamlDoc, load_yaml
 from okrsync.connector import SourceBase
 from okrsync.errors import ConfigError, Problem
+from okrsync.secrets import env_name
 
 __all__ = ["Config", "Origin", "config_files", "load"]
 
@@ -161,6 +162,7 @@ def _merge(
     origins: dict[str, Origin] = {}
     sinks: dict[str, Sink] = {}
     sink_names: set[str] = set()
+    stems: dict[str, tuple[str, Origin]] = {}  # OKRSYNC_<NAME>_ of each sink: its first sink
 
     def where(doc: YamlDoc, loc: Loc) -> Origin:
         return Origin(doc.file, doc.line_of(loc), dotted(loc), doc, loc)
@@ -189,9 +191,19 @@ def _merge(
                 add(where(doc, ("sources", name)), f"source '{name}' is defined twice")
             sources[name] = source
             origins[f"source:{name}"] = where(doc, ("sources", name))
-        for name in sorted(part.sink_names):
+        for name in sorted(part.sink_names, key=lambda n: (doc.line_of(("sinks", n)) or 0, n)):
+            at = where(doc, ("sinks", name))
             if name in sink_names:
-                add(where(doc, ("sinks", name)), f"sink '{name}' is defined twice")
+                add(at, f"sink '{name}' is defined twice")
+            elif is_sink_name(name) and (other := stems.get(env_name(name, ""))):
+                add(
+                    at,
+                    f"sink '{name}' and sink '{other[0]}' ({other[1].file}:{other[1].line}) "
+                    f"would both read their credentials from {env_name(name, '')}*: "
+                    "rename one of them",
+                )
+            else:
+                stems.setdefault(env_name(name, ""), (name, at))
             sink_names.add(name)
         sinks |= part.sinks
         for i, objective, kr_indexes in part.objectives:

@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from okrsync.config import plugins
 from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
-from okrsync.config.sinks import SINK_MODELS, SINK_TYPES, PushTarget
+from okrsync.config.sinks import (
+    ISSUE,
+    PUSH_ENTRY,
+    PUSH_TAGS,
+    SINK_MODELS,
+    SINK_NAME_PATTERN,
+    SINK_TYPES,
+    PushTarget,
+)
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.errors import Problem
 from okrsync.secrets import env_name
@@ -64,7 +72,7 @@ def located(
     """Every error of `exc` (raised validating the data at `prefix`) at its file:line."""
     problems = []
     for error in exc.errors():
-        raw = tuple(error["loc"])
+        raw = _untagged(tuple(error["loc"]))
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             raw = (*raw, str(error["ctx"]["discriminator"]).strip("'"))  # name the `type:`
         loc = data_loc(doc.data, (*prefix, *raw))
@@ -72,6 +80,18 @@ def located(
         problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), text))
     problems.sort(key=lambda p: p.line or 0)
     return problems
+
+
+def _untagged(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic's loc without what names no place in the YAML: the form tag after a
+    `push:` entry's index (`push[0].name`) and the `[key]` of a mapping key's error."""
+    out = []
+    for i, part in enumerate(loc):
+        tag = i >= 2 and loc[i - 2] == "push" and isinstance(loc[i - 1], int)
+        if (tag and part in PUSH_TAGS) or (part == "[key]" and i == len(loc) - 1):
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def data_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
@@ -116,6 +136,8 @@ def message(error: Any, loc: Loc, keys: Iterable[str] | None = None) -> str:
         pattern = str(error.get("ctx", {}).get("pattern", ""))
         if pattern == DURATION_PATTERN:
             return f"'{error['input']}' is not a duration: write e.g. 30s, 5m, 1h, 1d"
+        if pattern == SINK_NAME_PATTERN:
+            return f"'{error['input']}' is not a valid sink name (letters, digits, '-', '_')"
         if loc and loc[-1] == "id":
             return f"'{error['input']}' is not a valid id (letters, digits, '-', '_', '.', ':')"
         return f"'{error['input']}' does not match {pattern}"
@@ -128,11 +150,30 @@ def message(error: Any, loc: Loc, keys: Iterable[str] | None = None) -> str:
         return f"field required: one of {', '.join(SINK_TYPES)}"
     if kind == "union_tag_invalid" and loc and loc[0] == "sinks":
         return f"{error['ctx']['tag']!r} is not one of {', '.join(SINK_TYPES)}"
+    if kind == "push_entry":
+        return f"{PUSH_ENTRY}, got {_as_written(error['input'])}"
+    if kind == "issue_form":
+        return f"{ISSUE}, got {_as_written(error['input'])}"
+    if kind == "list_type" and loc and loc[-1] == "push" and isinstance(error["input"], str):
+        return f"write a list: push: [{error['input']}]"
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
         return f"{error['input']!r} is not one of {', '.join(allowed)}"
     text = str(error["msg"]).removeprefix("Value error, ")
     return text[:1].lower() + text[1:]
+
+
+def _as_written(value: Any) -> str:
+    """A YAML value as the person wrote it: 0, true, null, a list, a mapping."""
+    if value is None:
+        return "an empty entry"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return str(value)
 
 
 def _not_a_string(value: Any, key: str) -> str:

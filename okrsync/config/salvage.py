@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from okrsync.config.model import ConfigFile, Defaults, KeyResult, Objective, Period
-from okrsync.config.sinks import Sink, SinkName
+from okrsync.config.sinks import Sink, is_sink_name
 from okrsync.connector import SourceBase
 
 
@@ -55,14 +55,6 @@ def _valid_sink(value: Any) -> Sink | None:
         return None
 
 
-def _valid_name(name: Any) -> bool:
-    try:
-        TypeAdapter(SinkName).validate_python(name)
-    except ValidationError:
-        return False
-    return True
-
-
 def _id_of(raw: Any) -> str | None:
     return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
 
@@ -93,7 +85,7 @@ def salvage(data: dict[str, Any]) -> Part:
     for name, raw_sink in sinks.items() if isinstance(sinks, dict) else ():
         part.sink_names.add(str(name))
         sink = _valid_sink(raw_sink)
-        if sink is not None and _valid_name(name):
+        if sink is not None and is_sink_name(name):
             part.sinks[str(name)] = sink
     objectives = data.get("objectives")
     for i, raw in enumerate(objectives if isinstance(objectives, list) else []):

@@ -12,16 +12,38 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
+SINK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 SinkName = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        pattern=SINK_NAME_PATTERN,
         max_length=100,
         description="Sink name: letters, digits, '-', '_' (its env vars: OKRSYNC_<NAME>_...).",
     ),
 ]
+
+
+_SINK_NAME: TypeAdapter[str] = TypeAdapter(SinkName)
+
+
+def is_sink_name(name: Any) -> bool:
+    """Whether `name` is a valid sink name (what `sinks:` keys and `push:` entries take)."""
+    try:
+        _SINK_NAME.validate_python(name)
+    except ValidationError:
+        return False
+    return True
 
 
 class _Frozen(BaseModel):
@@ -106,12 +128,34 @@ SINK_MODELS = (WebhookSink, OkrTrackerSink, JiraIssueSink, GithubIssueSink)
 SINK_TYPES = ("webhook", "okr-tracker", "jira-issue", "github-issue")
 
 
+ISSUE = "expected an issue key (OKR-12) or number (42)"
+
+
+def _issue_form(value: Any) -> str | None:
+    """An issue is a key (text) or a number; YAML's true/false or 4.2 is neither."""
+    if isinstance(value, str):
+        return "key"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "number"
+    return None
+
+
+Issue = Annotated[
+    Annotated[str, Tag("key")] | Annotated[int, Tag("number")],
+    Discriminator(_issue_form, custom_error_type="issue_form", custom_error_message=ISSUE),
+]
+
+BLANK_ID = 'is empty: write the KR\'s id in that store, e.g. id: "kr-8f3a"'
+
+
 class PushTarget(_Frozen):
     """One sink a KR is pushed to, with the KR's id there where that store needs one."""
 
     sink: SinkName
-    id: str | None = Field(None, max_length=200, description="The KR's id in that store")
-    issue: str | int | None = Field(
+    id: str | None = Field(
+        None, min_length=1, max_length=200, description="The KR's id in that store"
+    )
+    issue: Issue | None = Field(
         None, description="jira-issue: the issue key (OKR-12); github-issue: the number (42)"
     )
     field: str | None = Field(
@@ -120,6 +164,14 @@ class PushTarget(_Frozen):
         description="jira-issue: the number field set to the value (customfield_10050)",
     )
     comment: bool | None = Field(None, description="jira-issue: add a comment per value")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_not_blank(cls, value: Any) -> Any:
+        # before the length check, so "" and "  " get the same message
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(BLANK_ID)
+        return value
 
     def mirror(self) -> dict[str, Any]:
         """The mirror keys that are set (they travel in the delivery's payload)."""
@@ -164,7 +216,26 @@ def target_problem(sink_type: str, target: PushTarget) -> str | None:
     return None
 
 
-Push = SinkName | PushTarget
+PUSH_ENTRY = "expected a sink name or {sink: NAME, id: ...}"
+PUSH_TAGS = ("name", "target")
+"""The tags of Push's two forms: pydantic puts them into an error's loc after the index."""
+
+
+def _push_form(value: Any) -> str | None:
+    """Which form a `push:` entry is written in: text is a name, a mapping a target. Only
+    that form is validated, so an error speaks of what was written (not of both forms);
+    anything else fails as one `push_entry` error."""
+    if isinstance(value, str):
+        return "name"
+    if isinstance(value, dict | PushTarget):
+        return "target"
+    return None
+
+
+Push = Annotated[
+    Annotated[SinkName, Tag("name")] | Annotated[PushTarget, Tag("target")],
+    Discriminator(_push_form, custom_error_type="push_entry", custom_error_message=PUSH_ENTRY),
+]
 
 
 def push_targets(push: list[Push]) -> list[PushTarget]:
