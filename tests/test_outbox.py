@@ -14,7 +14,7 @@ from okrsync.config.loader import load
 from okrsync.config.sinks import PushTarget
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
-from okrsync.sinks.enqueue import enqueue
+from okrsync.sinks.enqueue import enqueue, prepare
 from okrsync.store.sqlite import Store
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
@@ -126,14 +126,16 @@ def test_deliveries_commit_with_their_measurement_or_not_at_all(tmp_path: Path) 
     m = Measurement("a", NOW, "manual", None, 3.0, 0.3, "off_track", manual=True)
     with pytest.raises(RuntimeError), store.transaction():
         ids = store.append(None, [m], "2026-Q4")
-        assert enqueue(store, config, defs, [m], ids, NOW, {}) == 2
+        assert enqueue(store, prepare(config, defs, [m], {}), ids, NOW) == 2
         raise RuntimeError("crash before commit")
     assert store.outbox.pending() == []
     assert store.history("a") == []
     failed = Measurement("a", NOW, "manual", None, error="boom")
     with store.transaction():
         ids = store.append(None, [failed], "2026-Q4")
-        assert enqueue(store, config, defs, [failed], ids, NOW, {}) == 0  # no value: nothing
+        assert (
+            enqueue(store, prepare(config, defs, [failed], {}), ids, NOW) == 0
+        )  # no value: nothing
     store.close()
 
 

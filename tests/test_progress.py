@@ -119,3 +119,38 @@ def test_cron_kr_staleness_follows_its_schedule(tmp_path: object) -> None:
     assert kr.status != "stale"
     late = evaluate(from_config(config), obs, measured + timedelta(days=4)).roots[0].key_results[0]
     assert late.status == "stale"
+
+
+def test_rolled_progress_is_what_the_tree_rolls_up(tmp_path: object) -> None:
+    """The outbox's cheap roll-up gives each objective the progress `evaluate` gives it:
+    nested objectives, weights, KRs without data, a KR whose progress is past 100%."""
+    import random
+    from pathlib import Path
+
+    from okrsync.config.loader import load
+    from okrsync.progress.definitions import from_config
+    from okrsync.progress.tree import evaluate, rolled_progress
+
+    path = Path(str(tmp_path)) / "c.yaml"
+    lines = ["period: {name: Q, start: 2026-10-01, end: 2026-12-31}", "objectives:"]
+    for o in range(6):
+        parent = f", parent: o{o // 2}" if o else ""
+        lines.append(f"  - {{id: o{o}, title: O, weight: {o + 1}{parent}, key_results: [")
+        lines += [
+            f"      {{id: k{o}_{i}, source: manual, start: 0, target: 10, weight: {i + 1}}},"
+            for i in range(3)
+        ]
+        lines.append("    ]}")
+    path.write_text("\n".join(lines) + "\n")
+    defs = from_config(load(path))
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    pick = random.Random(7)
+    for _ in range(20):
+        values = {k.id: pick.choice([None, pick.uniform(-5, 15)]) for k in defs.key_results()}
+        obs = {
+            kr_id: Observation(value, now, attempted_at=now)
+            for kr_id, value in values.items()
+            if value is not None
+        }
+        tree = {v.objective.id: v.progress for v in evaluate(defs, obs, now).walk()}
+        assert rolled_progress(defs, values) == tree

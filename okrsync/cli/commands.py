@@ -259,7 +259,7 @@ def checkin(args: Any, settings: Settings) -> int:
     from okrsync.progress.maths import Observation
     from okrsync.progress.periods import choose, contains, dates, resolve
     from okrsync.progress.status import assess
-    from okrsync.sinks.enqueue import enqueue
+    from okrsync.sinks.enqueue import enqueue, prepare
 
     config = load_config(settings)
     try:
@@ -299,10 +299,11 @@ def checkin(args: Any, settings: Settings) -> int:
         entry = Measurement(kr.id, now, "manual", None, value, manual=True, note=args.note)
         entry = assess(defs, kr, entry, Observation())
         known = store.observations([k.id for k in defs.key_results()], now, defs.period)
+        outgoing = prepare(config, defs, [entry], known)
         with store.transaction():
             store.sync_config(config, now)
             ids = store.append(None, [entry], defs.period.name)
-            enqueue(store, config, defs, [entry], ids, now, known)
+            enqueue(store, outgoing, ids, now)
     finally:
         store.close()
     override = "" if kr.is_manual else " (manual override of an automated key result)"

@@ -35,7 +35,7 @@ from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
 from okrsync.service.waker import Waker
 from okrsync.sinks.delivery import Courier
-from okrsync.sinks.enqueue import enqueue
+from okrsync.sinks.enqueue import enqueue, prepare
 from okrsync.store.sqlite import Store
 
 log = structlog.get_logger("okrsync.service.daemon")
@@ -322,11 +322,11 @@ class Daemon:
     ) -> None:
         config = active.config
         with self.lock:
-            known = dict(self.obs)
+            known = dict(self.obs)  # copied: batches of other lanes update it meanwhile
         before = {k.id: known.get(k.id, Observation()) for k in krs}
         rows = assess_all(active.defs, krs, taken, before, now)
-        run_id = uuid.uuid4().hex[:16]
-        failed = sum(r.error is not None for r in rows)
+        run_id, failed = uuid.uuid4().hex[:16], sum(r.error is not None for r in rows)
+        outgoing = prepare(config, active.defs, rows, known)
         with self.store_lock:
             if self.closing:
                 log.warning("batch_abandoned", krs=[k.id for k in krs], reason="shutting down")
@@ -336,7 +336,7 @@ class Daemon:
                     ids = self.store.record_run(
                         run_id, "daemon", now, self.now(), config.digest, rows, config.period.name
                     )
-                    enqueue(self.store, config, active.defs, rows, ids, now, known)
+                    enqueue(self.store, outgoing, ids, now)
             except StoreError as exc:
                 self.health.store_ok = False
                 log.error("store_failed", error=str(exc), krs=[k.id for k in krs])

@@ -17,7 +17,7 @@ from okrsync.progress.definitions import from_config
 from okrsync.progress.periods import PeriodReader, resolve
 from okrsync.progress.status import assess_all
 from okrsync.sinks.delivery import Policy, Report, deliver
-from okrsync.sinks.enqueue import enqueue
+from okrsync.sinks.enqueue import enqueue, prepare
 from okrsync.store.sqlite import Store
 
 
@@ -103,11 +103,12 @@ def run_once(
     run_id = uuid.uuid4().hex[:16]
     if store is None:
         return RunResult(run_id, measurements, queries, requests, manual, not_modified)
+    outgoing = prepare(config, defs, measurements, known)
     with store.transaction():
         store.sync_config(config, now)
         ids = store.record_run(
             run_id, kind, now, now, config.digest, measurements, config.period.name
         )
-        enqueue(store, config, defs, measurements, ids, now, known)
+        enqueue(store, outgoing, ids, now)
     report = deliver(store, config.sinks, policy=delivery)
     return RunResult(run_id, measurements, queries, requests, manual, not_modified, None, report)

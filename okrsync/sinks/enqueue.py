@@ -1,7 +1,8 @@
 """Which measurements are pushed where, and the JSON each delivery carries.
 
-Called inside the measurement's transaction (`store.transaction()`), right after the
-measurements are appended: the deliveries commit with them or not at all.
+Two steps, so the measurement's transaction holds only the writes: `prepare` builds the
+deliveries before it (pure: no store), `enqueue` adds them inside it, right after the
+measurements are appended, so they commit with them or not at all.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from okrsync.config.loader import Config
-from okrsync.config.sinks import PushTarget, push_targets
+from okrsync.config.sinks import Push, PushTarget, push_targets
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions
 from okrsync.progress.maths import Observation
@@ -30,24 +33,44 @@ def changed(m: Measurement, before: Observation | None) -> bool:
     return (m.value, m.progress, m.status) != (before.value, before.progress, before.status)
 
 
-def enqueue(
-    store: Store,
+@dataclass(frozen=True)
+class Outgoing:
+    """The deliveries of one batch of measurements, waiting for the measurements' ids.
+
+    Each is (position of its measurement in the batch, KR id, sink, idempotency key,
+    payload JSON without the measurement id, which only the store assigns)."""
+
+    deliveries: list[tuple[int, str, str, str, str]] = field(default_factory=list)
+    latest_only: frozenset[str] = frozenset()
+
+    def rows(self, ids: list[int]) -> list[dict[str, Any]]:
+        """The outbox rows, now that the measurements have their ids."""
+        return [
+            {
+                "measurement_id": ids[at],
+                "kr_id": kr_id,
+                "sink": sink,
+                "idempotency_key": key,
+                "payload": f'{{"measurement_id": {ids[at]}, {payload[1:]}',
+            }
+            for at, kr_id, sink, key, payload in self.deliveries
+        ]
+
+
+def prepare(
     config: Config,
     defs: Definitions,
     rows: list[Measurement],
-    ids: list[int],
-    now: datetime,
     known: Mapping[str, Observation],
-) -> int:
-    """Add a pending delivery per sink for each measurement worth pushing; how many.
+) -> Outgoing:
+    """The deliveries worth sending for `rows` (call before the transaction).
 
     `known` is what the caller knew of the period's KRs before `rows`: "changed" and the
-    objectives' rolled-up progress come from it and `rows`, not from reading the store
-    again inside the transaction. Error rows carry no value and are not pushed;
-    unchanged values only with `push_unchanged` (on the KR, else in `defaults`)."""
-    period = defs.period.name
-    wanted: list[tuple[Measurement, int, list[PushTarget]]] = []
-    for m, measurement_id in zip(rows, ids, strict=True):
+    objectives' rolled-up progress come from it and `rows`, never from the store. Error
+    rows carry no value and are not pushed; unchanged values only with `push_unchanged`
+    (on the KR, else in `defaults`)."""
+    wanted: list[tuple[int, Measurement, tuple[PushTarget, ...]]] = []
+    for at, m in enumerate(rows):
         found = config.find_kr(m.kr_id)
         if found is None or not found[1].push or m.value is None:
             continue
@@ -56,16 +79,16 @@ def enqueue(
         if unchanged is None:
             unchanged = config.defaults.push_unchanged
         if unchanged or changed(m, known.get(m.kr_id)):
-            wanted.append((m, measurement_id, push_targets(kr.push)))
+            wanted.append((at, m, _targets(tuple(kr.push))))
     if not wanted:
-        return 0
+        return Outgoing()
     values = {kr_id: obs.value for kr_id, obs in known.items()}
     values.update((m.kr_id, m.value) for m in rows if m.value is not None)
     rolled = rolled_progress(defs, values)
     stamps: dict[datetime, str] = {}
     keys = iter(_keys(sum(len(targets) for _, _, targets in wanted)))
-    out: list[dict[str, Any]] = []
-    for m, measurement_id, targets in wanted:
+    out: list[tuple[int, str, str, str, str]] = []
+    for at, m, targets in wanted:
         kr_def = defs.kr(m.kr_id)
         objective = kr_def.objective_id if kr_def else None
         if m.measured_at not in stamps:
@@ -73,7 +96,7 @@ def enqueue(
         body = {
             "kr_id": m.kr_id,
             "objective_id": objective,
-            "period": period,
+            "period": defs.period.name,
             "value": m.value,
             "start": kr_def.start if kr_def else None,
             "target": kr_def.target if kr_def else None,
@@ -85,24 +108,26 @@ def enqueue(
             "query": m.query,
             "manual": m.manual,
             "note": m.note,
-            "measurement_id": measurement_id,
             "objective_progress": rolled.get(objective) if objective else None,
         }
         for target in targets:
-            out.append(
-                {
-                    "measurement_id": measurement_id,
-                    "kr_id": m.kr_id,
-                    "sink": target.sink,
-                    "idempotency_key": next(keys),
-                    "payload": redact(
-                        json.dumps({**body, "external_id": target.id, **target.mirror()})
-                    ),
-                }
-            )
-    latest = {name for name, sink in config.sinks.items() if sink.latest_only}
-    store.outbox.enqueue(out, now, supersede=latest)
-    return len(out)
+            payload = redact(json.dumps({**body, "external_id": target.id, **target.mirror()}))
+            out.append((at, m.kr_id, target.sink, next(keys), payload))
+    latest = frozenset(name for name, sink in config.sinks.items() if sink.latest_only)
+    return Outgoing(out, latest)
+
+
+def enqueue(store: Store, outgoing: Outgoing, ids: list[int], now: datetime) -> int:
+    """Add the prepared deliveries as pending (inside the measurements' transaction,
+    `ids` being theirs, in batch order); how many."""
+    if outgoing.deliveries:
+        store.outbox.enqueue(outgoing.rows(ids), now, supersede=outgoing.latest_only)
+    return len(outgoing.deliveries)
+
+
+@lru_cache(maxsize=4096)
+def _targets(push: tuple[Push, ...]) -> tuple[PushTarget, ...]:
+    return tuple(push_targets(list(push)))
 
 
 def _keys(count: int) -> list[str]:
