@@ -21,6 +21,8 @@ LAYERS = [
     "okrsync.progress",
     "okrsync.store",
     "okrsync.sinks",
+    "okrsync.review",
+    "okrsync.report",
     "okrsync.service",
     "okrsync.testing",
     "okrsync.cli",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,15 @@ class Measurement:
     error: str | None = None
     manual: bool = False
     note: str | None = None
+    answer: dict[str, Any] | None = None
+    """The source's raw answer, bounded (e.g. {"total": 42}, the series it reduced)."""
+    fetched_at: datetime | None = None
+    duration_s: float | None = None
+    """How long the fetch took, retries included."""
+    author: str | None = None
+    """Who checked the value in (manual rows)."""
+    until: datetime | None = None
+    """A manual override of an automated KR holds until then (automation still records)."""
 
     @property
     def failed(self) -> bool:

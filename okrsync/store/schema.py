@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -155,10 +155,28 @@ def _migrate_v3(db: sqlite_utils.Database) -> None:
     db.table("deliveries").create_index(["state", "kr_id", "sink", "id"])
 
 
+def _migrate_v4(db: sqlite_utils.Database) -> None:
+    """Provenance: where each value came from, so `explain` can show it whole.
+
+    Per measurement: the source's raw answer (JSON), when the fetch finished and how long
+    it took, who checked a value in and until when a manual override holds. Per run: the
+    git commit of the config directory (`apply`; the config's hash is `config_digest`)."""
+    for name, kind in (
+        ("answer", str),
+        ("fetched_at", str),
+        ("duration_s", float),
+        ("author", str),
+        ("until", str),
+    ):
+        db.table("measurements").add_column(name, kind)
+    db.table("runs").add_column("config_commit", str)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
+    4: _migrate_v4,
 }
 
 

@@ -210,8 +210,9 @@ class Store:
         their ids, in order (the outbox refers to them)."""
         sql = (
             "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
-            "status, source, query, inputs, error, manual, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "status, source, query, inputs, error, manual, note, answer, fetched_at, "
+            "duration_s, author, until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         ids: list[int] = []
         for r in rows:
@@ -232,6 +233,11 @@ class Store:
                     r.error,
                     int(r.manual),
                     r.note,
+                    json.dumps(r.answer) if r.answer is not None else None,
+                    to_text(r.fetched_at) if r.fetched_at else None,
+                    r.duration_s,
+                    r.author,
+                    to_text(r.until) if r.until else None,
                 ],
             )
             ids.append(int(cursor.lastrowid or 0))
@@ -297,6 +303,7 @@ class Store:
             raise store_error(self.path, exc) from None
         for row in rows:
             row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
+            row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
             row["manual"] = bool(row["manual"])
         return rows
 
