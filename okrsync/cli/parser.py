@@ -17,6 +17,7 @@ typical use:
   okrsync checkin incidents-postmortem 4 --note "Q4 so far"
   okrsync history api-uptime
   okrsync grade --period 2026-Q4      the scorecard of a period: scores and grades
+  okrsync report --html report.html --md -
 
 environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
 OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
@@ -190,6 +191,28 @@ def parser() -> argparse.ArgumentParser:
     )
     _period(p, "grade this stored period (default: the config's)")
     _now(p, "score as of this time")
+
+    p = sub.add_parser(
+        "report",
+        help="the report: objective tree, trends, forecasts and changes (HTML, Markdown)",
+        description="Write the report of a period: the objective tree with progress bars "
+        "coloured by status, stale, failing and no-data key results first, each key "
+        "result's trend over the period with the expected progress and a forecast of its "
+        "value at the period's end (least squares over its last 14 days), and what changed "
+        "since --since (default: 7 days before). --html writes one self-contained file, "
+        "--md Markdown for a wiki or pull request ('-': stdout). Exit 0; 2 for an unknown "
+        "period, objective or owner.",
+    )
+    _common(p)
+    p.add_argument("--html", metavar="FILE", help="write the HTML report to FILE ('-': stdout)")
+    p.add_argument("--md", metavar="FILE", help="write the Markdown report to FILE ('-': stdout)")
+    _period(p, "report on this stored period (default: the config's)")
+    p.add_argument("--owner", metavar="NAME", help="only objectives owned by NAME")
+    p.add_argument("--objective", metavar="ID", help="only this objective and its children")
+    p.add_argument(
+        "--since", metavar="ISO-8601", help="what changed since this time (default: 7 days before)"
+    )
+    _now(p, "report as of this time")
 
     p = sub.add_parser(
         "history",
