@@ -239,3 +239,15 @@ def test_long_histories_are_downsampled(tmp_path: Path) -> None:
     assert points[0].value == 0 and points[-1].value == 1999
     assert [p.value for p in points] == sorted(p.value for p in points)
     assert len(few) == 51
+
+
+def test_a_kr_without_a_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`start: previous` with no previous period: listed as no data with its reason, an
+    empty chart, no forecast, no traceback."""
+    (tmp_path / "okrs.yaml").write_text(
+        CONFIG + "      - {id: drills, source: manual, start: previous, target: 8}\n"
+    )
+    code, out, _ = okr(tmp_path, capsys, "report", "--md", "-", "--now", NOW)
+    assert code == 0 and "start: previous, but there is no value" in out
+    code, html, _ = okr(tmp_path, capsys, "report", "--html", "-", "--now", NOW)
+    assert code == 0 and 'aria-label="drills: trend' in html

@@ -7,13 +7,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 from prometheus_server import free_port
 
-from okrsync.service.report_page import parse
+from okrsync.config.loader import load
+from okrsync.progress.definitions import from_config
+from okrsync.service.report_page import MAX_AGE, ReportPage, parse
 
 CONFIG = """\
 period: {name: 2026-Q4, start: 2026-01-01, end: 2099-12-31}
@@ -118,3 +121,34 @@ def test_parse_reads_only_the_three_filters() -> None:
     assert parse("") == parse("")
     with pytest.raises(ValueError, match="longer than"):
         parse("owner=" + "x" * 5000)
+
+
+def test_the_page_is_cached_until_the_next_measurement(tmp_path: Path) -> None:
+    """Same filters, same store: one render; a check-in, a new config or MAX_AGE: again.
+    Other filters are cached apart."""
+    (tmp_path / "okrs.yaml").write_text(CONFIG)
+    assert cli(tmp_path, "checkin", "nps", "10").returncode == 0
+    defs = from_config(load(tmp_path / "okrs.yaml"))
+    ticks = [0.0]
+    page = ReportPage(
+        tmp_path / "x.db", lambda: (defs, "hash-1"), lambda: datetime.now(UTC), lambda: ticks[0]
+    )
+    first = page.get("")
+    assert first[0] == 200 and page.get("") == first and page.renders == 1
+    assert page.get("owner=sre")[0] == 200 and page.renders == 2
+    assert page.get("") == first and page.renders == 2
+    assert cli(tmp_path, "checkin", "drills", "3").returncode == 0
+    assert page.get("") != first and page.renders == 3
+    ticks[0] = MAX_AGE + 1
+    page.get("")
+    assert page.renders == 4
+    page.current = lambda: (defs, "hash-2")
+    page.get("")
+    assert page.renders == 5
+
+
+def test_before_a_config_is_loaded(tmp_path: Path) -> None:
+    """No running config yet: 503 with a short text."""
+    page = ReportPage(tmp_path / "x.db", lambda: None, lambda: datetime.now(UTC), lambda: 0.0)
+    code, kind, body = page.get("")
+    assert code == 503 and kind.startswith("text/plain") and b"no config loaded" in body

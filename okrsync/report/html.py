@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from okrsync.progress.maths import clamp
+from okrsync.progress.maths import STATUSES, clamp
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
@@ -30,7 +30,11 @@ white-space:nowrap}
 .objective{border:1px solid #d0d7de;border-radius:6px;margin:12px 0;padding:8px 12px}
 .objective h3{font-size:15px;margin:2px 0 6px}.id{color:#57606a;font:12px ui-monospace,monospace}
 .small{font-size:12px;color:#57606a}svg.chart{display:block}
+summary{cursor:pointer;color:#57606a;margin:4px 0}
 """
+
+
+FOLD = 20  # a list longer than this starts folded
 
 
 def _e(text: object) -> str:
@@ -63,7 +67,8 @@ def _header(report: Report) -> str:
         counts[k.view.status] = counts.get(k.view.status, 0) + 1
     chips = "".join(
         f'<span style="background:{COLOUR[s]}">{n} {LABEL[s]}</span>'
-        for s, n in sorted(counts.items())
+        for s in STATUSES
+        if (n := counts.get(s))
     )
     state = "ended, values final" if tree.ended else f"expected progress {percent(tree.expected)}"
     filters = report.filters.describe()
@@ -93,7 +98,13 @@ def _attention(report: Report) -> str:
             f"<td>{when(measured) if measured else 'never'}</td>"
             f"<td>{_e(k.view.error or '–')}</td></tr>"
         )
-    return "".join(out) + "</table>"
+    return out[0] + _folded(len(found), "".join(out[1:]) + "</table>")
+
+
+def _folded(rows: int, table: str) -> str:
+    """A long table folded (open when short), so the objectives stay in reach."""
+    state = " open" if rows <= FOLD else ""
+    return f"<details{state}><summary>{rows} key results</summary>{table}</details>"
 
 
 def _changes(report: Report) -> str:
@@ -107,7 +118,7 @@ def _changes(report: Report) -> str:
         out.append(
             f"<tr><td>{_name(k)}</td><td>{_e(value)}</td><td>{progress}</td><td>{status}</td></tr>"
         )
-    return "".join(out) + "</table>"
+    return out[0] + _folded(len(found), "".join(out[1:]) + "</table>")
 
 
 def _owners(report: Report) -> str:
