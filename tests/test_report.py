@@ -134,6 +134,7 @@ def test_html_is_self_contained_and_escaped(
     assert code == 0 and "wrote" in err
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    assert "default-src 'none'" in html
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;bold" in html
     assert not re.search(r"(src=|@import|url\(|<link|https?://)", html)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from okrsync.cli.main import main
+from okrsync.report.html import CSP
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and os.environ.get("CI"):  # CI installs it (.ci/run -> scripts/test)
@@ -123,8 +124,13 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
 
 
 def test_the_console_check_sees_errors(tmp_path: Path) -> None:
-    """The check above is not vacuous: a page with a failing script is caught."""
+    """The check above is not vacuous: a failing script is caught, and under the report's
+    own Content-Security-Policy so are a script and a fetch from the network."""
     page = tmp_path / "bad.html"
     page.write_text("<!DOCTYPE html><p>x</p><script>console.error('boom'); nope();</script>")
     found = console(shoot(page, tmp_path / "bad.png", tmp_path))
     assert any("boom" in line for line in found) and any("Uncaught" in line for line in found)
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+    page.write_text(f'{policy}<img src="http://example.invalid/a.png"><script>1</script>')
+    found = console(shoot(page, tmp_path / "csp.png", tmp_path))
+    assert len([line for line in found if "Content Security Policy" in line]) == 2

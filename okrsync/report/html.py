@@ -35,6 +35,8 @@ summary{cursor:pointer;color:#57606a;margin:4px 0}
 
 
 FOLD = 20  # a list longer than this starts folded
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+"""The page's own policy: no script runs and nothing is fetched, whatever a text holds."""
 
 
 def _e(text: object) -> str:
@@ -187,6 +189,7 @@ def render(report: Report) -> str:
     title = _e(f"OKR report {report.tree.defs.period.name}")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{title}</title><style>{CSS}</style></head><body><main>"
         + "\n".join(body)
