@@ -248,7 +248,8 @@ def parser() -> argparse.ArgumentParser:
         description="Measure every automated key result on its own schedule (`every` "
         "or `cron`), resuming from the store's history, until SIGTERM/SIGINT. The config "
         "is watched (and re-read on SIGHUP): a valid change applies at once, an invalid "
-        "one is logged and the running config kept. Serves /healthz, /readyz and /metrics. "
+        "one is logged and the running config kept. Serves /healthz, /readyz, /metrics "
+        "and /report (the HTML report; ?owner=, ?objective=, ?period= filter it). "
         "Exit 0 after a signal; 2 invalid config at start; 3 store error.",
     )
     _common(p)

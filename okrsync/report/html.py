@@ -30,7 +30,7 @@ white-space:nowrap}
 .objective{border:1px solid #d0d7de;border-radius:6px;margin:12px 0;padding:8px 12px}
 .objective h3{font-size:15px;margin:2px 0 6px}.id{color:#57606a;font:12px ui-monospace,monospace}
 .small{font-size:12px;color:#57606a}svg.chart{display:block}
-summary{cursor:pointer;color:#57606a;margin:4px 0}
+.nw{white-space:nowrap}summary{cursor:pointer;color:#57606a;margin:4px 0}
 """
 
 
@@ -46,8 +46,8 @@ def _e(text: object) -> str:
 def _bar(progress: float | None, status: str) -> str:
     width = 0 if progress is None else round(clamp(progress) * 100)
     return (
-        f'<span class="bar" title="{percent(progress)}"><i style="width:{width}%;'
-        f'background:{COLOUR[status]}"></i></span>{percent(progress)}'
+        f'<span class="nw"><span class="bar" title="{percent(progress)}"><i style="width:{width}%;'
+        f'background:{COLOUR[status]}"></i></span>{percent(progress)}</span>'
     )
 
 
@@ -106,7 +106,8 @@ def _attention(report: Report) -> str:
 def _folded(rows: int, table: str) -> str:
     """A long table folded (open when short), so the objectives stay in reach."""
     state = " open" if rows <= FOLD else ""
-    return f"<details{state}><summary>{rows} key results</summary>{table}</details>"
+    noun = "key result" if rows == 1 else "key results"
+    return f"<details{state}><summary>{rows} {noun}</summary>{table}</details>"
 
 
 def _changes(report: Report) -> str:
@@ -163,10 +164,16 @@ def _objective(report: Report, view: ObjectiveView, depth: int) -> str:
         for kv in view.key_results:
             k = report.krs[kv.kr.id]
             grade = f" {_e(kv.grade)}" if tree.ended and kv.grade else ""
+            measured = kv.obs.measured_at
+            source = kv.kr.source or "manual"
+            how = "checked in" if kv.obs.manual else "measured"
+            seen = f" · {how} {when(measured)}" if measured else ""
             out.append(
-                f'<tr id="kr-{_e(kv.kr.id)}"><td>{_name(k)}</td>'
+                f'<tr id="kr-{_e(kv.kr.id)}"><td>{_name(k)}'
+                f'<div class="small">{_e(source)}{seen}</div></td>'
                 f"<td>{_bar(kv.progress, kv.status)}</td>"
-                f"<td>{_e(number(kv.obs.value, kv.kr.unit))}</td><td>{_e(goal(k))}</td>"
+                f'<td class="nw">{_e(number(kv.obs.value, kv.kr.unit))}</td>'
+                f'<td class="nw">{_e(goal(k))}</td>'
                 f"<td>{_badge(kv.status)}{grade}</td>"
                 f"<td>{chart(k, starts, ends, tree.now.timestamp())}"
                 f'<div class="small">{_e(outlook(k))}</div></td></tr>'
