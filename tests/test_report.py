@@ -196,6 +196,8 @@ def test_since_and_an_ended_period(store: Path, capsys: pytest.CaptureFixture[st
     assert "ended, values final" in out and "the period has ended" in out
     code, _, err = okr(store, capsys, "report", "--md", "-", "--since", "last week")
     assert code == 2 and "--since" in err
+    code, _, err = okr(store, capsys, "report", "--md", "-", "--now", NOW, "--since", "2026-11-01")
+    assert code == 2 and "before the report's (2026-10-10T00:00:00Z)" in err
 
 
 def series_path(html: str, kr: str) -> str:

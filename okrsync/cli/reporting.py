@@ -30,6 +30,11 @@ def report(args: Any, settings: Settings, now: datetime, config: Config) -> int:
             since = parse_instant(args.since)
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from None
+        if since >= now:
+            raise UsageError(
+                f"--since {args.since}: give a moment before the report's "
+                f"({now:%Y-%m-%dT%H:%M:%SZ})"
+            )
     filters = Filters(args.period, args.owner, args.objective)
     store = Store(settings.db, create=False)
     try:
