@@ -76,6 +76,7 @@ def env(tmp_path: Path, api: Api, monkeypatch: pytest.MonkeyPatch) -> Path:
     write(tmp_path, CONFIG.replace("PORT", str(api.port)))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(commands, "utcnow", lambda: APPLIED_AT)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above
     return tmp_path
 
 
@@ -264,6 +265,41 @@ def test_only_measures_some_and_unknown_ids_are_exit_2(
     assert code == 0 and krs["deploys"]["measured"] and not krs["tickets"]["measured"]
     code, _, err = run(capsys, "plan", "--only", "nope")
     assert code == 2 and "unknown key result(s): nope" in err
+
+
+def test_a_kr_moved_to_another_objective_is_a_change(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Moving a KR between objectives shows as its `objective` field changing."""
+    assert run(capsys, "apply")[0] == 0
+    text = (env / "config" / "okrs.yaml").read_text()
+    line = "      - {id: tickets, source: api, extract: c, target: 10}\n"
+    text = text.replace(line, "") + f"  - id: ops\n    title: Ops\n    key_results:\n{line}"
+    write(env, text)
+    code, data = plan_json(capsys)
+    kr = by_id(data)["tickets"]
+    assert code == 2 and kr["action"] == "change"
+    assert kr["config"] == {"objective": {"old": "eng", "new": "ops"}}
+
+
+def test_an_ended_period_measures_nothing_and_shows_definition_changes(
+    env: Path, api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the period's end nothing is measured; a changed title still plans a change."""
+    assert run(capsys, "apply")[0] == 0
+    api.values["a"] = 1
+    code, out, _ = run(capsys, "plan", "--now", "2027-01-05")
+    assert code == 0, out
+    assert "the period 2026-Q4 ended on 2026-12-31: nothing measured" in out
+    edit(env, "extract: a, target: 10}", "extract: a, target: 10, title: Deploys}")
+    code, out, _ = run(capsys, "plan", "--now", "2027-01-05")
+    assert code == 2 and "~ deploys (not measured: value from the store)\n    value:    7\n" in out
+    assert '    title:    (none) -> "Deploys"' in out
+    code, out, _ = run(capsys, "plan", "--json", "--now", "2027-01-05")
+    data = json.loads(out)
+    kr = by_id(data)["deploys"]
+    assert data["idle"].startswith("the period 2026-Q4 ended") and not kr["measured"]
+    assert kr["config"] == {"title": {"old": None, "new": "Deploys"}}
 
 
 def test_invalid_config_and_foreign_store(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

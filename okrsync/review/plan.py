@@ -234,7 +234,12 @@ def compare(
     for kr_id, definition in kr_definition(config).items():
         row = stored_krs.get(kr_id)
         live = row is not None and row.get("retired_at") is None
-        fields = diff_fields(stored_definition(row) if live and row else None, definition)
+        fields = {}
+        if live and row is not None:
+            stored = stored_definition(row)
+            if not row.get("definition"):  # an older store: compare the columns it kept
+                definition = {k: v for k, v in definition.items() if k in stored}
+            fields = diff_fields(stored, definition)
         was, will = before.get(kr_id), now_views[kr_id]
         m = results.get(kr_id)
         error = redact(m.error) if m is not None and m.error is not None else None
@@ -245,7 +250,7 @@ def compare(
         action: Action = "add" if not live else "change" if fields or moved else "unchanged"
         shown = {} if action == "add" else fields
         unit = definition.get("unit")
-        objective = definition["objective"]
+        objective = definition.get("objective")
         krs.append(
             KRPlan(
                 kr_id, objective, action, value, progress, status, shown, m is not None, unit, error
@@ -268,15 +273,15 @@ def compare(
         )
     objectives: list[ObjectivePlan] = []
     for o in config.objectives:
-        stored = stored_objectives.get(o.id)
-        if stored is None or stored.get("retired_at") is not None:
+        row = stored_objectives.get(o.id)
+        if row is None or row.get("retired_at") is not None:
             objectives.append(ObjectivePlan(o.id, "add"))
             continue
-        fields = diff_fields(objective_fields(stored), objective_fields(vars(o)))
+        fields = diff_fields(objective_fields(row), objective_fields(vars(o)))
         objectives.append(ObjectivePlan(o.id, "change" if fields else "unchanged", fields))
     ids = {o.id for o in config.objectives}
-    for oid, stored in sorted(stored_objectives.items()):
-        if oid not in ids and stored.get("retired_at") is None:
+    for oid, row in sorted(stored_objectives.items()):
+        if oid not in ids and row.get("retired_at") is None:
             objectives.append(ObjectivePlan(oid, "retire"))
     return Plan(krs, objectives)
 
