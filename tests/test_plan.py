@@ -140,6 +140,37 @@ def test_apply_then_plan_is_unchanged_with_the_run_in_the_header(
     assert {k["action"] for k in data["krs"]} == {"unchanged"}
 
 
+def test_json_fields_are_the_documented_ones(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan --json` has exactly the fields the README lists, for scripts to rely on."""
+    _, data = plan_json(capsys)
+    assert set(data) == {
+        "changes",
+        "errors",
+        "counts",
+        "now",
+        "idle",
+        "config",
+        "baseline",
+        "krs",
+        "objectives",
+    }
+    assert set(data["config"]) == {"digest", "commit"} and data["baseline"] is None
+    assert set(data["krs"][0]) == {
+        "id",
+        "objective",
+        "action",
+        "value",
+        "progress",
+        "status",
+        "config",
+        "measured",
+        "unit",
+        "error",
+    }
+    assert set(data["objectives"][0]) == {"id", "action", "config"}
+    assert data["now"] == "2026-11-15T12:05:00.000000Z"
+
+
 def test_a_changed_query_with_the_same_value_is_a_change(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
