@@ -298,6 +298,28 @@ def test_only_measures_some_and_unknown_ids_are_exit_2(
     assert code == 2 and "unknown key result(s): nope" in err
 
 
+def test_a_formula_input_change_is_shown_field_by_field(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A changed formula and one changed input: each shown on its own, the value moving."""
+    (env / "config" / "ratio.yaml").write_text(
+        "objectives:\n  - id: ratios\n    title: Ratios\n    key_results:\n"
+        "      - id: ratio\n        formula: x / y * 100\n        target: 100\n"
+        "        inputs: {x: {source: api, extract: c}, y: {source: api, extract: a}}\n"
+    )
+    assert run(capsys, "apply")[0] == 0
+    text = (env / "config" / "ratio.yaml").read_text()
+    text = text.replace("extract: a}", "extract: c}").replace("* 100", "* 50")
+    (env / "config" / "ratio.yaml").write_text(text)
+    code, out, _ = run(capsys, "plan", "--now", LATER)
+    assert code == 2
+    assert '    formula:  "x / y * 100" -> "x / y * 50"\n' in out
+    assert '    inputs.y.extract: "a" -> "c"\n' in out
+    kr = by_id(plan_json(capsys)[1])["ratio"]
+    assert set(kr["config"]) == {"formula", "inputs.y.extract"}
+    assert kr["value"] == {"old": pytest.approx(300 / 7), "new": pytest.approx(50.0)}
+
+
 def test_a_kr_moved_to_another_objective_is_a_change(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -144,16 +144,36 @@ class Plan:
 
 
 def diff_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Pair]:
-    """Every field whose value differs between two definitions (a missing field is None;
-    `inputs`, `push` and other nested values compare whole)."""
-    before, after = dict(old or {}), dict(new or {})
+    """Every field whose value differs between two definitions (a missing field is None).
+    A formula's inputs compare field by field (`inputs.total.query`); lists such as `push`
+    compare whole."""
+    before, after = _flat(old or {}), _flat(new or {})
     names = set(before) | set(after)
-    ordered = [n for n in FIELD_ORDER if n in names] + sorted(names - set(FIELD_ORDER))
+
+    def order(name: str) -> tuple[int, str]:
+        head = name.split(".", 1)[0]
+        return (FIELD_ORDER.index(head) if head in FIELD_ORDER else len(FIELD_ORDER), name)
+
     out = {}
-    for name in ordered:
+    for name in sorted(names, key=order):
         a, b = _normal(before.get(name)), _normal(after.get(name))
         if a != b:
             out[name] = Pair(before.get(name), after.get(name))
+    return out
+
+
+def _flat(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """`inputs: {total: {source, query}}` as `inputs.total.source`, `inputs.total.query`."""
+    out = dict(definition)
+    inputs = out.pop("inputs", None)
+    if isinstance(inputs, dict):
+        for name, measure in inputs.items():
+            if isinstance(measure, dict):
+                out.update({f"inputs.{name}.{k}": v for k, v in measure.items()})
+            else:
+                out[f"inputs.{name}"] = measure
+    elif inputs is not None:
+        out["inputs"] = inputs
     return out
 
 
