@@ -178,9 +178,18 @@ class Store:
                 )
             periods.record(self.db, from_config(config), now)
 
-    def start_run(self, run_id: str, kind: str, started: datetime, digest: str) -> None:
+    def start_run(
+        self, run_id: str, kind: str, started: datetime, digest: str, commit: str | None = None
+    ) -> None:
+        """`commit`: the git commit of the config directory (None outside a repository)."""
         self.db.table("runs").insert(
-            {"id": run_id, "kind": kind, "started_at": to_text(started), "config_digest": digest}
+            {
+                "id": run_id,
+                "kind": kind,
+                "started_at": to_text(started),
+                "config_digest": digest,
+                "config_commit": commit,
+            }
         )
 
     def finish_run(self, run_id: str, finished: datetime, measured: int, failed: int) -> None:
@@ -197,10 +206,11 @@ class Store:
         digest: str,
         rows: list[Measurement],
         period: str,
+        commit: str | None = None,
     ) -> list[int]:
         """One run and its measurements of `period` (call inside `transaction()`); the
         measurements' ids."""
-        self.start_run(run_id, kind, started, digest)
+        self.start_run(run_id, kind, started, digest, commit)
         ids = self.append(run_id, rows, period)
         self.finish_run(run_id, finished, len(rows), sum(r.error is not None for r in rows))
         return ids
@@ -327,6 +337,19 @@ class Store:
             return periods.final_values(self.db, kr_ids, period, until)
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
+
+    def applied(self) -> dict[str, Any]:
+        """What the last writing command synced from its config: `key_results` and
+        `objectives` rows by id (retired ones too; `definition` parsed) and the latest `run`."""
+        try:
+            krs = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM key_results")}
+            objectives = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM objectives")}
+            runs = list(self.db.query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1"))
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+        for row in krs.values():
+            row["definition"] = json.loads(row["definition"]) if row.get("definition") else None
+        return {"key_results": krs, "objectives": objectives, "run": runs[0] if runs else None}
 
     def known_kr(self, kr_id: str) -> dict[str, Any] | None:
         """The stored definition row of a KR (retired ones too), if any."""
