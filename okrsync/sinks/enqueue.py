@@ -83,7 +83,9 @@ def prepare(
     if not wanted:
         return Outgoing()
     values = {kr_id: obs.value for kr_id, obs in known.items()}
-    values.update((m.kr_id, m.value) for m in rows if m.value is not None)
+    values.update(
+        (m.kr_id, m.value) for m in rows if m.value is not None and not _held(known.get(m.kr_id), m)
+    )
     rolled = rolled_progress(defs, values)
     stamps: dict[datetime, str] = {}
     keys = iter(_keys(sum(len(targets) for _, _, targets in wanted)))
@@ -115,6 +117,12 @@ def prepare(
             out.append((at, m.kr_id, target.sink, next(keys), payload))
     latest = frozenset(name for name, sink in config.sinks.items() if sink.latest_only)
     return Outgoing(out, latest)
+
+
+def _held(obs: Observation | None, m: Measurement) -> bool:
+    """Whether an override holding when `m` was taken keeps the KR's value (`m` is an
+    automated row recorded under it; a new check-in always counts)."""
+    return obs is not None and not m.manual and obs.holds(m.measured_at)
 
 
 def enqueue(store: Store, outgoing: Outgoing, ids: list[int], now: datetime) -> int:

@@ -22,7 +22,7 @@ from okrsync.errors import StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
-from okrsync.store import periods
+from okrsync.store import periods, provenance
 from okrsync.store.errors import LOCK_TIMEOUT, store_error
 from okrsync.store.outbox import Outbox
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
@@ -251,7 +251,8 @@ class Store:
     def observations(
         self, kr_ids: list[str], now: datetime, period: Period
     ) -> dict[str, Observation]:
-        """Latest value and latest attempt at or before `now` in `period`, per KR."""
+        """Latest value and latest attempt at or before `now` in `period`, per KR; while a
+        manual override holds (a check-in with `until` after `now`), its value instead."""
         at = to_text(now)
         where, params = periods.member(period)
         out: dict[str, Observation] = {}
@@ -270,6 +271,20 @@ class Store:
                     [kr_id, *params, at],
                 ).fetchone()
                 if attempt is None:
+                    continue
+                held = provenance.holding(self.db, kr_id, now, period)
+                if held is not None:
+                    out[kr_id] = Observation(
+                        value=held["value"],
+                        measured_at=from_text(held["measured_at"]),
+                        manual=True,
+                        attempted_at=from_text(attempt[0]),
+                        progress=held["progress"],
+                        status=held["status"],
+                        until=from_text(held["until"]),
+                        author=held["author"],
+                        note=held["note"],
+                    )
                     continue
                 out[kr_id] = Observation(
                     value=value[0] if value else None,
@@ -306,6 +321,36 @@ class Store:
             row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
             row["manual"] = bool(row["manual"])
         return rows
+
+    def overridden(self, now: datetime) -> set[str]:
+        """KRs with a manual override holding at `now` (see provenance.overridden)."""
+        try:
+            return provenance.overridden(self.db, now)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def measurement(
+        self,
+        kr_id: str,
+        at: datetime | None = None,
+        *,
+        automated: bool = False,
+        valued: bool = False,
+    ) -> dict[str, Any] | None:
+        """The latest measurement of a KR at or before `at` (`automated`: not a check-in;
+        `valued`: with a value), with its run's kind, config digest and commit; LIMIT 1."""
+        try:
+            return provenance.latest(self.db, kr_id, at, automated=automated, valued=valued)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def override(self, kr_id: str, at: datetime) -> dict[str, Any] | None:
+        """The whole stored row of the override of `kr_id` holding at `at`, if one does."""
+        try:
+            held = provenance.holding(self.db, kr_id, at, None)
+            return provenance.by_id(self.db, held["id"]) if held else None
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
 
     def periods(self) -> list[Period]:
         """Every period the store has seen, earliest first."""

@@ -1,0 +1,108 @@
+"""Overrides and single measurements: which manual override holds for a KR at a moment,
+and the one measurement `explain` looks at (both by index, LIMIT 1, whatever the history)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from okrsync.config.model import Period
+from okrsync.store import periods
+from okrsync.timefmt import to_text
+
+_OVERRIDE = (
+    "SELECT id, value, measured_at, progress, status, author, note, until FROM measurements "
+    "INDEXED BY idx_measurements_overrides WHERE kr_id = ? AND until IS NOT NULL AND {where} "
+    "AND measured_at <= ? AND until > ? AND manual = 1 AND value IS NOT NULL "
+    "ORDER BY measured_at DESC, id DESC LIMIT 1"
+)
+
+
+def holding(
+    db: sqlite_utils.Database, kr_id: str, at: datetime, period: Period | None
+) -> dict[str, Any] | None:
+    """The manual override (a check-in with `until`) of `kr_id` that holds at `at`: the
+    latest one taken at or before `at` whose `until` is after it, unless a later check-in
+    (at or before `at`) replaced it. None when no override holds."""
+    where, params = periods.member(period) if period else ("1 = 1", [])
+    stamp = to_text(at)
+    row = db.execute(_OVERRIDE.format(where=where), [kr_id, *params, stamp, stamp]).fetchone()
+    if row is None:
+        return None
+    later = db.execute(
+        "SELECT 1 FROM measurements WHERE kr_id = ? AND manual = 1 AND value IS NOT NULL "
+        "AND measured_at <= ? AND (measured_at > ? OR (measured_at = ? AND id > ?)) LIMIT 1",
+        [kr_id, stamp, row[2], row[2], row[0]],
+    ).fetchone()
+    if later is not None:
+        return None
+    keys = ("id", "value", "measured_at", "progress", "status", "author", "note", "until")
+    return dict(zip(keys, row, strict=True))
+
+
+def overridden(db: sqlite_utils.Database, at: datetime) -> set[str]:
+    """The KRs with an override taken at or before `at` whose `until` is after it (a
+    superseded one included: the caller re-reads those KRs)."""
+    stamp = to_text(at)
+    rows = db.execute(
+        "SELECT DISTINCT kr_id FROM measurements INDEXED BY idx_measurements_overrides "
+        "WHERE until IS NOT NULL AND until > ? AND measured_at <= ?",
+        [stamp, stamp],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def latest(
+    db: sqlite_utils.Database,
+    kr_id: str,
+    at: datetime | None,
+    *,
+    automated: bool = False,
+    valued: bool = False,
+) -> dict[str, Any] | None:
+    """The latest measurement of `kr_id` (at or before `at`), with its run; `automated`:
+    the latest one that is not a check-in; `valued`: the latest one with a value."""
+    sql = (
+        "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
+        "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.kr_id = ?"
+    )
+    params: list[Any] = [kr_id]
+    if at is not None:
+        sql += " AND m.measured_at <= ?"
+        params.append(to_text(at))
+    if automated:
+        sql += " AND m.manual = 0"
+    if valued:
+        sql += " AND m.value IS NOT NULL"
+    sql += " ORDER BY m.measured_at DESC, m.id DESC LIMIT 1"
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    out = dict(zip(names, row, strict=True))
+    out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
+    out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
+    out["manual"] = bool(out["manual"])
+    return out
+
+
+def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | None:
+    """One measurement with its run, by id."""
+    cursor = db.execute(
+        "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
+        "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.id = ?",
+        [measurement_id],
+    )
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    out = dict(zip(names, row, strict=True))
+    out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
+    out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
+    out["manual"] = bool(out["manual"])
+    return out
