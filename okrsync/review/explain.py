@@ -23,7 +23,7 @@ from okrsync.timefmt import to_text
 def unknown_kr(kr_id: str, defs: Definitions, where: str) -> UsageError:
     """Exit 2 for a KR the period does not have, naming the closest ids."""
     ids = sorted(k.id for k in defs.key_results())
-    close = difflib.get_close_matches(kr_id, ids, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(kr_id, ids, n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else "known: " + ", ".join(ids[:20])
     more = f" and {len(ids) - 20} more" if not close and len(ids) > 20 else ""
     return UsageError(f"no key result '{kr_id}' in {where} ({hint}{more})")

@@ -1,0 +1,204 @@
+"""Manual overrides of automated KRs: author, note, --until; what status, grade, history,
+the daemon's view and the sinks' roll-up show while one holds and after it expires."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from provenance_runs import cli, measure, status_kr, when, write_config
+
+from okrsync.cli.checkin import login_name
+from okrsync.config.loader import load
+from okrsync.measure.measurement import Measurement
+from okrsync.progress.definitions import from_config
+from okrsync.progress.maths import Observation, observe_held
+from okrsync.sinks.enqueue import prepare
+
+
+@pytest.fixture
+def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config, with uptime measured 60 on Nov 1, then overridden to 90 on Nov 10 by ana
+    until Nov 20, then measured 70 on Nov 15 (under the override)."""
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path)
+    measure(
+        tmp_path,
+        "2026-11-01T00:00:00Z",
+        {"up_ratio": 60, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2},
+    )
+    return tmp_path
+
+
+def override(capsys: pytest.CaptureFixture[str], tmp: Path) -> None:
+    code, out, err = cli(
+        capsys, tmp, "checkin", "uptime", "90", "--now", "2026-11-10T00:00:00Z",
+        "--note", "exporter broken, INC-42", "--author", "ana", "--until", "2026-11-20",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "override until 2026-11-20T00:00:00Z" in out
+
+
+def test_override_holds_until_its_expiry(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """While the override holds, an automated value recorded under it is stored but status
+    shows the override, with its author, note and expiry."""
+    override(capsys, tmp)
+    measure(
+        tmp, "2026-11-15T00:00:00Z", {"up_ratio": 70, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2}
+    )
+    kr = status_kr(capsys, tmp, "2026-11-16T00:00:00Z", "uptime")
+    assert kr["value"] == 90 and kr["manual"] is True
+    assert kr["progress"] == pytest.approx(0.8)
+    assert kr["override"] == {
+        "author": "ana",
+        "note": "exporter broken, INC-42",
+        "until": "2026-11-20T00:00:00Z",
+    }
+    assert kr["status"] != "stale"  # failed attempts and age do not stale a holding override
+    code, out, _ = cli(capsys, tmp, "grade", "--json", "--now", "2026-11-16T00:00:00Z")
+    assert code == 0 and '"score": 0.8' in out
+    code, out, _ = cli(capsys, tmp, "history", "uptime")
+    assert "manual by ana until 2026-11-20T00:00:00.000000Z: exporter broken" in out
+    assert "70" in out  # the automated value under it is in history too
+
+
+def test_the_automated_value_recorded_meanwhile_shows_after_expiry(
+    tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From the expiry on, the latest automated value (taken during the override) shows."""
+    override(capsys, tmp)
+    measure(
+        tmp, "2026-11-15T00:00:00Z", {"up_ratio": 70, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2}
+    )
+    kr = status_kr(capsys, tmp, "2026-11-20T00:00:00Z", "uptime")
+    assert kr["value"] == 70 and kr["manual"] is False and kr["override"] is None
+    assert (
+        kr["status"] == "stale"
+    )  # 5 days old with every: 1d (stale after 3): honest about its age
+    before = status_kr(capsys, tmp, "2026-11-19T23:59:59Z", "uptime")
+    assert before["value"] == 90
+
+
+def test_the_automated_row_keeps_its_own_progress(
+    tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row recorded under an override stores the progress of its own value."""
+    override(capsys, tmp)
+    measure(
+        tmp, "2026-11-15T00:00:00Z", {"up_ratio": 70, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2}
+    )
+    code, out, _ = cli(capsys, tmp, "history", "uptime", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["value"] for r in rows] == [70, 90, 60]
+    assert rows[0]["progress"] == pytest.approx(0.4) and rows[0]["manual"] is False
+    assert rows[1]["author"] == "ana" and rows[1]["until"] == "2026-11-20T00:00:00.000000Z"
+
+
+def test_an_override_without_until_is_replaced_by_the_next_value(
+    tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --until the next automated value replaces the check-in, as before."""
+    code, _, err = cli(capsys, tmp, "checkin", "uptime", "90", "--now", "2026-11-10T00:00:00Z")
+    assert code == 0, err
+    assert status_kr(capsys, tmp, "2026-11-11T00:00:00Z", "uptime")["value"] == 90
+    measure(
+        tmp, "2026-11-15T00:00:00Z", {"up_ratio": 70, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2}
+    )
+    kr = status_kr(capsys, tmp, "2026-11-15T00:10:00Z", "uptime")
+    assert kr["value"] == 70 and kr["override"] is None
+
+
+def test_a_later_checkin_replaces_a_holding_override(
+    tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newer check-in (without --until) ends the override: then the usual rule applies."""
+    override(capsys, tmp)
+    code, _, _ = cli(capsys, tmp, "checkin", "uptime", "80", "--now", "2026-11-12T00:00:00Z")
+    assert code == 0
+    kr = status_kr(capsys, tmp, "2026-11-12T01:00:00Z", "uptime")
+    assert kr["value"] == 80 and kr["override"] is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--until", "2026-11-09"], "--until 2026-11-09 is not after --now (2026-11-10T00:00:00Z)"),
+        (["--until", "2026-11-10T00:00:00Z"], "is not after --now"),
+        (["--until", "soon"], "--until: 'soon' is not an ISO-8601 time"),
+    ],
+)
+def test_until_not_in_the_future_is_exit_2(
+    tmp: Path, capsys: pytest.CaptureFixture[str], extra: list[str], says: str
+) -> None:
+    """An --until at or before --now (or unreadable) is refused, and nothing is stored."""
+    code, _, err = cli(capsys, tmp, "checkin", "uptime", "90", "--now", "2026-11-10", *extra)
+    assert code == 2 and says in err
+    count = sqlite3.connect(tmp / "x.db").execute("SELECT count(*) FROM measurements WHERE manual")
+    assert count.fetchone()[0] == 0
+
+
+def test_until_on_a_manual_kr_is_exit_2(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--until is only for automated KRs."""
+    code, _, err = cli(
+        capsys, tmp, "checkin", "postmortems", "3", "--now", "2026-11-10", "--until", "2026-12-01"
+    )
+    assert code == 2 and "--until is only for automated key results" in err
+
+
+def test_author_defaults_to_the_login_name(
+    tmp: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --author the check-in is by the login name (getpass)."""
+    monkeypatch.setenv("LOGNAME", "zoe")
+    monkeypatch.setenv("USER", "zoe")
+    assert login_name() == "zoe"
+    code, _, _ = cli(capsys, tmp, "checkin", "postmortems", "3", "--now", "2026-11-10")
+    assert code == 0
+    code, out, _ = cli(capsys, tmp, "history", "postmortems", "--json")
+    assert json.loads(out)[0]["author"] == "zoe"
+
+
+def test_login_name_falls_back_to_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No login name anywhere: 'unknown'."""
+
+    def nobody() -> str:
+        raise OSError("no passwd entry")
+
+    monkeypatch.setattr("getpass.getuser", nobody)
+    assert login_name() == "unknown"
+
+
+def test_the_daemon_keeps_a_holding_override() -> None:
+    """The daemon's in-memory view: an attempt under a holding override is only noted; from
+    the expiry on, a new value replaces it."""
+    until = when("2026-11-20")
+    held = Observation(90, when("2026-11-10"), True, when("2026-11-10"), until=until, author="a")
+    during = observe_held(held, 70, None, when("2026-11-15"), 0.4, "off_track")
+    assert during.value == 90 and during.until == until
+    assert during.attempted_at == when("2026-11-15")
+    after = observe_held(held, 75, None, when("2026-11-21"), 0.5, "off_track")
+    assert after.value == 75 and after.until is None
+
+
+def test_sinks_roll_objectives_up_from_the_override(tmp: Path) -> None:
+    """An automated row taken under a holding override does not move the objective's
+    rolled-up progress in what is pushed: the override's value counts."""
+    text = (tmp / "okrs.yaml").read_text()
+    text = text.replace(
+        "objectives:", 'sinks:\n  hook: {type: webhook, url: "http://127.0.0.1:9/h"}\nobjectives:'
+    )
+    text = text.replace("start: 50, target: 100}", "start: 50, target: 100, push: [hook]}")
+    (tmp / "okrs.yaml").write_text(text)
+    config = load(tmp / "okrs.yaml")
+    defs = from_config(config)
+    held = Observation(100, when("2026-11-10"), True, when("2026-11-10"), until=when("2026-11-20"))
+    row = Measurement("uptime", when("2026-11-15"), "prom", "up_ratio", 50, 0.0, "off_track")
+    (delivery,) = prepare(config, defs, [row], {"uptime": held}).deliveries
+    payload = json.loads(delivery[4])
+    assert payload["value"] == 50 and payload["objective_progress"] == 1.0
+    late = Measurement("uptime", when("2026-11-21"), "prom", "up_ratio", 50, 0.0, "off_track")
+    (delivery,) = prepare(config, defs, [late], {"uptime": held}).deliveries
+    assert json.loads(delivery[4])["objective_progress"] == 0.0  # expired: the value counts
