@@ -114,8 +114,14 @@ def bound_answer(answer: dict[str, Any] | None, limit: int = ANSWER_LIMIT) -> di
     if size <= limit:
         parsed: dict[str, Any] = json.loads(text)
         return parsed
-    head = text.encode()[: max(limit - 100, 0)].decode(errors="ignore")
-    return {"truncated": True, "bytes": size, "head": head}
+    keep = max(limit - 100, 0)
+    while True:  # escaping in the head can grow it: shrink until the whole fits
+        head = text.encode()[:keep].decode(errors="ignore")
+        cut = {"truncated": True, "bytes": size, "head": head}
+        over = len(json.dumps(cut).encode()) - limit
+        if over <= 0 or keep == 0:
+            return cut
+        keep = max(keep - over - 16, 0)
 
 
 class Connector(Protocol):

@@ -181,3 +181,19 @@ def test_a_million_rows_stay_fast(tmp: Path, capsys: pytest.CaptureFixture[str])
     took = time.monotonic() - began
     assert r["measurement"]["value"] == 73
     assert took < 1.0, took
+
+
+def test_a_raw_answer_is_bounded_and_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big answer is cut to ANSWER_LIMIT bytes and says so; a secret in it is masked."""
+    from okrsync.connector import ANSWER_LIMIT, bound_answer
+    from okrsync.measure.measurer import _safe_answer
+    from okrsync.secrets import read_secret
+
+    big = {"values": [{"metric": {"pod": f"p{i}"}, "value": i} for i in range(1000)]}
+    cut = bound_answer(big)
+    assert cut is not None and cut["truncated"] is True and cut["bytes"] > ANSWER_LIMIT
+    assert len(json.dumps(cut).encode()) <= ANSWER_LIMIT
+    assert bound_answer({"total": 3}) == {"total": 3}
+    monkeypatch.setenv("OKRSYNC_PROM_TOKEN", "tok-very-secret-123")
+    assert read_secret("OKRSYNC_PROM_TOKEN") == "tok-very-secret-123"
+    assert _safe_answer({"url": "http://x/?t=tok-very-secret-123"}) == {"url": "http://x/?t=***"}

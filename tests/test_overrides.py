@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from concurrent.futures import wait
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fakes import ScriptedConnector, factory
 from provenance_runs import cli, measure, status_kr, when, write_config
 
 from okrsync.cli.checkin import login_name
@@ -15,6 +19,7 @@ from okrsync.config.loader import load
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation, observe_held
+from okrsync.service.daemon import Daemon, Options
 from okrsync.sinks.enqueue import prepare
 
 
@@ -202,3 +207,43 @@ def test_sinks_roll_objectives_up_from_the_override(tmp: Path) -> None:
     late = Measurement("uptime", when("2026-11-21"), "prom", "up_ratio", 50, 0.0, "off_track")
     (delivery,) = prepare(config, defs, [late], {"uptime": held}).deliveries
     assert json.loads(delivery[4])["objective_progress"] == 0.0  # expired: the value counts
+
+
+def test_the_running_daemon_shows_an_override_and_drops_it_at_expiry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check-in with --until made while the daemon runs: its view (metrics) shows the
+    override even after a batch measured under it; past the expiry, that batch's value."""
+    write_config(tmp_path)
+    clock = [time.time()]
+    conn = ScriptedConnector({"up_ratio": 60, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2})
+    daemon = Daemon(
+        Options(tmp_path / "okrs.yaml", tmp_path / "x.db", listen=None),
+        clock=lambda: clock[0],
+        factory=factory({"prom": conn}),
+    )
+    daemon.start()
+    try:
+        start = datetime.fromtimestamp(clock[0], UTC)
+        until = start + timedelta(hours=2)
+        with daemon.store_lock:  # the CLI writes through its own connection
+            code, _, err = cli(
+                capsys, tmp_path, "checkin", "uptime", "95", "--now", start.isoformat(),
+                "--until", until.isoformat(), "--author", "ana",
+            )  # fmt: skip
+        assert code == 0, err
+        view = daemon.view()
+        assert view is not None and view[1]["uptime"].value == 95
+        clock[0] += 120  # past the jitter: every KR is due
+        daemon.tick()
+        wait(set(daemon.futures), timeout=10)
+        assert conn.asked  # measured under the override ...
+        assert daemon.obs["uptime"].value == 95  # ... which keeps its value
+        view = daemon.view()
+        assert view is not None and view[1]["uptime"].value == 95
+        clock[0] += 3 * 3600  # past the expiry
+        view = daemon.view()
+        assert view is not None and view[1]["uptime"].value == 60
+        assert view[1]["uptime"].until is None
+    finally:
+        daemon.shutdown()
