@@ -136,7 +136,7 @@ def test_text_output_writes_the_arithmetic_out(
     assert "query sent: up_ratio" in out
     assert 'raw answer: {"resultType": "vector"' in out
     assert "= (73 - 50) / (100 - 50) = 0.46" in out
-    assert "status on_track: on_track: progress 0.46 >= expected 0.5054" in out
+    assert "status on_track: progress 0.46 >= expected 0.5054" in out
     assert "config hash" in out
 
 
@@ -158,8 +158,11 @@ def test_a_kr_without_data_says_so(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_a_bad_at_is_exit_2(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreadable --at, or one in no known period, is exit 2 naming --at."""
     code, _, err = cli(capsys, tmp, "explain", "uptime", "--at", "yesterday")
     assert code == 2 and "--at: 'yesterday' is not an ISO-8601 time" in err
+    code, _, err = cli(capsys, tmp, "explain", "uptime", "--at", "2025-01-01")
+    assert code == 2 and "--at 2025-01-01T00:00:00Z is in no known period" in err
 
 
 def test_a_million_rows_stay_fast(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,10 @@ def explain(args: Any, settings: Settings) -> int:
     config = load(settings.config)
     store = Store(settings.db, create=False)
     try:
-        defs = choose(from_config(config), store, None, at if args.at else None)
+        try:
+            defs = choose(from_config(config), store, None, at if args.at else None)
+        except UsageError as exc:  # choose speaks of --now, the flag of status
+            raise UsageError(str(exc).replace("--now", "--at", 1)) from None
         defs = resolve(defs, store, at)
         if defs.kr(args.kr_id) is None:
             known = store.known_kr(args.kr_id)
@@ -136,5 +139,5 @@ def text(r: dict[str, Any]) -> str:
         out.append(f"progress = (value - start) / (target - start) = {p['arithmetic']}")
     s = r["status"]
     out.append(f"expected progress: {s['expected_arithmetic']}")
-    out.append(f"status {s['status']}: {s['rule']}")
+    out.append(f"status {s['rule']}")  # the rule starts with the status it gives
     return "\n".join(out)

@@ -206,9 +206,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "checkin",
         help="record a value by hand (manual KRs, or an override)",
-        description="Record a value for a key result: the value of a manual KR, "
-        "or an override of an automated one (marked manual in history, with its author "
-        "and note).\n\n"
+        description="Record a value for a key result: the value of a manual KR, or an\n"
+        "override of an automated one (marked manual in history, with its author and note).\n\n"
         "Overrides of automated KRs:\n"
         "  without --until  the next automated value replaces it (as any newer value does)\n"
         "  --until T        it holds until T: automation keeps recording (see history and\n"
@@ -245,19 +244,19 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "explain",
         help="where a key result's value came from: query, raw answer, arithmetic, status rule",
-        description="Explain the latest measurement of a key result (or the latest at or "
-        "before --at): its source and the exact query sent (with the period's dates filled "
-        "in), the raw answer, formula inputs, start and target, the progress arithmetic, the "
-        "status rule with the expected progress at that time, when it was fetched and how "
-        "long it took, the run and config (hash, git commit), and whether it was automated "
-        "or a manual check-in (author, note, until). While an override holds, both it and "
-        "the automated value under it are shown.\n\n"
+        description="Explain the latest measurement of a key result (or the latest at or\n"
+        "before --at): its source and the exact query sent (with the period's dates filled\n"
+        "in), the raw answer, formula inputs, start and target, the progress arithmetic,\n"
+        "the status rule with the expected progress at that time, when it was fetched and\n"
+        "how long it took, the run and config (hash, git commit), and whether it was\n"
+        "automated or a manual check-in (author, note, until). While an override holds,\n"
+        "both it and the automated value under it are shown.\n\n"
         "examples:\n"
         "  okrsync explain api-uptime\n"
         "  okrsync explain closure-rate --at 2026-11-15T12:00:00Z\n"
         "  okrsync explain api-uptime --json | jq .progress.arithmetic\n\n"
-        "exit status: 0 explained, or the KR has no measurement yet (said so); 2 unknown key "
-        "result (close matches named) or a bad --at; 3 store error.",
+        "exit status: 0 explained, or the KR has no measurement yet (said so);\n"
+        "2 unknown key result (close matches named) or a bad --at; 3 store error.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
