@@ -21,6 +21,7 @@ from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation, observe_held
 from okrsync.service.daemon import Daemon, Options
 from okrsync.sinks.enqueue import prepare
+from okrsync.store.sqlite import Store
 
 
 @pytest.fixture
@@ -188,25 +189,54 @@ def test_the_daemon_keeps_a_holding_override() -> None:
     assert after.value == 75 and after.until is None
 
 
-def test_sinks_roll_objectives_up_from_the_override(tmp: Path) -> None:
-    """An automated row taken under a holding override does not move the objective's
-    rolled-up progress in what is pushed: the override's value counts."""
+def test_sinks_keep_showing_the_override(tmp: Path) -> None:
+    """While an override holds, automated rows under it are not pushed and other KRs'
+    payloads roll the objective up from the override's value; once it has expired, the
+    next automated value is pushed even when equal to the last one stored."""
     text = (tmp / "okrs.yaml").read_text()
-    text = text.replace(
-        "objectives:", 'sinks:\n  hook: {type: webhook, url: "http://127.0.0.1:9/h"}\nobjectives:'
-    )
+    sink = 'sinks:\n  hook: {type: webhook, url: "http://127.0.0.1:9/h"}\nobjectives:'
+    text = text.replace("objectives:", sink)
     text = text.replace("start: 50, target: 100}", "start: 50, target: 100, push: [hook]}")
+    text = text.replace(
+        "        start: 50\n        target: 90",
+        "        start: 50\n        target: 90\n        push: [hook]",
+    )
     (tmp / "okrs.yaml").write_text(text)
     config = load(tmp / "okrs.yaml")
     defs = from_config(config)
     held = Observation(100, when("2026-11-10"), True, when("2026-11-10"), until=when("2026-11-20"))
-    row = Measurement("uptime", when("2026-11-15"), "prom", "up_ratio", 50, 0.0, "off_track")
-    (delivery,) = prepare(config, defs, [row], {"uptime": held}).deliveries
-    payload = json.loads(delivery[4])
-    assert payload["value"] == 50 and payload["objective_progress"] == 1.0
+    at = when("2026-11-15")
+    up = Measurement("uptime", at, "prom", "up_ratio", 50, 0.0, "off_track")
+    closure = Measurement("closure", at, "formula", "f", 60, 0.25, "at_risk")
+    out = prepare(config, defs, [up, closure], {"uptime": held}).deliveries
+    assert [d[1] for d in out] == ["closure"]  # uptime's row under the override: not pushed
+    assert json.loads(out[0][4])["objective_progress"] == pytest.approx((1.0 + 0.25) / 2)
     late = Measurement("uptime", when("2026-11-21"), "prom", "up_ratio", 50, 0.0, "off_track")
     (delivery,) = prepare(config, defs, [late], {"uptime": held}).deliveries
     assert json.loads(delivery[4])["objective_progress"] == 0.0  # expired: the value counts
+    seen = Observation(50, at, False, at, None, 0.0, "off_track", held_back=True)
+    (delivery,) = prepare(config, defs, [late], {"uptime": seen}).deliveries
+    assert json.loads(delivery[4])["value"] == 50
+
+
+def test_the_store_marks_a_value_taken_under_an_expired_override(
+    tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After expiry, the latest automated value (taken under the override) is marked held
+    back, so the next run pushes its value although it is unchanged."""
+    override(capsys, tmp)
+    measure(
+        tmp, "2026-11-15T00:00:00Z", {"up_ratio": 70, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2}
+    )
+    store = Store(tmp / "x.db", create=False)
+    try:
+        period = load(tmp / "okrs.yaml").period
+        after = store.observations(["uptime"], when("2026-11-21"), period)["uptime"]
+        during = store.observations(["uptime"], when("2026-11-16"), period)["uptime"]
+    finally:
+        store.close()
+    assert after.value == 70 and after.held_back is True and after.until is None
+    assert during.value == 90 and during.held_back is False
 
 
 def test_the_running_daemon_shows_an_override_and_drops_it_at_expiry(

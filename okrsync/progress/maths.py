@@ -59,6 +59,9 @@ class Observation:
     author: str | None = None
     note: str | None = None
     """Who checked the holding override in, and why (with `until`)."""
+    held_back: bool = False
+    """The value is an automated one taken while an override held (so sinks were not
+    sent it); the override has expired since."""
 
     def holds(self, at: datetime) -> bool:
         """Whether this is an override that still holds at `at`."""

@@ -27,8 +27,12 @@ from okrsync.timefmt import to_text
 
 
 def changed(m: Measurement, before: Observation | None) -> bool:
-    """Whether value, progress or status differ from the KR's previous measurement."""
-    if before is None or before.value is None:
+    """Whether value, progress or status differ from the KR's previous measurement; after
+    an override expired, the first automated value always counts (sinks showed the
+    override, and were not sent the values taken under it)."""
+    if before is None or before.value is None or before.held_back:
+        return True
+    if before.until is not None and not before.holds(m.measured_at):
         return True
     return (m.value, m.progress, m.status) != (before.value, before.progress, before.status)
 
@@ -73,6 +77,8 @@ def prepare(
     for at, m in enumerate(rows):
         found = config.find_kr(m.kr_id)
         if found is None or not found[1].push or m.value is None:
+            continue
+        if _held(known.get(m.kr_id), m):  # sinks keep showing the override meanwhile
             continue
         kr = found[1]
         unchanged = kr.push_unchanged

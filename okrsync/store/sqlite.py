@@ -287,6 +287,8 @@ class Store:
                     )
                     continue
                 out[kr_id] = Observation(
+                    held_back=bool(value and not value[2])
+                    and provenance.holding(self.db, kr_id, from_text(value[1]), period) is not None,
                     value=value[0] if value else None,
                     measured_at=from_text(value[1]) if value else None,
                     manual=bool(value[2]) if value else False,
