@@ -200,3 +200,33 @@ def test_a_raw_answer_is_bounded_and_redacted(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("OKRSYNC_PROM_TOKEN", "tok-very-secret-123")
     assert read_secret("OKRSYNC_PROM_TOKEN") == "tok-very-secret-123"
     assert _safe_answer({"url": "http://x/?t=tok-very-secret-123"}) == {"url": "http://x/?t=***"}
+
+
+def test_fetch_duration_counts_the_retries(tmp_path: Path) -> None:
+    """duration_s spans every attempt and the waits between them; fetched_at is when the
+    last one finished; a connector without an answer (an older plugin) leaves it null."""
+    from datetime import UTC, datetime
+
+    from fakes import ScriptedConnector, factory
+
+    from okrsync.config.loader import load
+    from okrsync.errors import TransientFetchError
+    from okrsync.measure.measurer import Measurer
+
+    class Flaky(ScriptedConnector):
+        def fetch(self, query: Any, window: Any) -> Any:
+            if self.requests == 0:
+                self.requests += 1
+                raise TransientFetchError("prom: server error 503")
+            return super().fetch(query, window)
+
+    config = load(write_config(tmp_path))
+    conn = Flaky({"up_ratio": 73, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2})
+    measurer = Measurer(config, factory({"prom": conn}), sleep=lambda _: time.sleep(0.2))
+    began = datetime.now(UTC)
+    krs = [kr for _, kr in config.key_results() if kr.id == "uptime"]
+    (m,) = measurer.measure(krs, began)
+    assert m.value == 73 and conn.requests == 2
+    assert m.duration_s is not None and m.duration_s >= 0.2
+    assert m.fetched_at is not None and m.fetched_at >= began
+    assert m.answer is None
