@@ -230,3 +230,14 @@ def test_fetch_duration_counts_the_retries(tmp_path: Path) -> None:
     assert m.duration_s is not None and m.duration_s >= 0.2
     assert m.fetched_at is not None and m.fetched_at >= began
     assert m.answer is None
+
+
+def test_a_retired_kr_points_to_its_history(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A KR removed from the config: exit 2, saying its history is kept."""
+    text = (tmp / "okrs.yaml").read_text()
+    start = text.index("      - id: closure")
+    end = text.index("      - {id: postmortems")
+    (tmp / "okrs.yaml").write_text(text[:start] + text[end:])
+    measure(tmp, "2026-11-17T00:00:00Z", VALUES)
+    code, _, err = cli(capsys, tmp, "explain", "closure")
+    assert code == 2 and "closure was retired at" in err and "okrsync history closure" in err

@@ -63,6 +63,8 @@ def test_override_holds_until_its_expiry(tmp: Path, capsys: pytest.CaptureFixtur
         "until": "2026-11-20T00:00:00Z",
     }
     assert kr["status"] != "stale"  # failed attempts and age do not stale a holding override
+    code, out, _ = cli(capsys, tmp, "status", "--now", "2026-11-16T00:00:00Z")
+    assert code == 0 and "90 (override until 2026-11-20T00:00:00Z)" in out
     code, out, _ = cli(capsys, tmp, "grade", "--json", "--now", "2026-11-16T00:00:00Z")
     assert code == 0 and '"score": 0.8' in out
     code, out, _ = cli(capsys, tmp, "history", "uptime")
