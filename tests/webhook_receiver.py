@@ -10,11 +10,13 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -91,12 +93,21 @@ def _handler(receiver: Receiver) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def receiving(script: list[str] | None = None) -> Iterator[Receiver]:
-    """A receiver serving on a free port of 127.0.0.1 until the block ends."""
+def receiving(
+    script: list[str] | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[Receiver]:
+    """A receiver serving on a free port of 127.0.0.1 until the block ends; over HTTPS
+    with `tls` = (certificate, key) PEM files."""
     receiver = Receiver(script=list(script or []))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    receiver.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

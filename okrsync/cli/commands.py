@@ -44,6 +44,8 @@ def run(args: Any) -> int:
         "run": run_daemon,
         "deliveries": deliveries,
         "explain": explain,
+        "plan": plan,
+        "apply": apply,
     }[args.command]
     return handler(args, settings)
 
@@ -104,17 +106,27 @@ def _progress_printer() -> Any:
 
 def sync(args: Any, settings: Settings) -> int:
     from okrsync.cli.interrupt import within_grace
+    from okrsync.review.gitinfo import config_commit
     from okrsync.service.once import RunResult, run_once
 
-    _refuse_now(args, "sync")
+    kind = getattr(args, "kind", "sync")  # `apply` is sync --once under its own name
+    _refuse_now(args, kind)
     config = load_config(settings)
     now = utcnow()
     store = None if args.dry_run else Store(settings.db)
     reader = Store(settings.db, create=False) if args.dry_run else store
+    commit = None if args.dry_run else config_commit(settings.config)
 
     def measure() -> RunResult:
         return run_once(
-            config, store, now, only=args.only, progress=_progress_printer(), reader=reader
+            config,
+            store,
+            now,
+            only=args.only,
+            progress=_progress_printer(),
+            reader=reader,
+            kind=kind,
+            commit=commit,
         )
 
     try:
@@ -141,9 +153,27 @@ def sync(args: Any, settings: Settings) -> int:
     )
     if pushed:
         print(pushed)
+    if kind == "apply":
+        from okrsync.cli.plan import applied_line
+
+        print(applied_line(result.run_id, config.digest, commit))
     if failed:
         return EXIT_FAILED
     return EXIT_DELIVERY if result.deliveries and result.deliveries.failed else EXIT_OK
+
+
+def plan(args: Any, settings: Settings) -> int:
+    """`okrsync plan`: what applying the config would change (see okrsync.cli.plan)."""
+    from okrsync.cli.plan import plan as show_plan
+
+    return show_plan(args, settings, load_config(settings), _now(args))
+
+
+def apply(args: Any, settings: Settings) -> int:
+    """`sync --once` under the name `apply` (the run records the config's hash and commit)."""
+    import argparse
+
+    return sync(argparse.Namespace(**{**vars(args), "dry_run": False, "kind": "apply"}), settings)
 
 
 def _per_source(result: Any) -> str:

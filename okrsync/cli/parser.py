@@ -18,6 +18,8 @@ typical use:
   okrsync history api-uptime
   okrsync explain api-uptime          where the value came from: query, answer, arithmetic
   okrsync grade --period 2026-Q4      the scorecard of a period: scores and grades
+  okrsync plan                        what applying the config would change (exit 2: something)
+  okrsync apply                       sync --once, recording the config's git commit
 
 environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
 OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
@@ -107,6 +109,45 @@ def _grace(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _only(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--only", nargs="+", action="extend", metavar="KR_ID", help=what)
+
+
+PLAN_HELP = """\
+Measure every automated key result (or --only some) as `sync --once` would, store
+nothing (the store is opened read-only; a missing store means everything is added), and
+show what applying the config would change, per key result: value, progress and status
+before (the store's latest in the config's period, judged as `status` showed it with the
+definitions last applied) and after (measured now), and each definition field that
+changed since the last writing run (query, target, start, source, formula, weight, unit,
+title, ...); key results and objectives to add or retire. Text is made for a pull-request
+comment: a summary line, then `~` change, `+` add, `-` retire blocks.
+
+exit status: 0 nothing would change, 2 something would (a changed query, target or
+source counts even when the value is the same; so does a different value, progress or
+status), 1 some key result failed to measure (wins over 2), 2 also for an invalid config,
+3 store error.
+
+examples:
+  okrsync plan                         the whole config against okrsync.db
+  okrsync plan --only api-uptime --json
+  # CI on the config repository's pull requests (the store from the last apply):
+  okrsync plan --config config/ --db okrsync.db > plan.txt; test $? -ne 1
+"""
+
+APPLY_HELP = """\
+`sync --once` that names its run `apply`: measure every automated key result (or --only
+some), store the values, and sync the config's objectives and key results into the store
+(the definitions the next `plan` compares with). The run records the config's hash and,
+when the config is inside a git repository, its commit (`<sha>-dirty` when the config's
+files differ from it). Exit status as sync --once: 0 ok, 1 some failed, 2 invalid config,
+3 store error, 4 some deliveries failed for good.
+
+example, after merging a pull request on the config repository:
+  git pull && okrsync apply
+"""
+
+
 def _period(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--period", metavar="NAME", help=what)
 
@@ -150,13 +191,29 @@ def parser() -> argparse.ArgumentParser:
         help="run once and exit (the only mode; `okrsync run` is the daemon)",
     )
     p.add_argument("--dry-run", action="store_true", help="measure and print; store nothing")
-    p.add_argument(
-        "--only",
-        nargs="+",
-        action="extend",
-        metavar="KR_ID",
-        help="measure only these key results (`--only a b` or `--only a --only b`)",
+    _only(p, "measure only these key results (`--only a b` or `--only a --only b`)")
+    _grace(p, "on Ctrl-C (SIGINT),")
+    _no_now(p)
+
+    p = sub.add_parser(
+        "plan",
+        help="what applying the config would change: values, progress, status, definitions",
+        description=PLAN_HELP,
+        formatter_class=fmt,
     )
+    _common(p)
+    _only(p, "measure only these key results (the others keep the store's values)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _now(p, "judge progress and status as of this time (the sources are asked now)")
+
+    p = sub.add_parser(
+        "apply",
+        help="sync --once, recording the config's hash and git commit with the run",
+        description=APPLY_HELP,
+        formatter_class=fmt,
+    )
+    _common(p)
+    _only(p, "measure only these key results (`--only a b` or `--only a --only b`)")
     _grace(p, "on Ctrl-C (SIGINT),")
     _no_now(p)
 

@@ -68,9 +68,11 @@ def run_once(
     kind: str = "sync",
     reader: PeriodReader | None = None,
     delivery: Policy | None = None,
+    commit: str | None = None,
 ) -> RunResult:
     """Measure and (unless `store` is None: dry run) store every selected KR once, while
-    the config's period runs. `reader` (default: the store) gives `start: previous`."""
+    the config's period runs. `reader` (default: the store) gives `start: previous`;
+    `commit` (the config directory's git commit) is recorded with the run."""
     manual = [kr.id for _, kr in config.key_results() if kr.is_manual]
     idle = idle_reason(config, now)
     if store is not None and idle is not None:
@@ -107,7 +109,7 @@ def run_once(
     with store.transaction():
         store.sync_config(config, now)
         ids = store.record_run(
-            run_id, kind, now, now, config.digest, measurements, config.period.name
+            run_id, kind, now, now, config.digest, measurements, config.period.name, commit
         )
         enqueue(store, outgoing, ids, now)
     report = deliver(store, config.sinks, policy=delivery)

@@ -1,5 +1,6 @@
-"""Overrides and single measurements: which manual override holds for a KR at a moment,
-and the one measurement `explain` looks at (both by index, LIMIT 1, whatever the history)."""
+"""What the store knows of a KR at a moment: its observation (latest value and attempt,
+or the manual override that holds), and the single measurements `explain` looks at; each
+an indexed LIMIT 1 query, whatever the history's length."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 import sqlite_utils
 
 from okrsync.config.model import Period
+from okrsync.progress.maths import Observation
 from okrsync.store import periods
-from okrsync.timefmt import to_text
+from okrsync.timefmt import from_text, to_text
 
 _OVERRIDE = (
     "SELECT id, value, measured_at, progress, status, author, note, until FROM measurements "
@@ -105,4 +107,56 @@ def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | No
     out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
     out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
     out["manual"] = bool(out["manual"])
+    return out
+
+
+def observations(
+    db: sqlite_utils.Database, kr_ids: list[str], now: datetime, period: Period
+) -> dict[str, Observation]:
+    """Latest value and latest attempt at or before `now` in `period`, per KR; while a
+    manual override holds (a check-in with `until` after `now`), its value instead, and a
+    value taken under an override since expired is marked `held_back`."""
+    at = to_text(now)
+    where, params = periods.member(period)
+    out: dict[str, Observation] = {}
+    for kr_id in kr_ids:
+        value = db.execute(
+            "SELECT value, measured_at, manual, progress, status FROM measurements "
+            "WHERE kr_id = ? AND "
+            f"{where} AND measured_at <= ? AND value IS NOT NULL "
+            "ORDER BY measured_at DESC, id DESC LIMIT 1",
+            [kr_id, *params, at],
+        ).fetchone()
+        attempt = db.execute(
+            "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
+            f"{where} AND measured_at <= ? ORDER BY measured_at DESC, id DESC LIMIT 1",
+            [kr_id, *params, at],
+        ).fetchone()
+        if attempt is None:
+            continue
+        held = holding(db, kr_id, now, period)
+        if held is not None:
+            out[kr_id] = Observation(
+                value=held["value"],
+                measured_at=from_text(held["measured_at"]),
+                manual=True,
+                attempted_at=from_text(attempt[0]),
+                progress=held["progress"],
+                status=held["status"],
+                until=from_text(held["until"]),
+                author=held["author"],
+                note=held["note"],
+            )
+            continue
+        out[kr_id] = Observation(
+            held_back=bool(value and not value[2])
+            and holding(db, kr_id, from_text(value[1]), period) is not None,
+            value=value[0] if value else None,
+            measured_at=from_text(value[1]) if value else None,
+            manual=bool(value[2]) if value else False,
+            attempted_at=from_text(attempt[0]),
+            error=attempt[1],
+            progress=value[3] if value else None,
+            status=value[4] if value else None,
+        )
     return out

@@ -26,7 +26,7 @@ from okrsync.store import periods, provenance
 from okrsync.store.errors import LOCK_TIMEOUT, store_error
 from okrsync.store.outbox import Outbox
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
-from okrsync.timefmt import from_text, to_text
+from okrsync.timefmt import to_text
 
 
 class Store:
@@ -178,9 +178,18 @@ class Store:
                 )
             periods.record(self.db, from_config(config), now)
 
-    def start_run(self, run_id: str, kind: str, started: datetime, digest: str) -> None:
+    def start_run(
+        self, run_id: str, kind: str, started: datetime, digest: str, commit: str | None = None
+    ) -> None:
+        """`commit`: the git commit of the config directory (None outside a repository)."""
         self.db.table("runs").insert(
-            {"id": run_id, "kind": kind, "started_at": to_text(started), "config_digest": digest}
+            {
+                "id": run_id,
+                "kind": kind,
+                "started_at": to_text(started),
+                "config_digest": digest,
+                "config_commit": commit,
+            }
         )
 
     def finish_run(self, run_id: str, finished: datetime, measured: int, failed: int) -> None:
@@ -197,10 +206,11 @@ class Store:
         digest: str,
         rows: list[Measurement],
         period: str,
+        commit: str | None = None,
     ) -> list[int]:
         """One run and its measurements of `period` (call inside `transaction()`); the
         measurements' ids."""
-        self.start_run(run_id, kind, started, digest)
+        self.start_run(run_id, kind, started, digest, commit)
         ids = self.append(run_id, rows, period)
         self.finish_run(run_id, finished, len(rows), sum(r.error is not None for r in rows))
         return ids
@@ -253,53 +263,10 @@ class Store:
     ) -> dict[str, Observation]:
         """Latest value and latest attempt at or before `now` in `period`, per KR; while a
         manual override holds (a check-in with `until` after `now`), its value instead."""
-        at = to_text(now)
-        where, params = periods.member(period)
-        out: dict[str, Observation] = {}
         try:
-            for kr_id in kr_ids:
-                value = self.db.execute(
-                    "SELECT value, measured_at, manual, progress, status FROM measurements "
-                    "WHERE kr_id = ? AND "
-                    f"{where} AND measured_at <= ? AND value IS NOT NULL "
-                    "ORDER BY measured_at DESC, id DESC LIMIT 1",
-                    [kr_id, *params, at],
-                ).fetchone()
-                attempt = self.db.execute(
-                    "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
-                    f"{where} AND measured_at <= ? ORDER BY measured_at DESC, id DESC LIMIT 1",
-                    [kr_id, *params, at],
-                ).fetchone()
-                if attempt is None:
-                    continue
-                held = provenance.holding(self.db, kr_id, now, period)
-                if held is not None:
-                    out[kr_id] = Observation(
-                        value=held["value"],
-                        measured_at=from_text(held["measured_at"]),
-                        manual=True,
-                        attempted_at=from_text(attempt[0]),
-                        progress=held["progress"],
-                        status=held["status"],
-                        until=from_text(held["until"]),
-                        author=held["author"],
-                        note=held["note"],
-                    )
-                    continue
-                out[kr_id] = Observation(
-                    held_back=bool(value and not value[2])
-                    and provenance.holding(self.db, kr_id, from_text(value[1]), period) is not None,
-                    value=value[0] if value else None,
-                    measured_at=from_text(value[1]) if value else None,
-                    manual=bool(value[2]) if value else False,
-                    attempted_at=from_text(attempt[0]),
-                    error=attempt[1],
-                    progress=value[3] if value else None,
-                    status=value[4] if value else None,
-                )
+            return provenance.observations(self.db, kr_ids, now, period)
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
-        return out
 
     def history(
         self, kr_id: str, limit: int | None = None, until: datetime | None = None
@@ -374,6 +341,19 @@ class Store:
             return periods.final_values(self.db, kr_ids, period, until)
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
+
+    def applied(self) -> dict[str, Any]:
+        """What the last writing command synced from its config: `key_results` and
+        `objectives` rows by id (retired ones too; `definition` parsed) and the latest `run`."""
+        try:
+            krs = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM key_results")}
+            objectives = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM objectives")}
+            runs = list(self.db.query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1"))
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+        for row in krs.values():
+            row["definition"] = json.loads(row["definition"]) if row.get("definition") else None
+        return {"key_results": krs, "objectives": objectives, "run": runs[0] if runs else None}
 
     def known_kr(self, kr_id: str) -> dict[str, Any] | None:
         """The stored definition row of a KR (retired ones too), if any."""
