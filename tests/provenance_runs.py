@@ -63,8 +63,11 @@ def write_config(tmp_path: Path) -> Path:
     return path
 
 
-def measure(tmp_path: Path, at: str, values: dict[str, float]) -> RunResult:
-    """`sync --once` as of `at` (the CLI refuses --now), each PromQL answered from `values`."""
+def measure(
+    tmp_path: Path, at: str, values: dict[str, float], commit: str | None = None
+) -> RunResult:
+    """`sync --once` as of `at` (the CLI refuses --now), each PromQL answered from `values`;
+    `commit`: the config's git commit the run records (as `apply` does)."""
     config: Config = load(tmp_path / "okrs.yaml")
 
     def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
@@ -82,7 +85,8 @@ def measure(tmp_path: Path, at: str, values: dict[str, float]) -> RunResult:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             for method in (responses.GET, responses.POST):
                 rsps.add_callback(method, f"{URL}/api/v1/query", callback=answer)
-            return run_once(config, store, parse_instant(at), measurer=Measurer(config, make))
+            measurer = Measurer(config, make)
+            return run_once(config, store, parse_instant(at), measurer=measurer, commit=commit)
     finally:
         store.close()
 

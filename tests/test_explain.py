@@ -241,3 +241,12 @@ def test_a_retired_kr_points_to_its_history(tmp: Path, capsys: pytest.CaptureFix
     measure(tmp, "2026-11-17T00:00:00Z", VALUES)
     code, _, err = cli(capsys, tmp, "explain", "closure")
     assert code == 2 and "closure was retired at" in err and "okrsync history closure" in err
+
+
+def test_the_run_and_its_config_commit(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run that recorded the config's git commit (apply) shows it, with its kind."""
+    measure(tmp, "2026-11-18T00:00:00Z", VALUES, commit="9f8e7d6c5b4a")
+    run = explain(capsys, tmp, "uptime", "--at", "2026-11-18T00:00:00Z")["measurement"]["run"]
+    assert run["config_commit"] == "9f8e7d6c5b4a" and run["kind"] == "sync"
+    code, out, _ = cli(capsys, tmp, "explain", "uptime", "--at", "2026-11-18T00:00:00Z")
+    assert code == 0 and "commit 9f8e7d6c5b4a" in out
