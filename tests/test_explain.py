@@ -250,3 +250,21 @@ def test_the_run_and_its_config_commit(tmp: Path, capsys: pytest.CaptureFixture[
     assert run["config_commit"] == "9f8e7d6c5b4a" and run["kind"] == "sync"
     code, out, _ = cli(capsys, tmp, "explain", "uptime", "--at", "2026-11-18T00:00:00Z")
     assert code == 0 and "commit 9f8e7d6c5b4a" in out
+
+
+def test_only_the_periods_own_measurements_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value of the period before is not this period's: no measurement to explain yet."""
+    write_config(tmp_path)
+    measure(tmp_path, "2026-10-01T00:00:00Z", VALUES)  # creates the store, in Q4
+    db = sqlite3.connect(tmp_path / "x.db")
+    with db:
+        db.execute("DELETE FROM measurements")
+        db.execute(
+            "INSERT INTO measurements (kr_id, period, measured_at, value, source, manual) "
+            "VALUES ('uptime', '2026-Q3', '2026-09-15T00:00:00.000000Z', 80, 'prom', 0)"
+        )
+    db.close()
+    r = explain(capsys, tmp_path, "uptime", "--at", "2026-10-05")
+    assert r["found"] is False and r["latest_attempt"] is None

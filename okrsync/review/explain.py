@@ -51,11 +51,13 @@ def explain(store: Store, defs: Definitions, kr_id: str, at: datetime) -> dict[s
         status = "no_data"
     shown = None
     if obs.until is not None:
-        shown = store.override(kr_id, at)
+        shown = store.override(kr_id, at, period)
     elif obs.value is not None:
-        shown = store.measurement(kr_id, at, valued=True)
-    latest = store.measurement(kr_id, at)
-    under = store.measurement(kr_id, at, automated=True) if obs.until is not None else None
+        shown = store.measurement(kr_id, at, valued=True, period=period)
+    latest = store.measurement(kr_id, at, period=period)
+    under = None
+    if obs.until is not None:
+        under = store.measurement(kr_id, at, automated=True, period=period)
     out: dict[str, Any] = {
         "kr": {
             "id": kr.id,

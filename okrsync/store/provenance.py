@@ -64,9 +64,10 @@ def latest(
     *,
     automated: bool = False,
     valued: bool = False,
+    period: Period | None = None,
 ) -> dict[str, Any] | None:
-    """The latest measurement of `kr_id` (at or before `at`), with its run; `automated`:
-    the latest one that is not a check-in; `valued`: the latest one with a value."""
+    """The latest measurement of `kr_id` (at or before `at`; of `period`, if given), with
+    its run; `automated`: the latest one that is not a check-in; `valued`: with a value."""
     sql = (
         "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
         "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.kr_id = ?"
@@ -79,6 +80,10 @@ def latest(
         sql += " AND m.manual = 0"
     if valued:
         sql += " AND m.value IS NOT NULL"
+    if period is not None:
+        where, more = periods.member(period)
+        sql += f" AND {where.replace('period', 'm.period').replace('measured_at', 'm.measured_at')}"
+        params += more
     sql += " ORDER BY m.measured_at DESC, m.id DESC LIMIT 1"
     cursor = db.execute(sql, params)
     names = [d[0] for d in cursor.description]

@@ -305,18 +305,24 @@ class Store:
         *,
         automated: bool = False,
         valued: bool = False,
+        period: Period | None = None,
     ) -> dict[str, Any] | None:
         """The latest measurement of a KR at or before `at` (`automated`: not a check-in;
-        `valued`: with a value), with its run's kind, config digest and commit; LIMIT 1."""
+        `valued`: with a value; of `period`, if given), with its run's kind, config digest
+        and commit; LIMIT 1."""
         try:
-            return provenance.latest(self.db, kr_id, at, automated=automated, valued=valued)
+            return provenance.latest(
+                self.db, kr_id, at, automated=automated, valued=valued, period=period
+            )
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
 
-    def override(self, kr_id: str, at: datetime) -> dict[str, Any] | None:
+    def override(
+        self, kr_id: str, at: datetime, period: Period | None = None
+    ) -> dict[str, Any] | None:
         """The whole stored row of the override of `kr_id` holding at `at`, if one does."""
         try:
-            held = provenance.holding(self.db, kr_id, at, None)
+            held = provenance.holding(self.db, kr_id, at, period)
             return provenance.by_id(self.db, held["id"]) if held else None
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
