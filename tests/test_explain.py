@@ -44,7 +44,8 @@ def test_an_automated_value_from_source_to_status(
         "series": 1,
         "values": [{"metric": {"job": "api"}, "value": 73.0}],
     }
-    assert m["fetched_at"] is not None and 0 <= m["duration_s"] < 10
+    assert m["fetched_at"].startswith("2026-11-16T00:00:0")  # on the run's clock
+    assert 0 <= m["duration_s"] < 10
     assert len(m["run"]["id"]) == 16 and m["run"]["kind"] == "sync"
     assert m["run"]["config_digest"] and m["run"]["config_commit"] is None
     p = r["progress"]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -115,7 +115,11 @@ class Measurer:
         self.queries = {}
         for fetch in todo.fetches:
             self.queries[fetch.source] = self.queries.get(fetch.source, 0) + 1
+        origin = time.monotonic()
         self._fetch_all(todo.fetches, progress)
+        for fetch in todo.fetches:  # finish times on the run's clock (`now`, pinned in tests)
+            if fetch.finished is not None:
+                fetch.fetched_at = now + timedelta(seconds=max(fetch.finished - origin, 0.0))
         return [failed.get(kr.id) or self._isolated(kr, todo, now) for kr in krs]
 
     def _plan(self, krs: list[KeyResult], now: datetime) -> tuple[Plan, dict[str, Measurement]]:
@@ -187,8 +191,8 @@ class Measurer:
             fetch.error = redact(str(exc))
         except Exception as exc:  # a connector bug must fail its KRs, not the run
             fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
-        fetch.duration_s = round(time.monotonic() - began, 6)
-        fetch.fetched_at = datetime.now(UTC)
+        fetch.finished = time.monotonic()
+        fetch.duration_s = round(fetch.finished - began, 6)
         emit = log.info if fetch.error is None else log.warning  # failures need to be seen
         emit(
             "fetch",

@@ -53,7 +53,9 @@ class Fetch:
     reading: Reading | None = None
     error: str | None = None
     fetched_at: datetime | None = None
-    """When the fetch finished (retries included)."""
+    """When the fetch finished (retries included), on the clock of the run's `now`."""
+    finished: float | None = None
+    """time.monotonic() when it finished (fetched_at is computed from it)."""
     duration_s: float | None = None
     """How long it took, retries and their waits included."""
 
