@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from clock import pin_cli_clock
 
 from okrsync.cli.main import main
 
@@ -28,6 +29,8 @@ objectives:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config/ with CONFIG in a temporary cwd, the clock pinned inside its period."""
+    pin_cli_clock(monkeypatch)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "okrs.yaml").write_text(CONFIG)
     monkeypatch.chdir(tmp_path)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from clock import pin_cli_clock, with_running_period
 from test_cli import CONFIG, run
 
 from okrsync.cli.parser import parser
@@ -15,6 +16,8 @@ from okrsync.cli.parser import parser
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config/ with CONFIG in a temporary cwd, the clock pinned inside its period."""
+    pin_cli_clock(monkeypatch)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "okrs.yaml").write_text(CONFIG)
     monkeypatch.chdir(tmp_path)
@@ -209,10 +212,10 @@ def test_ctrl_c_during_sync_stops_within_grace(tmp_path: Path) -> None:
     silent.listen(8)  # accepts connections, never answers
     port = silent.getsockname()[1]
     cfg = tmp_path / "okrs.yaml"
-    cfg.write_text(
-        CONFIG.replace("http://127.0.0.1:9", f"http://127.0.0.1:{port}").replace(
-            'url: "', 'timeout: 60, url: "'
-        )
+    cfg.write_text(  # a subprocess on the real clock: a period that contains today
+        with_running_period(CONFIG)
+        .replace("http://127.0.0.1:9", f"http://127.0.0.1:{port}")
+        .replace('url: "', 'timeout: 60, url: "')
     )
     env = {**os.environ, "OKRSYNC_LOG_LEVEL": "warning"}
     proc = subprocess.Popen(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from clock import running_period
 from prometheus_server import PrometheusServer, free_port, wait_for_value
 
 TOKEN = "tok-5f1e-SECRET-9a7c"
@@ -25,7 +26,7 @@ TOKEN = "tok-5f1e-SECRET-9a7c"
 
 def config_text(url: str, *krs: str, every: str = "1s") -> str:
     lines = [
-        "period: {name: Q4, start: 2026-10-01, end: 2026-12-31}",
+        running_period("Q4").rstrip(),
         f"defaults: {{every: {every}}}",
         f'sources:\n  prom: {{type: prometheus, url: "{url}", timeout: 30}}',
         "objectives:\n  - id: o\n    title: O\n    key_results:",

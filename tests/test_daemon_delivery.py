@@ -7,13 +7,13 @@ import time
 from concurrent.futures import wait
 from pathlib import Path
 
+from clock import running_period
 from fakes import ScriptedConnector, factory
 from webhook_receiver import receiving
 
 from okrsync.service.daemon import Daemon, Options
 
 CONFIG = """\
-period: {{name: Q, start: 2026-01-01, end: 2026-12-31}}
 defaults: {{every: 1m}}
 sources:
   prom: {{type: prometheus, url: "http://127.0.0.1:1"}}
@@ -40,7 +40,7 @@ def test_a_daemon_batch_delivers_its_changed_values(tmp_path: Path) -> None:
     """A measured KR with `push` reaches the webhook once, marked delivered; a KR without
     `push` sends nothing; the same value in the next batch is not pushed again."""
     with receiving() as receiver:
-        (tmp_path / "okrs.yaml").write_text(CONFIG.format(url=receiver.url))
+        (tmp_path / "okrs.yaml").write_text(running_period("Q") + CONFIG.format(url=receiver.url))
         clock = Clock()
         conns = {"prom": ScriptedConnector({"bugs": 4, "quiet": 1})}
         daemon = Daemon(

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 import structlog.testing
+from clock import running_period
 from fakes import ScriptedConnector, factory
 
 from okrsync.connector import QueryBase, Reading, Window
 from okrsync.service.daemon import Daemon, Options
 
-CONFIG = """\
-period: {name: Q4, start: 2026-10-01, end: 2026-12-31}
+CONFIG = (
+    running_period("Q4")
+    + """\
 defaults: {every: 1m}
 sources:
   jira: {type: prometheus, url: "http://127.0.0.1:1"}
@@ -30,6 +32,7 @@ objectives:
       - {id: open-bugs-copy, source: jira, query: "project = X", target: 0, start: 20}
       - {id: slowpoke, source: slow, query: s, target: 1}
 """
+)
 
 
 class Clock:

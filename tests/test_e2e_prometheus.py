@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clock import running_period
 from prometheus_server import PrometheusServer, free_port, wait_for_value
 
 CONFIG = """\
-period: {{name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}}
 sources:
   prom: {{type: prometheus, url: "{url}"}}
   gone: {{type: prometheus, url: "http://127.0.0.1:{dead}", timeout: 1}}
@@ -51,7 +51,9 @@ def test_sync_and_status_read_real_prometheus(
     exporter.set("e2e_bugs", 30, state="closed")
     exporter.set("e2e_bugs", 10, state="open")
     wait_for_value(prometheus_server.url, "sum(e2e_bugs)", 40)
-    (tmp_path / "okrs.yaml").write_text(CONFIG.format(url=prometheus_server.url, dead=free_port()))
+    (tmp_path / "okrs.yaml").write_text(
+        running_period("2026-Q4") + CONFIG.format(url=prometheus_server.url, dead=free_port())
+    )
 
     result = okrsync("sync", "--once", "--config", "okrs.yaml", "--db", "s.db", cwd=tmp_path)
     assert result.returncode == 1, result.stderr

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import responses
+from clock import running_period
 from sink_runs import checkin, rows, send
 
 API = "https://api.github.com/repos/acme/okrs"
@@ -99,8 +100,7 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def setup(tmp_path: Path, issue: int = 42) -> None:
     (tmp_path / "okrs.yaml").write_text(
-        "period: {name: 2026-Q4, start: 2026-01-01, end: 2026-12-31}\n"
-        "sinks:\n"
+        running_period("2026-Q4") + "sinks:\n"
         "  gh: {type: github-issue, repo: acme/okrs, max_attempts: 5}\n"
         "objectives:\n"
         "  - id: o\n"

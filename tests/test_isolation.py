@@ -4,7 +4,6 @@ gives that KR an error row, and every other KR is measured and stored (sync and 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import wait
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from clock import pin_cli_clock
 from fakes import ScriptedConnector, factory
 
 from okrsync.cli.main import main
@@ -179,11 +179,13 @@ def test_a_fetch_that_fails_outside_its_guard_fails_only_its_krs(
 
 
 def test_cli_sync_exits_1_and_status_shows_the_formula_error(
-    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`sync --once` through the CLI and a real Prometheus connector (HTTP faked): exit 1
     (some failed), the others stored; `status --json` shows the failed KR with its error."""
     import responses
+
+    pin_cli_clock(monkeypatch, NOW)
 
     def answer(request: Any) -> tuple[int, dict[str, str], str]:
         query = parse_qs(urlparse(request.url).query)["query"][0]
@@ -194,7 +196,7 @@ def test_cli_sync_exits_1_and_status_shows_the_formula_error(
     db = str(tmp_path / "cli.db")
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.GET, "http://127.0.0.1:9/api/v1/query", callback=answer)
-        code = main(["sync", "--once", "--config", str(path), "--db", db])  # now: the clock
+        code = main(["sync", "--once", "--config", str(path), "--db", db])  # now: NOW
     out, _ = capsys.readouterr()
     assert code == 1 and "(-96) ** 0.5 is not a real number" in out
     code = main(["status", "--json", "--config", str(path), "--db", db])
@@ -207,10 +209,10 @@ def test_cli_sync_exits_1_and_status_shows_the_formula_error(
 
 
 class Clock:
-    """A clock the test moves by hand."""
+    """A clock the test moves by hand, from NOW (inside the config's period)."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.now = NOW.timestamp()
 
     def __call__(self) -> float:
         return self.now

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import responses
+from clock import running_period
 from sink_runs import checkin, rows, send
 
 JIRA = "https://jira.example.com"
@@ -81,8 +82,7 @@ class FakeJira:
 
 def setup(tmp_path: Path, target: str = "issue: OKR-12, field: customfield_10050") -> None:
     (tmp_path / "okrs.yaml").write_text(
-        "period: {name: 2026-Q4, start: 2026-01-01, end: 2026-12-31}\n"
-        "sinks:\n"
+        running_period("2026-Q4") + "sinks:\n"
         f"  jira: {{type: jira-issue, url: '{JIRA}', max_attempts: 5}}\n"
         "objectives:\n"
         "  - id: o\n"

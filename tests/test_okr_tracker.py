@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clock import running_period
 from okr_tracker_receiver import API_KEY, CLIENT_ID, CLIENT_SECRET, Tracker, tracking
 from sink_runs import checkin, rows, send
 from webhook_receiver import receiving
@@ -26,7 +27,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def setup(tmp_path: Path, url: str, kr_id: str = "kr-8f3a", hook: str | None = None) -> None:
     push = f'{{sink: tracker, id: "{kr_id}"}}' + (", portal" if hook else "")
     lines = [
-        "period: {name: 2026-Q4, start: 2026-01-01, end: 2026-12-31}",
+        running_period("2026-Q4").rstrip(),
         "sinks:",
         f"  tracker: {{type: okr-tracker, url: '{url}', timeout: 2, max_attempts: 5}}",
         *([f"  portal: {{type: webhook, url: '{hook}', timeout: 2}}"] if hook else []),

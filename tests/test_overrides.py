@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from concurrent.futures import wait
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clock import IN_Q4
 from fakes import ScriptedConnector, factory
 from provenance_runs import cli, measure, status_kr, when, write_config
 
@@ -247,7 +247,7 @@ def test_the_running_daemon_shows_an_override_and_drops_it_at_expiry(
     """A check-in with --until made while the daemon runs: its view (metrics) shows the
     override even after a batch measured under it; past the expiry, that batch's value."""
     write_config(tmp_path)
-    clock = [time.time()]
+    clock = [IN_Q4.timestamp()]  # the Daemon takes its clock: inside the config's 2026-Q4
     conn = ScriptedConnector({"up_ratio": 60, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2})
     daemon = Daemon(
         Options(tmp_path / "okrs.yaml", tmp_path / "x.db", listen=None),

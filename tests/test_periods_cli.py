@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from clock import pin_cli_clock
 
 from okrsync.cli.main import main
 
@@ -34,6 +35,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where to write the config; the clock pinned to 2026-11-15, after ENDED, before FUTURE."""
+    pin_cli_clock(monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config").mkdir()
     return tmp_path / "config" / "okrs.yaml"

@@ -1,9 +1,10 @@
 """Periods (issue 9) end to end, black-box, from the written contract (spec/periods.md).
 
-Every number below is computed by hand in a comment next to its assertion. The real
-clock is 2026-12-01 (UTC) when these were written: a Q4 config (2026-10-01..2026-12-31)
-is running, a Q1 config (2027-01-01..2027-03-31) has not started. `sync --once` uses the
-real clock; `status`, `checkin`, `history` and `grade` take `--now`.
+Every number below is computed by hand in a comment next to its assertion. The CLI's
+clock is pinned to 2026-12-01 (UTC), when these were written: a Q4 config
+(2026-10-01..2026-12-31) is running, a Q1 config (2027-01-01..2027-03-31) has not started.
+`sync --once` takes no --now and uses that clock; `status`, `checkin`, `history` and
+`grade` take `--now` (without it, the pinned clock too).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clock import pin_cli_clock
 from prometheus_server import PrometheusServer, wait_for_value
 
 from okrsync.cli.main import main
@@ -36,7 +39,8 @@ Doc = dict[str, Any]
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project dir (config/ and the default okrsync.db live here)."""
+    """An empty project dir (config/ and the default okrsync.db live here), on 2026-12-01."""
+    pin_cli_clock(monkeypatch, datetime(2026, 12, 1, 12, tzinfo=UTC))
     (tmp_path / "config").mkdir()
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -540,7 +544,7 @@ def test_prometheus_kr_across_the_roll_over(
     assert "fast-requests = 150" in out
     [row] = history(capsys, "fast-requests")
     assert row["value"] == 150 and row["error"] is None
-    # plain status: Q4 runs (real clock), scores as of now: 150/200 = 0.75 -> good
+    # plain status: Q4 runs (pinned clock), scores as of now: 150/200 = 0.75 -> good
     doc = status_json(capsys)
     assert doc["period"]["name"] == "2026-Q4" and doc["period"]["ended"] is False
     kr = krs(doc)["fast-requests"]
@@ -749,7 +753,7 @@ def test_start_previous_is_the_last_value_not_a_later_failure(
     """Q4: a check-in of 60, then a failed sync (an error row): Q1's start is still 60."""
     write_config(env, PREVIOUS_PROM.format(period=Q4, start=0))
     checkin(capsys, "ratio", "60", "2026-11-01")
-    code, out, _ = run(capsys, "sync", "--once")  # the real clock is inside Q4
+    code, out, _ = run(capsys, "sync", "--once")  # the pinned clock is inside Q4
     assert code == 1 and "refused" in out
     assert [r["value"] for r in history(capsys, "ratio")] == [None, 60]
     write_config(env, PREVIOUS_PROM.format(period=Q1, start="previous"))
@@ -891,7 +895,7 @@ def test_only_a_failure_in_q4_is_no_previous_value(
 ) -> None:
     """A KR whose only Q4 row is an error has no `previous` and no start from it in Q1."""
     write_config(env, PREVIOUS_PROM.format(period=Q4, start=0))
-    code, _, _ = run(capsys, "sync", "--once")  # the real clock is inside Q4: an error row
+    code, _, _ = run(capsys, "sync", "--once")  # the pinned clock is inside Q4: an error row
     assert code == 1
     [row] = history(capsys, "ratio")
     assert row["value"] is None and row["error"]

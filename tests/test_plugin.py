@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from clock import running_period
 
 PLUGIN = Path(__file__).parent / "plugin_counter"
 
@@ -83,8 +84,7 @@ def okrsync(site: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 def config(tmp_path: Path, url: str, kr: str) -> Path:
     path = tmp_path / "okrs.yaml"
     path.write_text(
-        "period: {name: Q4, start: 2026-10-01, end: 2026-12-31}\n"
-        f"sources:\n  counts: {{type: counter, url: '{url}'}}\n"
+        running_period("Q4") + f"sources:\n  counts: {{type: counter, url: '{url}'}}\n"
         "objectives:\n"
         "  - id: ship\n"
         "    title: Ship often\n"
@@ -127,10 +127,7 @@ def test_plugin_query_typo_is_a_validate_error_at_its_line(site: Path, tmp_path:
 def test_plugin_source_model_checks_its_block(site: Path, tmp_path: Path) -> None:
     """The plugin's source model rejects a missing key in `sources:` with its line."""
     cfg = tmp_path / "okrs.yaml"
-    cfg.write_text(
-        "period: {name: Q4, start: 2026-10-01, end: 2026-12-31}\n"
-        "sources:\n  counts: {type: counter}\n"
-    )
+    cfg.write_text(running_period("Q4") + "sources:\n  counts: {type: counter}\n")
     checked = okrsync(site, "validate", "--config", str(cfg))
     assert checked.returncode == 2
     assert f"{cfg}:3: sources.counts.url: field required" in checked.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from clock import running_period
 from fakes import ScriptedConnector, factory
 from webhook_receiver import receiving
 
@@ -88,8 +89,8 @@ def test_daemon_sends_a_checkin_delivery_without_waiting_for_a_batch(tmp_path: P
     with receiving() as receiver:
         config = tmp_path / "okrs.yaml"
         config.write_text(
-            "period: {name: Q, start: 2026-01-01, end: 2026-12-31}\n"
-            f'sinks:\n  portal: {{type: webhook, url: "{receiver.url}", timeout: 2}}\n'
+            running_period("Q")
+            + f'sinks:\n  portal: {{type: webhook, url: "{receiver.url}", timeout: 2}}\n'
             "objectives:\n  - id: o\n    title: O\n    key_results:\n"
             "      - {id: m, source: manual, start: 0, target: 10, push: [portal]}\n"
         )

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clock import running_period
 from webhook_receiver import Receiver, receiving
 
 from okrsync.cli.main import main
@@ -26,7 +27,7 @@ FAST = Policy(attempts_per_run=4, backoff=0.01, max_backoff=0.05, max_wait=1.0)
 
 def setup(tmp_path: Path, url: str, krs: int = 1, timeout: float = 0.5) -> Path:
     lines = [
-        "period: {name: 2026-Q4, start: 2026-01-01, end: 2026-12-31}",
+        running_period("2026-Q4").rstrip(),
         "sinks:",
         f"  okr-portal: {{type: webhook, url: '{url}', timeout: {timeout}, max_attempts: 6}}",
         "objectives:",

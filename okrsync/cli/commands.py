@@ -39,6 +39,7 @@ def run(args: Any) -> int:
         "sync": sync,
         "status": status,
         "grade": grade,
+        "report": report,
         "history": history,
         "checkin": checkin,
         "run": run_daemon,
@@ -258,6 +259,12 @@ def grade(args: Any, settings: Settings) -> int:
     else:
         print(scorecard_text(tree))
     return EXIT_OK
+
+
+def report(args: Any, settings: Settings) -> int:
+    from okrsync.cli.reporting import report as write_report
+
+    return write_report(args, settings, _now(args), load_config(settings))
 
 
 def history(args: Any, settings: Settings) -> int:

@@ -20,6 +20,7 @@ typical use:
   okrsync grade --period 2026-Q4      the scorecard of a period: scores and grades
   okrsync plan                        what applying the config would change (exit 2: something)
   okrsync apply                       sync --once, recording the config's git commit
+  okrsync report --html report.html   the report: tree, trends, forecasts, changes
 
 environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
 OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
@@ -250,6 +251,28 @@ def parser() -> argparse.ArgumentParser:
     _now(p, "score as of this time")
 
     p = sub.add_parser(
+        "report",
+        help="the report: objective tree, trends, forecasts and changes (HTML, Markdown)",
+        description="Write the report of a period: the objective tree with progress bars "
+        "coloured by status, stale, failing and no-data key results first, each key "
+        "result's trend over the period with the expected progress and a forecast of its "
+        "value at the period's end (least squares over its last 14 days), and what changed "
+        "since --since (default: 7 days before). --html writes one self-contained file, "
+        "--md Markdown for a wiki or pull request ('-': stdout). Exit 0; 2 for an unknown "
+        "period, objective or owner.",
+    )
+    _common(p)
+    p.add_argument("--html", metavar="FILE", help="write the HTML report to FILE ('-': stdout)")
+    p.add_argument("--md", metavar="FILE", help="write the Markdown report to FILE ('-': stdout)")
+    _period(p, "report on this stored period (default: the config's)")
+    p.add_argument("--owner", metavar="NAME", help="only objectives owned by NAME")
+    p.add_argument("--objective", metavar="ID", help="only this objective and its children")
+    p.add_argument(
+        "--since", metavar="ISO-8601", help="what changed since this time (default: 7 days before)"
+    )
+    _now(p, "report as of this time")
+
+    p = sub.add_parser(
         "history",
         help="measurements of one key result, newest first",
         description="Every measurement of a key result (retired ones too).",
@@ -331,7 +354,8 @@ def parser() -> argparse.ArgumentParser:
         description="Measure every automated key result on its own schedule (`every` "
         "or `cron`), resuming from the store's history, until SIGTERM/SIGINT. The config "
         "is watched (and re-read on SIGHUP): a valid change applies at once, an invalid "
-        "one is logged and the running config kept. Serves /healthz, /readyz and /metrics. "
+        "one is logged and the running config kept. Serves /healthz, /readyz, /metrics "
+        "and /report (the HTML report; ?owner=, ?objective=, ?period= filter it). "
         "Exit 0 after a signal; 2 invalid config at start; 3 store error.",
     )
     _common(p)

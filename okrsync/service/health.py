@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoint: /healthz (liveness), /readyz (readiness), /metrics.
+"""The daemon's HTTP endpoint: /healthz (liveness), /readyz (readiness), /metrics, and
+/report (the HTML report) when given.
 
 Liveness stays 200 while the process serves: a bad config file is reported in the body,
 because a restart would not fix it.
@@ -31,6 +32,10 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
+Report = Callable[[str], tuple[int, str, bytes]]
+"""GET /report: the query string -> (status, content type, body)."""
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -44,12 +49,13 @@ class HealthServer:
         health: Callable[[], dict[str, Any]],
         ready: Callable[[], dict[str, Any]],
         registry: CollectorRegistry,
+        report: Report | None = None,
     ) -> None:
         host, port = parse_listen(listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server = type("Server", (_Server,), {"address_family": family})
         try:
-            self._server = server((host, port), _handler(health, ready, registry))
+            self._server = server((host, port), _handler(health, ready, registry, report))
         except OSError as exc:
             raise UsageError(f"--listen {listen}: cannot listen there: {exc.strerror}") from None
         self.port = int(self._server.server_address[1])
@@ -73,12 +79,13 @@ def _handler(
     health: Callable[[], dict[str, Any]],
     ready: Callable[[], dict[str, Any]],
     registry: CollectorRegistry,
+    report: Report | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "okrsync"
 
         def do_GET(self) -> None:
-            path = self.path.split("?")[0]
+            path, _, query = self.path.partition("?")
             if path == "/healthz":
                 self._json(200, health())
             elif path == "/readyz":
@@ -86,8 +93,11 @@ def _handler(
                 self._json(200 if body.get("ready") else 503, body)
             elif path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif path == "/report" and report is not None:
+                self._send(*report(query))
             else:
-                self._json(404, {"error": "not found: try /healthz, /readyz or /metrics"})
+                where = "/healthz, /readyz, /metrics" + (" or /report" if report else "")
+                self._json(404, {"error": f"not found: try {where}"})
 
         def _json(self, code: int, body: dict[str, Any]) -> None:
             self._send(code, "application/json", json.dumps(body, indent=1).encode() + b"\n")

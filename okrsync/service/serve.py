@@ -7,8 +7,10 @@ from types import FrameType
 
 import structlog
 
+from okrsync.progress.definitions import Definitions, from_config
 from okrsync.service.daemon import Daemon, Options
 from okrsync.service.health import HealthServer
+from okrsync.service.report_page import ReportPage, monotonic
 from okrsync.service.watch import ConfigWatcher
 
 log = structlog.get_logger("okrsync.service.serve")
@@ -32,14 +34,25 @@ def install_signals(daemon: Daemon) -> None:
     signal.signal(signal.SIGHUP, hup)
 
 
+def running(daemon: Daemon) -> tuple[Definitions, str] | None:
+    """The running config's definitions and hash, for /report."""
+    active = daemon.active
+    return None if active is None else (from_config(active.config), active.config.digest)
+
+
 def serve(opts: Options) -> bool:
     """Run the daemon until a signal stops it; True when in-flight fetches were abandoned."""
     daemon = Daemon(opts)
     install_signals(daemon)  # before the (possibly slow) start: a SIGHUP must not kill us
     server = None
     if opts.listen:  # bind first: a bad or busy --listen must fail before any store write
+        page = ReportPage(opts.db, lambda: running(daemon), daemon.now, monotonic)
         server = HealthServer(
-            opts.listen, daemon.health.healthz, daemon.health.readyz, daemon.metrics.registry
+            opts.listen,
+            daemon.health.healthz,
+            daemon.health.readyz,
+            daemon.metrics.registry,
+            page.get,
         )
     daemon.start()
     watcher = ConfigWatcher(

@@ -1,0 +1,99 @@
+"""Words and numbers both renderings share: values, percentages, bars, the forecast line."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from okrsync.progress.maths import clamp, kr_progress
+from okrsync.report.forecast import Forecast
+from okrsync.report.model import KRReport
+
+LABEL = {
+    "done": "done",
+    "on_track": "on track",
+    "at_risk": "at risk",
+    "off_track": "off track",
+    "stale": "stale",
+    "no_data": "no data",
+}
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def number(value: float | None, unit: str | None = None) -> str:
+    """54,321 and 99.95, never 5.432e+04; a dash for no value."""
+    if value is None:
+        return "–"
+    if not math.isfinite(value) or abs(value) >= 1e15:
+        text = f"{value:.4g}"
+    elif value == int(value) or abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    else:
+        text = f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"
+    return f"{text} {unit}".strip() if unit else text
+
+
+def percent(progress: float | None) -> str:
+    """`63%` (rounded half up, capped far past the target); a dash without data."""
+    if progress is None or not math.isfinite(progress):
+        return "–"
+    shown = max(-(10**9), min(10**9, math.floor(progress * 100 + 0.5 + 1e-9)))
+    return f"{shown}%"
+
+
+def bar(progress: float | None, width: int = 10) -> str:
+    """`█████░░░░░` for a progress in [0, 1]; dots without data."""
+    if progress is None:
+        return "·" * width
+    filled = round(clamp(progress) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def spark(k: KRReport, width: int = 12) -> str:
+    """The series' progress as a text sparkline (0 to 100% of the way to the target)."""
+    values = [p.progress for p in k.points if p.progress is not None]
+    if not values:
+        return ""
+    if len(values) > width:  # evenly spaced picks, the first and the latest among them
+        values = [values[round(i * (len(values) - 1) / (width - 1))] for i in range(width)]
+    picked = values
+    return "".join(SPARKS[round(clamp(v) * (len(SPARKS) - 1))] for v in picked)
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def goal(k: KRReport) -> str:
+    kr = k.view.kr
+    start = "previous" if kr.start is None else number(kr.start)
+    return f"{start} → {number(kr.target, kr.unit)}"
+
+
+def outlook(k: KRReport) -> str:
+    """`99.8 % (89%) by 2026-12-31, from 14 values` or why there is no forecast."""
+    f = k.forecast
+    if not isinstance(f, Forecast):
+        return f
+    kr = k.view.kr
+    progress = (
+        "" if kr.start is None else f" ({percent(kr_progress(f.value, kr.start, kr.target))})"
+    )
+    return f"{number(f.value, kr.unit)}{progress} at the end, from {f.points} values"
+
+
+def change(k: KRReport) -> tuple[str, str, str]:
+    """(value, progress, status) then → now."""
+    then, now = k.then, k.view
+    unit = now.kr.unit
+    before = (
+        (None, None, "no_data") if then is None else (then.obs.value, then.progress, then.status)
+    )
+    value = f"{number(before[0], unit)} → {number(now.obs.value, unit)}"
+    progress = f"{percent(before[1])} → {percent(now.progress)}"
+    if before[1] is not None and now.progress is not None:
+        delta = round((now.progress - before[1]) * 100)
+        progress += f" ({delta:+d})"
+    status = LABEL[before[2]]
+    status = status if before[2] == now.status else f"{status} → {LABEL[now.status]}"
+    return value, progress, status
