@@ -258,7 +258,8 @@ class GithubConnector:
         if query.metric == "releases":
             return self._releases(repo, window)
         data = self._get(f"/repos/{repo}", {}, "core", cache=True)
-        return Reading(float(self._int(data, "open_issues_count")))
+        count = self._int(data, "open_issues_count")
+        return Reading(float(count), answer={"open_issues_count": count})
 
     def _int(self, data: Any, key: str) -> int:
         value = data.get(key) if isinstance(data, dict) else None
@@ -275,7 +276,11 @@ class GithubConnector:
             if (isinstance(data, dict) and data.get("incomplete_results"))
             else None
         )
-        return Reading(float(self._int(data, "total_count")), note)
+        total = self._int(data, "total_count")
+        answer: dict[str, Any] = {"total_count": total}
+        if isinstance(data, dict) and data.get("incomplete_results"):
+            answer["incomplete_results"] = True
+        return Reading(float(total), note, answer)
 
     def _median_merge_hours(self, q: str) -> Reading:
         hours: list[float] = []
@@ -297,7 +302,8 @@ class GithubConnector:
         note = None
         if total > SEARCH_CAP:
             note = f"median over the newest {SEARCH_CAP} of {total} matching pull requests"
-        return Reading(statistics.median(hours), note)
+        answer = {"total_count": total, "merged_pull_requests": len(hours)}
+        return Reading(statistics.median(hours), note, answer)
 
     @staticmethod
     def _merged_at(item: dict[str, Any]) -> datetime | None:
@@ -351,7 +357,8 @@ class GithubConnector:
                 f"{since:%Y-%m-%d} and {until:%Y-%m-%d}"
             )
         note = f"over the newest {len(runs)} of {total} runs" if total > len(runs) else None
-        return Reading(100.0 * success / (success + failure), note)
+        answer = {"runs": len(runs), "total_count": total, "success": success, "failure": failure}
+        return Reading(100.0 * success / (success + failure), note, answer)
 
     def _releases(self, repo: str, window: Window) -> Reading:
         releases, _ = self._pages(f"/repos/{repo}/releases", {}, None)
@@ -361,7 +368,7 @@ class GithubConnector:
             if not release.get("draft") and published and window.since <= published <= window.until:
                 count += 1
         note = f"over the newest {SEARCH_CAP} releases" if len(releases) >= SEARCH_CAP else None
-        return Reading(float(count), note)
+        return Reading(float(count), note, {"releases_in_period": count, "listed": len(releases)})
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -181,7 +181,8 @@ class HttpJsonConnector:
             value = compiled.search(data)
         except JMESPathError as exc:
             raise FetchError(f"{self.name}: extract {expression!r} failed: {exc}") from None
-        return Reading(to_number(value, f"{self.name}: extract {expression!r}"))
+        number = to_number(value, f"{self.name}: extract {expression!r}")
+        return Reading(number, answer={"extract": expression, "url": url, "value": value})
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -262,7 +262,7 @@ class JiraConnector:
             raise FetchError(f"{self.name}: answer has no numeric `{key}`: {snippet(str(data))}")
         if value < 0:
             raise FetchError(f"{self.name}: `{key}` is {value}: a count cannot be below 0")
-        return Reading(float(value), note)
+        return Reading(float(value), note, {key: value})
 
     def _issues(self, jql: str, fields: list[str]) -> list[dict[str, Any]]:
         """Every matching issue's `fields`, all pages, or an error: never a partial list."""
@@ -311,7 +311,7 @@ class JiraConnector:
                 f"{self.name}: no matching issue has a field {field!r}: use the field id "
                 "(e.g. customfield_10016), not its name"
             )
-        return Reading(total)
+        return Reading(total, answer={"issues": len(issues), "sum": total, "field": field})
 
     def _avg_cycle_time(self, jql: str) -> Reading:
         issues = self._issues(jql, ["created", "resolutiondate"])
@@ -325,7 +325,11 @@ class JiraConnector:
             raise FetchError(
                 f"{self.name}: no resolved issues match, so there is no cycle time to average"
             )
-        return Reading(sum(days) / len(days), f"mean over {len(days)} resolved issues")
+        return Reading(
+            sum(days) / len(days),
+            f"mean over {len(days)} resolved issues",
+            {"issues": len(issues), "resolved": len(days)},
+        )
 
     def close(self) -> None:
         """Release pooled connections."""

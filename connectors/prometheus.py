@@ -130,7 +130,8 @@ class PrometheusConnector:
     def _reading(self, promql: str, reduce: str | None, kind: str, result: Any) -> Reading:
         """Turn a successful result into one finite number, or explain why it cannot be."""
         if kind == "scalar":
-            return Reading(self._number(_sample(result, "a scalar result"), "scalar"))
+            value = self._number(_sample(result, "a scalar result"), "scalar")
+            return Reading(value, answer={"resultType": "scalar", "series": 1, "value": value})
         if kind == "matrix":
             raise FetchError(
                 f"{self.name}: {promql!r} gives a range vector: "
@@ -154,9 +155,19 @@ class PrometheusConnector:
                 "or aggregate in PromQL, e.g. sum(...)"
             )
         values = [self._number(*_series(s)) for s in result]
+        answer = {
+            "resultType": "vector",
+            "series": len(result),
+            "values": [
+                {"metric": s.get("metric", {}), "value": v}
+                for s, v in zip(result[:10], values, strict=False)
+            ],
+        }
         if reduce is None:
-            return Reading(values[0])
-        return Reading(REDUCERS[reduce](values), note=f"{reduce} of {len(values)} series")
+            return Reading(values[0], answer=answer)
+        return Reading(
+            REDUCERS[reduce](values), note=f"{reduce} of {len(values)} series", answer=answer
+        )
 
     def _number(self, raw: Any, what: str) -> float:
         """A sample value (a string such as "42", "NaN" or "+Inf") as a finite float."""

@@ -23,7 +23,8 @@ knows nothing of OKRs, progress or storage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -42,7 +43,11 @@ __all__ = [
     "SourceBase",
     "TransientFetchError",
     "Window",
+    "bound_answer",
 ]
+
+ANSWER_LIMIT = 4096
+"""The most bytes of JSON a reading's raw answer keeps (okrsync stores it with the value)."""
 
 
 def _not_blank(value: str) -> str:
@@ -90,10 +95,33 @@ class Window:
 
 @dataclass(frozen=True)
 class Reading:
-    """A number a source gave, with an optional remark (e.g. 'median over newest 1000')."""
+    """A number a source gave, with an optional remark (e.g. 'median over newest 1000')
+    and, optionally, the raw answer it came from (a small JSON object such as
+    {"total": 42}; okrsync bounds it to ANSWER_LIMIT bytes and redacts secrets in it)."""
 
     value: float
     note: str | None = None
+    answer: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def bound_answer(answer: dict[str, Any] | None, limit: int = ANSWER_LIMIT) -> dict[str, Any] | None:
+    """`answer` when its JSON fits in `limit` bytes; otherwise its start as text, saying so:
+    {"truncated": true, "bytes": N, "head": "..."}. Non-JSON values become their str()."""
+    if answer is None:
+        return None
+    text = json.dumps(answer, default=str, sort_keys=False)
+    size = len(text.encode())
+    if size <= limit:
+        parsed: dict[str, Any] = json.loads(text)
+        return parsed
+    keep = max(limit - 100, 0)
+    while True:  # escaping in the head can grow it: shrink until the whole fits
+        head = text.encode()[:keep].decode(errors="ignore")
+        cut = {"truncated": True, "bytes": size, "head": head}
+        over = len(json.dumps(cut).encode()) - limit
+        if over <= 0 or keep == 0:
+            return cut
+        keep = max(keep - over - 16, 0)
 
 
 class Connector(Protocol):

@@ -141,10 +141,14 @@ class ConnectorContract:
         raise NotImplementedError
 
     def test_good_answer(self) -> None:
-        """A well-formed answer gives its value."""
+        """A well-formed answer gives its value; its raw answer, if any, is a JSON object."""
         with responses.RequestsMock() as rsps:
             self.register(rsps, 200, self.good_body())
-            assert self.make(self.BASE_URL).fetch(*self.query()).value == self.expected_value
+            reading = self.make(self.BASE_URL).fetch(*self.query())
+            assert reading.value == self.expected_value
+            if reading.answer is not None:
+                assert isinstance(reading.answer, dict)
+                json.dumps(reading.answer)  # okrsync stores it as JSON
 
     def test_empty_answer(self) -> None:
         """An empty answer gives zero or a clear error, as the source's semantics say."""

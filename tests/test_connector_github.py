@@ -119,6 +119,7 @@ def test_search_count_is_raw_total_count_in_one_request() -> None:
     conn = make()
     reading = conn.fetch(*query(search=SEARCH))
     assert reading.value == 29512 and reading.note is None
+    assert reading.answer == {"total_count": 29512}  # the raw answer explain shows
     assert conn.requests == 1
 
 

@@ -93,7 +93,14 @@ def test_numeric_string_is_accepted() -> None:
     """A number sent as a string (common in JSON APIs) is read as that number."""
     responses.add("GET", "https://s.example.com/x", json=load("statuspage_summary.json"))
     conn = make("https://s.example.com/x")
-    assert conn.fetch(*query(extract="components[?name=='Webhooks'].uptime | [0]")).value == 99.51
+    extract = "components[?name=='Webhooks'].uptime | [0]"
+    reading = conn.fetch(*query(extract=extract))
+    assert reading.value == 99.51
+    assert reading.answer == {
+        "extract": extract,
+        "url": "https://s.example.com/x",
+        "value": "99.51",
+    }
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,7 @@ def test_cloud_count_costs_one_request(httpserver: HTTPServer) -> None:
     reading = conn.fetch(*query())
     assert reading.value == 50000
     assert reading.note is not None and "approximate" in reading.note
+    assert reading.answer == {"count": 50000}  # the raw answer explain shows
     assert conn.requests == 1
     assert len(httpserver.log) == 1
 
@@ -133,7 +134,8 @@ def test_datacenter_count_costs_one_request(httpserver: HTTPServer) -> None:
         headers={"Authorization": f"Bearer {PAT}"},
     ).respond_with_json(load("dc_search_count_50000.json"))
     conn = make(httpserver.url_for("/"), "datacenter", "jira-dc")
-    assert conn.fetch(*query()).value == 50000
+    reading = conn.fetch(*query())
+    assert reading.value == 50000 and reading.answer == {"total": 50000}
     assert conn.requests == 1
     assert len(httpserver.log) == 1
 

@@ -46,8 +46,14 @@ def test_reduce_over_two_series(prometheus_server: PrometheusServer) -> None:
     exporter.set("okrsync_e2e_open", 4, team="web")
     wait_for_value(prometheus_server.url, "sum(okrsync_e2e_open)", 7)
     conn = connector(prometheus_server)
-    assert conn.fetch(*ask("okrsync_e2e_open", reduce="sum")).value == 7
+    summed = conn.fetch(*ask("okrsync_e2e_open", reduce="sum"))
+    assert summed.value == 7
     assert conn.fetch(*ask("okrsync_e2e_open", reduce="max")).value == 4
+    # the raw answer explain shows: the series before `reduce`, with their labels
+    assert summed.answer is not None and summed.answer["resultType"] == "vector"
+    assert summed.answer["series"] == 2
+    by_team = {v["metric"]["team"]: v["value"] for v in summed.answer["values"]}
+    assert by_team == {"api": 3.0, "web": 4.0}
     with pytest.raises(FetchError, match="gives 2 series"):
         conn.fetch(*ask("okrsync_e2e_open"))
 

@@ -21,7 +21,6 @@ from okrsync.store.sqlite import Store
 from okrsync.timefmt import parse_instant, utcnow
 
 if TYPE_CHECKING:
-    from okrsync.progress.definitions import Definitions
     from okrsync.progress.tree import Tree
 
 
@@ -45,6 +44,7 @@ def run(args: Any) -> int:
         "checkin": checkin,
         "run": run_daemon,
         "deliveries": deliveries,
+        "explain": explain,
         "plan": plan,
         "apply": apply,
     }[args.command]
@@ -285,69 +285,16 @@ def history(args: Any, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _unknown_kr(kr_id: str, defs: Definitions, where: str) -> UsageError:
-    known = ", ".join(sorted(k.id for k in defs.key_results()))
-    return UsageError(f"no key result '{kr_id}' in {where} (known: {known})")
-
-
 def checkin(args: Any, settings: Settings) -> int:
-    from okrsync.cli.render import percent
-    from okrsync.progress.definitions import from_config
-    from okrsync.progress.maths import Observation
-    from okrsync.progress.periods import choose, contains, dates, resolve
-    from okrsync.progress.status import assess
-    from okrsync.sinks.enqueue import enqueue, prepare
+    from okrsync.cli.checkin import checkin as record
 
-    config = load_config(settings)
-    try:
-        value = float(args.value)
-    except ValueError:
-        raise UsageError(f"VALUE must be a number, not '{args.value}'") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise UsageError(f"VALUE must be a finite number, not '{args.value}'")
-    now = _now(args)
-    period = config.period
-    if args.period is None and not contains(period, now):
-        when = "--now " + now.strftime("%Y-%m-%dT%H:%M:%SZ") if args.now else "now"
-        raise UsageError(
-            f"{when} is outside the current period {dates(period)}: to record a value "
-            "for another stored period, name it with --period NAME"
-        )
-    current = from_config(config)
-    if args.period in (None, period.name) and current.kr(args.kr_id) is None:
-        raise _unknown_kr(args.kr_id, current, str(settings.config))
-    store = Store(settings.db)
-    try:
-        defs = choose(current, store, args.period, None)
-        if now < defs.period.starts_at:
-            when = "--now" if args.now else "now"
-            raise UsageError(
-                f"{when} is before the period {dates(defs.period)} began: "
-                "a check-in belongs to a period it falls in or follows"
-            )
-        defs = resolve(defs, store, now)
-        kr = defs.kr(args.kr_id)
-        if kr is None:
-            where = settings.config if defs.period == period else f"period {defs.period.name}"
-            raise _unknown_kr(args.kr_id, defs, str(where))
-        problem = defs.start_problem(kr)
-        if problem is not None:
-            raise UsageError(f"{kr.id} has {problem}: nothing recorded")
-        entry = Measurement(kr.id, now, "manual", None, value, manual=True, note=args.note)
-        entry = assess(defs, kr, entry, Observation())
-        known = store.observations([k.id for k in defs.key_results()], now, defs.period)
-        outgoing = prepare(config, defs, [entry], known)
-        with store.transaction():
-            store.sync_config(config, now)
-            ids = store.append(None, [entry], defs.period.name)
-            enqueue(store, outgoing, ids, now)
-    finally:
-        store.close()
-    override = "" if kr.is_manual else " (manual override of an automated key result)"
-    shown = percent(clamp(entry.progress or 0.0))
-    into = f" in {defs.period.name}" if defs.period != period else ""
-    print(f"✔ {kr.id} = {value:g}{override}{into}: progress {shown}%, {entry.status}")
-    return EXIT_OK
+    return record(args, settings)
+
+
+def explain(args: Any, settings: Settings) -> int:
+    from okrsync.cli.explain import explain as show
+
+    return show(args, settings)
 
 
 __all__ = ["EXIT_INVALID", "run"]

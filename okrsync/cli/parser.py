@@ -16,6 +16,7 @@ typical use:
   okrsync status --json --now 2026-11-15
   okrsync checkin incidents-postmortem 4 --note "Q4 so far"
   okrsync history api-uptime
+  okrsync explain api-uptime          where the value came from: query, answer, arithmetic
   okrsync grade --period 2026-Q4      the scorecard of a period: scores and grades
   okrsync plan                        what applying the config would change (exit 2: something)
   okrsync apply                       sync --once, recording the config's git commit
@@ -285,19 +286,67 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "checkin",
         help="record a value by hand (manual KRs, or an override)",
-        description="Record a value for a key result: the value of a manual KR, "
-        "or an override of an automated one (marked manual in history).",
+        description="Record a value for a key result: the value of a manual KR, or an\n"
+        "override of an automated one (marked manual in history, with its author and note).\n\n"
+        "Overrides of automated KRs:\n"
+        "  without --until  the next automated value replaces it (as any newer value does)\n"
+        "  --until T        it holds until T: automation keeps recording (see history and\n"
+        "                   explain) but status, grade, /metrics and sinks show the override;\n"
+        "                   from T on the latest automated value shows again, even one\n"
+        "                   recorded during the override. A later check-in replaces it.\n"
+        "  --until must be after --now (or now), and only automated KRs take it (exit 2).\n\n"
+        "examples:\n"
+        '  okrsync checkin incidents-postmortem 4 --note "after the Nov review"\n'
+        '  okrsync checkin api-uptime 99.9 --note "exporter broken, INC-42" --until 2026-12-01',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
     p.add_argument("kr_id", metavar="KR_ID")
     p.add_argument("value", metavar="VALUE", help="the number, e.g. 4 or 99.95")
     p.add_argument("--note", metavar="TEXT", help="why, for the history")
+    p.add_argument(
+        "--author",
+        metavar="NAME",
+        help="who checks it in (default: your login name, else 'unknown')",
+    )
+    p.add_argument(
+        "--until",
+        metavar="ISO-8601",
+        help="automated KRs: the override holds until then (a date is its 00:00 UTC)",
+    )
     _period(
         p,
         "record it for this stored period (needed for a --now outside the config's period, "
         "e.g. a late check-in for the last quarter)",
     )
     _now(p, "the time the value applies to (within the config's period, unless --period)")
+
+    p = sub.add_parser(
+        "explain",
+        help="where a key result's value came from: query, raw answer, arithmetic, status rule",
+        description="Explain the latest measurement of a key result (or the latest at or\n"
+        "before --at): its source and the exact query sent (with the period's dates filled\n"
+        "in), the raw answer, formula inputs, start and target, the progress arithmetic,\n"
+        "the status rule with the expected progress at that time, when it was fetched and\n"
+        "how long it took, the run and config (hash, git commit), and whether it was\n"
+        "automated or a manual check-in (author, note, until). While an override holds,\n"
+        "both it and the automated value under it are shown.\n\n"
+        "examples:\n"
+        "  okrsync explain api-uptime\n"
+        "  okrsync explain closure-rate --at 2026-11-15T12:00:00Z\n"
+        "  okrsync explain api-uptime --json | jq .progress.arithmetic\n\n"
+        "exit status: 0 explained, or the KR has no measurement yet (said so);\n"
+        "2 unknown key result (close matches named) or a bad --at; 3 store error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
+    p.add_argument("kr_id", metavar="KR_ID")
+    p.add_argument(
+        "--at",
+        metavar="ISO-8601",
+        help="the latest measurement at or before this time (default: now), judged as of it",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable (fields in README)")
 
     p = sub.add_parser(
         "run",

@@ -147,6 +147,8 @@ def _kr(view: KRView, depth: int, lines: list[str], ended: bool) -> None:
     start = "previous" if kr.start is None else number(kr.start, None)
     goal = f"{start} → {number(kr.target, kr.unit)}"
     manual = " (manual)" if view.obs.manual and not kr.is_manual else ""
+    if view.obs.until is not None:
+        manual = f" (override until {iso(view.obs.until)})"
     verdict = _verdict(view.status, view.score, view.grade, ended)
     kind = "  committed" if kr.kind == "committed" else ""
     mark = _mark(view.status, view.grade, ended)
@@ -164,17 +166,20 @@ def _kr(view: KRView, depth: int, lines: list[str], ended: bool) -> None:
         lines.append(f"{pad}  ! {view.error}")
 
 
+def _manual(row: dict[str, Any]) -> str:
+    """`manual by ana until 2026-12-01T00:00:00Z: exporter broken` for a check-in row."""
+    who = f" by {row['author']}" if row.get("author") else ""
+    until = f" until {row['until']}" if row.get("until") else ""
+    return f"manual{who}{until}" + (f": {row['note']}" if row["note"] else "")
+
+
 def history_text(kr_id: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
         return f"{kr_id}: no measurements yet"
     out = [f"{'measured_at':<27} {'value':>12} {'progress':>8}  {'status':<9} source / error"]
     for r in rows:
         progress = "" if r["progress"] is None else f"{percent(r['progress'])}%"
-        detail = r["error"] or (
-            ("manual" + (f": {r['note']}" if r["note"] else ""))
-            if r["manual"]
-            else r["query"] or r["source"]
-        )
+        detail = r["error"] or (_manual(r) if r["manual"] else r["query"] or r["source"])
         value = "" if r["value"] is None else f"{r['value']:,.6g}"
         out.append(
             f"{r['measured_at']:<27} {value:>12} {progress:>8}  {r['status'] or '':<9} {detail}"

@@ -7,11 +7,14 @@ Every KR fails alone: whatever goes wrong while planning, fetching or computing 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -19,7 +22,7 @@ from pydantic import ValidationError
 from okrsync.config import formula, plugins
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
-from okrsync.connector import Connector, QueryBase
+from okrsync.connector import Connector, QueryBase, bound_answer
 from okrsync.errors import FetchError, OkrsyncError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.plan import Fetch, Plan, plan
@@ -112,7 +115,11 @@ class Measurer:
         self.queries = {}
         for fetch in todo.fetches:
             self.queries[fetch.source] = self.queries.get(fetch.source, 0) + 1
+        origin = time.monotonic()
         self._fetch_all(todo.fetches, progress)
+        for fetch in todo.fetches:  # finish times on the run's clock (`now`, pinned in tests)
+            if fetch.finished is not None:
+                fetch.fetched_at = now + timedelta(seconds=max(fetch.finished - origin, 0.0))
         return [failed.get(kr.id) or self._isolated(kr, todo, now) for kr in krs]
 
     def _plan(self, krs: list[KeyResult], now: datetime) -> tuple[Plan, dict[str, Measurement]]:
@@ -184,13 +191,15 @@ class Measurer:
             fetch.error = redact(str(exc))
         except Exception as exc:  # a connector bug must fail its KRs, not the run
             fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
+        fetch.finished = time.monotonic()
+        fetch.duration_s = round(fetch.finished - began, 6)
         emit = log.info if fetch.error is None else log.warning  # failures need to be seen
         emit(
             "fetch",
             source=fetch.source,
             krs=fetch.kr_ids,
             query=fetch.text,
-            duration_s=round(time.monotonic() - began, 3),
+            duration_s=round(fetch.duration_s, 3),
             outcome="ok" if fetch.error is None else "error",
             error=fetch.error,
         )
@@ -221,7 +230,25 @@ class Measurer:
                 value=reading.value if reading else None,
                 error=fetch.error,
                 note=reading.note if reading else None,
+                answer=_safe_answer(reading.answer if reading else None),
+                fetched_at=fetch.fetched_at,
+                duration_s=fetch.duration_s,
             )
+        m = self._formula(kr, wanted, now)
+        answers = {str(n): f.reading.answer for n, f in wanted if f.reading and f.reading.answer}
+        stamps = [f.fetched_at for _, f in wanted if f.fetched_at is not None]
+        durations = [f.duration_s for _, f in wanted if f.duration_s is not None]
+        return replace(
+            m,
+            answer=_safe_answer({"inputs": answers} if answers else None),
+            fetched_at=max(stamps) if stamps else None,
+            duration_s=max(durations) if durations else None,
+        )
+
+    def _formula(
+        self, kr: KeyResult, wanted: list[tuple[str | None, Fetch]], now: datetime
+    ) -> Measurement:
+        assert kr.formula is not None
         query = (
             kr.formula
             + " with "
@@ -238,3 +265,16 @@ class Measurer:
         except formula.FormulaError as exc:
             return Measurement(kr.id, now, "formula", query, inputs=values, error=f"formula: {exc}")
         return Measurement(kr.id, now, "formula", query, value=value, inputs=values)
+
+
+def _safe_answer(answer: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A raw answer fit to store: bounded (see `bound_answer`), secrets redacted, and
+    never an error of its own (a connector's odd answer must not fail its KR)."""
+    try:
+        bounded = bound_answer(answer)
+        if bounded is None:
+            return None
+        cleaned: dict[str, Any] = json.loads(redact(json.dumps(bounded)))
+        return cleaned
+    except (TypeError, ValueError):
+        return {"unreadable": True}

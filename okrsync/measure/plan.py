@@ -52,6 +52,12 @@ class Fetch:
     kr_ids: list[str] = field(default_factory=list)
     reading: Reading | None = None
     error: str | None = None
+    fetched_at: datetime | None = None
+    """When the fetch finished (retries included), on the clock of the run's `now`."""
+    finished: float | None = None
+    """time.monotonic() when it finished (fetched_at is computed from it)."""
+    duration_s: float | None = None
+    """How long it took, retries and their waits included."""
 
     @property
     def text(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -52,6 +52,20 @@ class Observation:
     """The progress and status stored with the latest value (what "only changes are
     pushed" compares a new measurement with)."""
     status: str | None = None
+    until: datetime | None = None
+    """Set when the value is a manual override still holding (as of `now`) until then:
+    automated values recorded meanwhile do not replace it, nor do failed attempts or age
+    make it stale."""
+    author: str | None = None
+    note: str | None = None
+    """Who checked the holding override in, and why (with `until`)."""
+    held_back: bool = False
+    """The value is an automated one taken while an override held (so sinks were not
+    sent it); the override has expired since."""
+
+    def holds(self, at: datetime) -> bool:
+        """Whether this is an override that still holds at `at`."""
+        return self.until is not None and at < self.until
 
 
 def observe(
@@ -71,6 +85,21 @@ def observe(
     )
 
 
+def observe_held(
+    prior: Observation,
+    value: float | None,
+    error: str | None,
+    at: datetime,
+    progress: float | None = None,
+    status: str | None = None,
+) -> Observation:
+    """`observe`, except that an override holding at `at` keeps its value: the attempt is
+    only noted (automation records under an override but does not replace it)."""
+    if prior.holds(at):
+        return replace(prior, attempted_at=at)
+    return observe(prior, value, error, at, progress, status)
+
+
 def kr_status(
     obs: Observation,
     progress: float | None,
@@ -83,6 +112,8 @@ def kr_status(
     than `max_age` seconds (None: never by age); otherwise the progress classification."""
     if obs.value is None or progress is None or obs.measured_at is None:
         return "no_data"
+    if obs.until is not None:  # a holding override: neither failed attempts nor age count
+        return classify(clamp(progress), expected, thresholds)
     failed_since = (
         obs.error is not None
         and obs.attempted_at is not None

@@ -83,6 +83,9 @@ class KRView:
             "previous": None
             if previous is None
             else {"period": previous.period, "value": previous.value, "score": previous.score},
+            "override": None
+            if self.obs.until is None
+            else {"author": self.obs.author, "note": self.obs.note, "until": _iso(self.obs.until)},
         }
 
 

@@ -27,7 +27,7 @@ from okrsync.errors import ConfigError, StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer, failure
 from okrsync.progress.definitions import Definitions, from_config
-from okrsync.progress.maths import Observation, observe
+from okrsync.progress.maths import Observation, observe_held
 from okrsync.progress.periods import contains, resolve
 from okrsync.progress.status import assess_all
 from okrsync.service.health import HealthState
@@ -163,7 +163,8 @@ class Daemon:
         with self.lock:
             old, self.active = self.active, active
             self.obs = {i: kept[i] for i in ids if i in kept} | fresh
-            last = {k: _stamp(self.obs.get(k, Observation()).attempted_at) for k in krs}
+            seen = {k: self.obs.get(k, Observation()).attempted_at for k in krs}
+            last = {k: t.timestamp() if t else None for k, t in seen.items()}
             self.schedule.plan(timings, last, self.clock(), afresh=not same)
             if old:
                 old.retired = True
@@ -347,7 +348,7 @@ class Daemon:
             if self.active is not None and self.active.config.period != config.period:
                 return  # measured for a period the running config has left
             for r in rows:
-                self.obs[r.kr_id] = observe(
+                self.obs[r.kr_id] = observe_held(  # a holding override keeps its value
                     before[r.kr_id], r.value, r.error, r.measured_at, r.progress, r.status
                 )
         log.info("batch", run_id=run_id, krs=len(rows), failed=failed)
@@ -380,21 +381,19 @@ class Daemon:
             return self.active.defs, dict(self.obs), self.now()
 
     def refresh_manual(self) -> None:
-        """Pick up `okrsync checkin` values of manual KRs made while the daemon runs."""
+        """Pick up check-ins made while the daemon runs: of manual KRs, and overrides, new
+        or expired (then the latest automated value shows again, even one taken under it)."""
         with self.lock:
             if self.active is None:
                 return
-            period = self.active.config.period
-            manual = [k.id for _, k in self.active.config.key_results() if k.is_manual]
-        if not manual:
-            return
+            period, krs = self.active.config.period, list(self.active.config.key_results())
+            ids = {k.id for _, k in krs}
+            wanted = {k for k, o in self.obs.items() if o.until is not None and k in ids}
+            wanted |= {k.id for _, k in krs if k.is_manual}
         with self.store_lock:
             if self.closing:
                 return
-            fresh = self.store.observations(manual, self.now(), period)
+            wanted |= self.store.overridden(self.now()) & ids
+            fresh = self.store.observations(sorted(wanted), self.now(), period) if wanted else {}
         with self.lock:
             self.obs.update(fresh)
-
-
-def _stamp(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()

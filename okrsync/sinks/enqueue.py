@@ -27,8 +27,12 @@ from okrsync.timefmt import to_text
 
 
 def changed(m: Measurement, before: Observation | None) -> bool:
-    """Whether value, progress or status differ from the KR's previous measurement."""
-    if before is None or before.value is None:
+    """Whether value, progress or status differ from the KR's previous measurement; after
+    an override expired, the first automated value always counts (sinks showed the
+    override, and were not sent the values taken under it)."""
+    if before is None or before.value is None or before.held_back:
+        return True
+    if before.until is not None and not before.holds(m.measured_at):
         return True
     return (m.value, m.progress, m.status) != (before.value, before.progress, before.status)
 
@@ -74,6 +78,8 @@ def prepare(
         found = config.find_kr(m.kr_id)
         if found is None or not found[1].push or m.value is None:
             continue
+        if _held(known.get(m.kr_id), m):  # sinks keep showing the override meanwhile
+            continue
         kr = found[1]
         unchanged = kr.push_unchanged
         if unchanged is None:
@@ -83,7 +89,9 @@ def prepare(
     if not wanted:
         return Outgoing()
     values = {kr_id: obs.value for kr_id, obs in known.items()}
-    values.update((m.kr_id, m.value) for m in rows if m.value is not None)
+    values.update(
+        (m.kr_id, m.value) for m in rows if m.value is not None and not _held(known.get(m.kr_id), m)
+    )
     rolled = rolled_progress(defs, values)
     stamps: dict[datetime, str] = {}
     keys = iter(_keys(sum(len(targets) for _, _, targets in wanted)))
@@ -115,6 +123,12 @@ def prepare(
             out.append((at, m.kr_id, target.sink, next(keys), payload))
     latest = frozenset(name for name, sink in config.sinks.items() if sink.latest_only)
     return Outgoing(out, latest)
+
+
+def _held(obs: Observation | None, m: Measurement) -> bool:
+    """Whether an override holding when `m` was taken keeps the KR's value (`m` is an
+    automated row recorded under it; a new check-in always counts)."""
+    return obs is not None and not m.manual and obs.holds(m.measured_at)
 
 
 def enqueue(store: Store, outgoing: Outgoing, ids: list[int], now: datetime) -> int:

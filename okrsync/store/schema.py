@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -172,11 +172,21 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     db.table("runs").add_column("config_commit", str)
 
 
+def _migrate_v5(db: sqlite_utils.Database) -> None:
+    """Overrides: a small partial index of the rows with an expiry (`until`), so finding a
+    KR's holding override never scans its automated history."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_measurements_overrides "
+        "ON measurements (kr_id, measured_at) WHERE until IS NOT NULL"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
     4: _migrate_v4,
+    5: _migrate_v5,
 }
 
 

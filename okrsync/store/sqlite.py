@@ -22,11 +22,11 @@ from okrsync.errors import StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
-from okrsync.store import periods
+from okrsync.store import periods, provenance
 from okrsync.store.errors import LOCK_TIMEOUT, store_error
 from okrsync.store.outbox import Outbox
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
-from okrsync.timefmt import from_text, to_text
+from okrsync.timefmt import to_text
 
 
 class Store:
@@ -261,38 +261,12 @@ class Store:
     def observations(
         self, kr_ids: list[str], now: datetime, period: Period
     ) -> dict[str, Observation]:
-        """Latest value and latest attempt at or before `now` in `period`, per KR."""
-        at = to_text(now)
-        where, params = periods.member(period)
-        out: dict[str, Observation] = {}
+        """Latest value and latest attempt at or before `now` in `period`, per KR; while a
+        manual override holds (a check-in with `until` after `now`), its value instead."""
         try:
-            for kr_id in kr_ids:
-                value = self.db.execute(
-                    "SELECT value, measured_at, manual, progress, status FROM measurements "
-                    "WHERE kr_id = ? AND "
-                    f"{where} AND measured_at <= ? AND value IS NOT NULL "
-                    "ORDER BY measured_at DESC, id DESC LIMIT 1",
-                    [kr_id, *params, at],
-                ).fetchone()
-                attempt = self.db.execute(
-                    "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
-                    f"{where} AND measured_at <= ? ORDER BY measured_at DESC, id DESC LIMIT 1",
-                    [kr_id, *params, at],
-                ).fetchone()
-                if attempt is None:
-                    continue
-                out[kr_id] = Observation(
-                    value=value[0] if value else None,
-                    measured_at=from_text(value[1]) if value else None,
-                    manual=bool(value[2]) if value else False,
-                    attempted_at=from_text(attempt[0]),
-                    error=attempt[1],
-                    progress=value[3] if value else None,
-                    status=value[4] if value else None,
-                )
+            return provenance.observations(self.db, kr_ids, now, period)
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
-        return out
 
     def history(
         self, kr_id: str, limit: int | None = None, until: datetime | None = None
@@ -316,6 +290,42 @@ class Store:
             row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
             row["manual"] = bool(row["manual"])
         return rows
+
+    def overridden(self, now: datetime) -> set[str]:
+        """KRs with a manual override holding at `now` (see provenance.overridden)."""
+        try:
+            return provenance.overridden(self.db, now)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def measurement(
+        self,
+        kr_id: str,
+        at: datetime | None = None,
+        *,
+        automated: bool = False,
+        valued: bool = False,
+        period: Period | None = None,
+    ) -> dict[str, Any] | None:
+        """The latest measurement of a KR at or before `at` (`automated`: not a check-in;
+        `valued`: with a value; of `period`, if given), with its run's kind, config digest
+        and commit; LIMIT 1."""
+        try:
+            return provenance.latest(
+                self.db, kr_id, at, automated=automated, valued=valued, period=period
+            )
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def override(
+        self, kr_id: str, at: datetime, period: Period | None = None
+    ) -> dict[str, Any] | None:
+        """The whole stored row of the override of `kr_id` holding at `at`, if one does."""
+        try:
+            held = provenance.holding(self.db, kr_id, at, period)
+            return provenance.by_id(self.db, held["id"]) if held else None
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
 
     def periods(self) -> list[Period]:
         """Every period the store has seen, earliest first."""

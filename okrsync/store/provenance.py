@@ -1,0 +1,167 @@
+"""What the store knows of a KR at a moment: its observation (latest value and attempt,
+or the manual override that holds), and the single measurements `explain` looks at; each
+an indexed LIMIT 1 query, whatever the history's length."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from okrsync.config.model import Period
+from okrsync.progress.maths import Observation
+from okrsync.store import periods
+from okrsync.timefmt import from_text, to_text
+
+_OVERRIDE = (
+    "SELECT id, value, measured_at, progress, status, author, note, until FROM measurements "
+    "INDEXED BY idx_measurements_overrides WHERE kr_id = ? AND until IS NOT NULL AND {where} "
+    "AND measured_at <= ? AND until > ? AND manual = 1 AND value IS NOT NULL "
+    "ORDER BY measured_at DESC, id DESC LIMIT 1"
+)
+
+
+def holding(
+    db: sqlite_utils.Database, kr_id: str, at: datetime, period: Period | None
+) -> dict[str, Any] | None:
+    """The manual override (a check-in with `until`) of `kr_id` that holds at `at`: the
+    latest one taken at or before `at` whose `until` is after it, unless a later check-in
+    (at or before `at`) replaced it. None when no override holds."""
+    where, params = periods.member(period) if period else ("1 = 1", [])
+    stamp = to_text(at)
+    row = db.execute(_OVERRIDE.format(where=where), [kr_id, *params, stamp, stamp]).fetchone()
+    if row is None:
+        return None
+    later = db.execute(
+        "SELECT 1 FROM measurements WHERE kr_id = ? AND manual = 1 AND value IS NOT NULL "
+        "AND measured_at <= ? AND (measured_at > ? OR (measured_at = ? AND id > ?)) LIMIT 1",
+        [kr_id, stamp, row[2], row[2], row[0]],
+    ).fetchone()
+    if later is not None:
+        return None
+    keys = ("id", "value", "measured_at", "progress", "status", "author", "note", "until")
+    return dict(zip(keys, row, strict=True))
+
+
+def overridden(db: sqlite_utils.Database, at: datetime) -> set[str]:
+    """The KRs with an override taken at or before `at` whose `until` is after it (a
+    superseded one included: the caller re-reads those KRs)."""
+    stamp = to_text(at)
+    rows = db.execute(
+        "SELECT DISTINCT kr_id FROM measurements INDEXED BY idx_measurements_overrides "
+        "WHERE until IS NOT NULL AND until > ? AND measured_at <= ?",
+        [stamp, stamp],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def latest(
+    db: sqlite_utils.Database,
+    kr_id: str,
+    at: datetime | None,
+    *,
+    automated: bool = False,
+    valued: bool = False,
+    period: Period | None = None,
+) -> dict[str, Any] | None:
+    """The latest measurement of `kr_id` (at or before `at`; of `period`, if given), with
+    its run; `automated`: the latest one that is not a check-in; `valued`: with a value."""
+    sql = (
+        "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
+        "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.kr_id = ?"
+    )
+    params: list[Any] = [kr_id]
+    if at is not None:
+        sql += " AND m.measured_at <= ?"
+        params.append(to_text(at))
+    if automated:
+        sql += " AND m.manual = 0"
+    if valued:
+        sql += " AND m.value IS NOT NULL"
+    if period is not None:
+        where, more = periods.member(period)
+        sql += f" AND {where.replace('period', 'm.period').replace('measured_at', 'm.measured_at')}"
+        params += more
+    sql += " ORDER BY m.measured_at DESC, m.id DESC LIMIT 1"
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    out = dict(zip(names, row, strict=True))
+    out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
+    out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
+    out["manual"] = bool(out["manual"])
+    return out
+
+
+def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | None:
+    """One measurement with its run, by id."""
+    cursor = db.execute(
+        "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
+        "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.id = ?",
+        [measurement_id],
+    )
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    out = dict(zip(names, row, strict=True))
+    out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
+    out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
+    out["manual"] = bool(out["manual"])
+    return out
+
+
+def observations(
+    db: sqlite_utils.Database, kr_ids: list[str], now: datetime, period: Period
+) -> dict[str, Observation]:
+    """Latest value and latest attempt at or before `now` in `period`, per KR; while a
+    manual override holds (a check-in with `until` after `now`), its value instead, and a
+    value taken under an override since expired is marked `held_back`."""
+    at = to_text(now)
+    where, params = periods.member(period)
+    out: dict[str, Observation] = {}
+    for kr_id in kr_ids:
+        value = db.execute(
+            "SELECT value, measured_at, manual, progress, status FROM measurements "
+            "WHERE kr_id = ? AND "
+            f"{where} AND measured_at <= ? AND value IS NOT NULL "
+            "ORDER BY measured_at DESC, id DESC LIMIT 1",
+            [kr_id, *params, at],
+        ).fetchone()
+        attempt = db.execute(
+            "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
+            f"{where} AND measured_at <= ? ORDER BY measured_at DESC, id DESC LIMIT 1",
+            [kr_id, *params, at],
+        ).fetchone()
+        if attempt is None:
+            continue
+        held = holding(db, kr_id, now, period)
+        if held is not None:
+            out[kr_id] = Observation(
+                value=held["value"],
+                measured_at=from_text(held["measured_at"]),
+                manual=True,
+                attempted_at=from_text(attempt[0]),
+                progress=held["progress"],
+                status=held["status"],
+                until=from_text(held["until"]),
+                author=held["author"],
+                note=held["note"],
+            )
+            continue
+        out[kr_id] = Observation(
+            held_back=bool(value and not value[2])
+            and holding(db, kr_id, from_text(value[1]), period) is not None,
+            value=value[0] if value else None,
+            measured_at=from_text(value[1]) if value else None,
+            manual=bool(value[2]) if value else False,
+            attempted_at=from_text(attempt[0]),
+            error=attempt[1],
+            progress=value[3] if value else None,
+            status=value[4] if value else None,
+        )
+    return out
