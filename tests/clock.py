@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from okrsync.cli import checkin, commands, explain
+from okrsync.cli import moment
 
 # Inside the fixed 2026-Q4 (2026-10-01..2026-12-31) of the test configs.
 IN_Q4 = datetime(2026, 11, 15, 12, tzinfo=UTC)
@@ -25,8 +25,7 @@ _PERIOD_LINE = re.compile(r"^period: \{name: ([^,]+),[^\n]*\}$", re.MULTILINE)
 
 def pin_cli_clock(monkeypatch: pytest.MonkeyPatch, at: datetime = IN_Q4) -> datetime:
     """Make the in-process CLI's default "now" (no --now / --at given, and sync) `at`."""
-    for module in (commands, checkin, explain):  # each command module reads the clock itself
-        monkeypatch.setattr(module, "utcnow", lambda: at)
+    monkeypatch.setattr(moment, "utcnow", lambda: at)
     return at
 
 

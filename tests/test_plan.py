@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from okrsync.cli import commands
+from okrsync.cli import moment
 from okrsync.cli.main import main
 from okrsync.review import gitinfo
 
@@ -75,7 +75,7 @@ def env(tmp_path: Path, api: Api, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "config").mkdir()
     write(tmp_path, CONFIG.replace("PORT", str(api.port)))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(commands, "utcnow", lambda: APPLIED_AT)
+    monkeypatch.setattr(moment, "utcnow", lambda: APPLIED_AT)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above
     return tmp_path
 

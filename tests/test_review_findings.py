@@ -14,7 +14,7 @@ from clock import running_period
 from fakes import ScriptedConnector, factory
 from webhook_receiver import receiving
 
-from okrsync.cli import commands
+from okrsync.cli import moment
 from okrsync.cli.main import main
 from okrsync.service.daemon import Daemon, Options
 from okrsync.store.schema import MIGRATIONS
@@ -56,7 +56,7 @@ def test_sync_once_with_an_ended_period_adopts_old_rows(
     (tmp_path / "q4.yaml").write_text(
         "period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}\n" + OBJECTIVES
     )
-    monkeypatch.setattr(commands, "utcnow", lambda: datetime(2026, 12, 1, tzinfo=UTC))
+    monkeypatch.setattr(moment, "utcnow", lambda: datetime(2026, 12, 1, tzinfo=UTC))
     assert main(["--config", "q3.yaml", "sync", "--once"]) == 0
     capsys.readouterr()
     assert main(["--config", "q4.yaml", "status", "--json", "--period", "2026-Q3"]) == 0
@@ -74,7 +74,7 @@ def test_status_json_as_of_is_the_now_it_reports(
         "period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}\n" + OBJECTIVES
     )
     ticks = iter(datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(99))
-    monkeypatch.setattr(commands, "utcnow", lambda: next(ticks))
+    monkeypatch.setattr(moment, "utcnow", lambda: next(ticks))
     assert main(["--config", "q4.yaml", "status", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["period"]["ended"] is False

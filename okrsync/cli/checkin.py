@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from okrsync.cli import moment
 from okrsync.cli.exits import EXIT_OK
 from okrsync.cli.settings import Settings
 from okrsync.errors import UsageError
@@ -13,16 +14,7 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import clamp
 from okrsync.review.explain import unknown_kr as _unknown_kr
 from okrsync.store.sqlite import Store
-from okrsync.timefmt import parse_instant, utcnow
-
-
-def _now(args: Any) -> datetime:
-    if getattr(args, "now", None):
-        try:
-            return parse_instant(args.now)
-        except ValueError as exc:
-            raise UsageError(f"--now: {exc}") from None
-    return utcnow()
+from okrsync.timefmt import parse_instant
 
 
 def checkin(args: Any, settings: Settings) -> int:
@@ -41,7 +33,7 @@ def checkin(args: Any, settings: Settings) -> int:
         raise UsageError(f"VALUE must be a number, not '{args.value}'") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise UsageError(f"VALUE must be a finite number, not '{args.value}'")
-    now = _now(args)
+    now = moment.now_of(args)
     period = config.period
     if args.period is None and not contains(period, now):
         when = "--now " + now.strftime("%Y-%m-%dT%H:%M:%SZ") if args.now else "now"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from okrsync import logs
+from okrsync.cli import moment
 from okrsync.cli.deliveries import deliveries, summary
 from okrsync.cli.exits import EXIT_DELIVERY, EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from okrsync.cli.settings import Settings
@@ -18,7 +19,6 @@ from okrsync.errors import UsageError
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import clamp
 from okrsync.store.sqlite import Store
-from okrsync.timefmt import parse_instant, utcnow
 
 if TYPE_CHECKING:
     from okrsync.progress.tree import Tree
@@ -49,15 +49,6 @@ def run(args: Any) -> int:
         "apply": apply,
     }[args.command]
     return handler(args, settings)
-
-
-def _now(args: Any) -> datetime:
-    if getattr(args, "now", None):
-        try:
-            return parse_instant(args.now)
-        except ValueError as exc:
-            raise UsageError(f"--now: {exc}") from None
-    return utcnow()
 
 
 def _refuse_now(args: Any, command: str) -> None:
@@ -113,7 +104,7 @@ def sync(args: Any, settings: Settings) -> int:
     kind = getattr(args, "kind", "sync")  # `apply` is sync --once under its own name
     _refuse_now(args, kind)
     config = load_config(settings)
-    now = utcnow()
+    now = moment.utcnow()
     store = None if args.dry_run else Store(settings.db)
     reader = Store(settings.db, create=False) if args.dry_run else store
     commit = None if args.dry_run else config_commit(settings.config)
@@ -167,7 +158,7 @@ def plan(args: Any, settings: Settings) -> int:
     """`okrsync plan`: what applying the config would change (see okrsync.cli.plan)."""
     from okrsync.cli.plan import plan as show_plan
 
-    return show_plan(args, settings, load_config(settings), _now(args))
+    return show_plan(args, settings, load_config(settings), moment.now_of(args))
 
 
 def apply(args: Any, settings: Settings) -> int:
@@ -231,7 +222,7 @@ def period_tree(args: Any, settings: Settings, now: datetime) -> Tree:
 def status(args: Any, settings: Settings) -> int:
     from okrsync.cli.render import status_json, status_text
 
-    now = _now(args)
+    now = moment.now_of(args)
     tree = period_tree(args, settings, now)
     if args.json:
         print(json.dumps(status_json(tree, now), indent=2))
@@ -245,7 +236,7 @@ def grade(args: Any, settings: Settings) -> int:
 
     if args.json and args.md == "-":
         raise UsageError("--json and --md - both write to stdout: give --md a file name")
-    tree = period_tree(args, settings, _now(args))
+    tree = period_tree(args, settings, moment.now_of(args))
     if args.md and args.md != "-":
         try:
             with open(args.md, "w", encoding="utf-8") as out:
@@ -264,13 +255,13 @@ def grade(args: Any, settings: Settings) -> int:
 def report(args: Any, settings: Settings) -> int:
     from okrsync.cli.reporting import report as write_report
 
-    return write_report(args, settings, _now(args), load_config(settings))
+    return write_report(args, settings, moment.now_of(args), load_config(settings))
 
 
 def history(args: Any, settings: Settings) -> int:
     from okrsync.cli.render import history_text
 
-    until = _now(args) if args.now else None
+    until = moment.now_of(args) if args.now else None
     store = Store(settings.db, create=False)
     try:
         rows = store.history(args.kr_id, args.limit, until)

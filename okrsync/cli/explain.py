@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from okrsync.cli import moment
 from okrsync.cli.exits import EXIT_OK
 from okrsync.cli.settings import Settings
 from okrsync.errors import UsageError
 from okrsync.store.sqlite import Store
-from okrsync.timefmt import parse_instant, utcnow
+from okrsync.timefmt import parse_instant
 
 
 def explain(args: Any, settings: Settings) -> int:
@@ -21,7 +22,7 @@ def explain(args: Any, settings: Settings) -> int:
     from okrsync.review.explain import explain as gather
     from okrsync.review.explain import unknown_kr
 
-    at = utcnow()
+    at = moment.utcnow()
     if args.at:
         try:
             at = parse_instant(args.at)

@@ -23,6 +23,14 @@ _OVERRIDE = (
 )
 
 
+def decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A measurements row as callers read it: JSON columns parsed, `manual` a bool."""
+    row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
+    row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
+    row["manual"] = bool(row["manual"])
+    return row
+
+
 def holding(
     db: sqlite_utils.Database, kr_id: str, at: datetime, period: Period | None
 ) -> dict[str, Any] | None:
@@ -86,15 +94,10 @@ def latest(
         params += more
     sql += " ORDER BY m.measured_at DESC, m.id DESC LIMIT 1"
     cursor = db.execute(sql, params)
-    names = [d[0] for d in cursor.description]
     row = cursor.fetchone()
     if row is None:
         return None
-    out = dict(zip(names, row, strict=True))
-    out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
-    out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
-    out["manual"] = bool(out["manual"])
-    return out
+    return decoded(dict(zip([d[0] for d in cursor.description], row, strict=True)))
 
 
 def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | None:
@@ -104,15 +107,10 @@ def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | No
         "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.id = ?",
         [measurement_id],
     )
-    names = [d[0] for d in cursor.description]
     row = cursor.fetchone()
     if row is None:
         return None
-    out = dict(zip(names, row, strict=True))
-    out["inputs"] = json.loads(out["inputs"]) if out["inputs"] else None
-    out["answer"] = json.loads(out["answer"]) if out.get("answer") else None
-    out["manual"] = bool(out["manual"])
-    return out
+    return decoded(dict(zip([d[0] for d in cursor.description], row, strict=True)))
 
 
 def observations(

@@ -285,11 +285,7 @@ class Store:
             rows = [dict(r) for r in self.db.query(sql, params)]
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
-        for row in rows:
-            row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
-            row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
-            row["manual"] = bool(row["manual"])
-        return rows
+        return [provenance.decoded(row) for row in rows]
 
     def overridden(self, now: datetime) -> set[str]:
         """KRs with a manual override holding at `now` (see provenance.overridden)."""
