@@ -10,7 +10,14 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 MAX_LINES = 400
-SHARED = ("okrsync", "okrsync.errors", "okrsync.secrets", "okrsync.timefmt", "okrsync.logs")
+SHARED = (
+    "okrsync",
+    "okrsync.errors",
+    "okrsync.secrets",
+    "okrsync.timefmt",
+    "okrsync.logs",
+    "okrsync.numfmt",
+)
 # Lower layers never import higher ones; connectors are reached only through entry points.
 LAYERS = [
     "shared",

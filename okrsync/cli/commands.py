@@ -185,7 +185,8 @@ def _per_source(result: Any) -> str:
 
 
 def _line(m: Measurement, config: Config) -> str:
-    from okrsync.cli.render import number, percent
+    from okrsync.cli.render import percent
+    from okrsync.numfmt import number
 
     found = config.find_kr(m.kr_id)
     unit = found[1].unit if found else None

@@ -202,7 +202,7 @@ def _pair(pair: Pair, fmt: Any, *, always: bool = False) -> str:
 
 
 def _number(value: float, unit: str | None) -> str:
-    from okrsync.cli.render import number
+    from okrsync.numfmt import number
 
     return number(value, unit)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from okrsync.config.model import Period
+from okrsync.numfmt import number
 from okrsync.progress.tree import KRView, ObjectiveView, Tree
 
 BAR = 20
@@ -47,19 +48,6 @@ def pct(progress: float | None) -> str:
 def count(n: int, noun: str) -> str:
     """`1 source`, `2 sources`."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def number(value: float | None, unit: str | None) -> str:
-    """A value as people read it: 54,321 and 99.95, never 5.432e+04."""
-    if value is None:
-        return "–"
-    if abs(value) >= 1e15:  # past this, digits are noise: 1.2e+308, not 300 of them
-        text = f"{value:.4g}"
-    elif value == int(value) or abs(value) >= 1000:
-        text = f"{value:,.0f}"
-    else:
-        text = f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"
-    return f"{text} {unit}".strip() if unit else text
 
 
 def iso(moment: datetime) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from okrsync.cli.render import number, period_json, score
+from okrsync.cli.render import period_json, score
+from okrsync.numfmt import number
 from okrsync.progress.tree import KRView, ObjectiveView, Tree
 
 

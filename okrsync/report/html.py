@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from html import escape
 
+from okrsync.numfmt import number
 from okrsync.progress.maths import STATUSES, clamp
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
 from okrsync.report.svg import COLOUR, chart
-from okrsync.report.text import LABEL, change, goal, number, outlook, percent, when
+from okrsync.report.text import LABEL, change, goal, outlook, percent, when
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
+from okrsync.numfmt import number
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
-from okrsync.report.text import LABEL, bar, change, goal, number, outlook, percent, spark, when
+from okrsync.report.text import LABEL, bar, change, goal, outlook, percent, spark, when
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from html import escape
 
+from okrsync.numfmt import number
 from okrsync.progress.maths import kr_progress
 from okrsync.report.forecast import Forecast
 from okrsync.report.model import KRReport
-from okrsync.report.text import number
 
 W, H, PAD = 240, 64, 4
 LOW, HIGH = -0.5, 1.5  # progress drawn at most this far below the start / past the target

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from okrsync.numfmt import number
 from okrsync.progress.maths import clamp, kr_progress
 from okrsync.report.forecast import Forecast
 from okrsync.report.model import KRReport
@@ -18,19 +19,6 @@ LABEL = {
     "no_data": "no data",
 }
 SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def number(value: float | None, unit: str | None = None) -> str:
-    """54,321 and 99.95, never 5.432e+04; a dash for no value."""
-    if value is None:
-        return "–"
-    if not math.isfinite(value) or abs(value) >= 1e15:
-        text = f"{value:.4g}"
-    elif value == int(value) or abs(value) >= 1000:
-        text = f"{value:,.0f}"
-    else:
-        text = f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"
-    return f"{text} {unit}".strip() if unit else text
 
 
 def percent(progress: float | None) -> str:
