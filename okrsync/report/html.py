@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from okrsync.progress.maths import STATUSES, clamp
+from okrsync.progress.maths import STATUSES, clamp, classify
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
@@ -136,7 +136,8 @@ def _owners(report: Report) -> str:
         known = [k.view.progress for k in krs if k.view.progress is not None]
         mean = sum(known) / len(known) if known else None
         attention = sum(k.view.status in ("stale", "no_data", "off_track") for k in krs)
-        status = "no_data" if mean is None else "on_track"
+        tree = report.tree  # the team's bar is judged as an objective's is
+        status = "no_data" if mean is None else classify(mean, tree.expected, tree.defs.thresholds)
         out.append(
             f"<tr><td>{_e(owner)}</td><td>{len(krs)}</td><td>{_bar(mean, status)}</td>"
             f"<td>{attention}</td></tr>"

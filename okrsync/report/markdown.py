@@ -58,7 +58,7 @@ def _attention(report: Report) -> list[str]:
         measured = k.view.obs.measured_at
         lines.append(
             f"| {_kr_name(k)} | `{k.objective.objective.id}` | {LABEL[k.view.status]} | "
-            f"{number(k.view.obs.value, k.view.kr.unit)} | "
+            f"{esc(number(k.view.obs.value, k.view.kr.unit))} | "
             f"{when(measured) if measured else 'never'} | "
             f"{esc(k.view.error) or '–'} |"
         )
@@ -73,7 +73,7 @@ def _changes(report: Report) -> list[str]:
     lines += ["| key result | value | progress | status |", "|---|---|---|---|"]
     for k in found:
         value, progress, status = change(k)
-        lines.append(f"| {_kr_name(k)} | {value} | {progress} | {status} |")
+        lines.append(f"| {_kr_name(k)} | {esc(value)} | {progress} | {status} |")
     return [*lines, ""]
 
 
@@ -111,7 +111,7 @@ def _objective(report: Report, view: ObjectiveView, depth: int) -> list[str]:
         status = LABEL[kv.status] + (f", {kv.grade}" if report.tree.ended and kv.grade else "")
         lines.append(
             f"| {_kr_name(k)} | `{bar(kv.progress)}` {percent(kv.progress)} | "
-            f"{number(kv.obs.value, kv.kr.unit)} | {esc(goal(k))} | {status} | {spark(k)} | "
+            f"{esc(number(kv.obs.value, kv.kr.unit))} | {esc(goal(k))} | {status} | {spark(k)} | "
             f"{esc(outlook(k))} |"
         )
     return [*lines, ""]

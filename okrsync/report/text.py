@@ -51,7 +51,13 @@ def bar(progress: float | None, width: int = 10) -> str:
 
 def spark(k: KRReport, width: int = 12) -> str:
     """The series' progress as a text sparkline (0 to 100% of the way to the target)."""
-    values = [p.progress for p in k.points if p.progress is not None]
+    kr = k.view.kr
+    start = kr.start  # progress against today's start and target, as the bars and charts
+    found = [
+        kr_progress(p.value, start, kr.target) if start is not None else p.progress
+        for p in k.points
+    ]
+    values = [v for v in found if v is not None]
     if not values:
         return ""
     if len(values) > width:  # evenly spaced picks, the first and the latest among them

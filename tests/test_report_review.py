@@ -1,0 +1,129 @@
+"""Review findings on `okrsync report` and `/report`, each reproduced through the CLI."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from okrsync.cli.main import main
+from okrsync.config.loader import load
+from okrsync.progress.definitions import from_config
+from okrsync.report.svg import COLOUR
+from okrsync.service.report_page import ReportPage
+
+CONFIG = """\
+period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
+objectives:
+  - id: ahead
+    title: Ahead
+    owner: fast
+    key_results:
+      - {id: quick, source: manual, start: 0, target: 10}
+  - id: behind
+    title: Behind
+    owner: slow
+    key_results:
+      - {id: lagging, source: manual, start: 0, target: 10}
+"""
+
+
+def okr(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    db = ["--config", str(tmp_path / "okrs.yaml"), "--db", str(tmp_path / "x.db")]
+    code = main([argv[0], *db, *argv[1:]])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """As of 2026-11-15 (expected 50%): `quick` is at 90% (on track), `lagging` at 5%."""
+    (tmp_path / "okrs.yaml").write_text(CONFIG)
+    for kr, value in (("quick", "9"), ("lagging", "0.5")):
+        assert okr(tmp_path, capsys, "checkin", kr, value, "--now", "2026-11-14")[0] == 0
+    return tmp_path
+
+
+def test_owner_bars_are_coloured_by_status(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The By owner table's bars are coloured by the team's status, as the objectives'
+    are: a team far behind the expected progress is red, not green."""
+    code, out, _ = okr(store, capsys, "report", "--html", "-", "--now", "2026-11-15")
+    assert code == 0
+    owners = out.split("<h2>By owner</h2>")[1].split("</table>")[0]
+    rows = dict(
+        re.findall(r"<tr><td>(\w+)</td>[^\n]*?background:(#\w+)", owners.replace("<tr>", "\n<tr>"))
+    )
+    assert rows == {"fast": COLOUR["on_track"], "slow": COLOUR["off_track"]}
+
+
+def test_a_bad_output_path_writes_nothing(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--md FILE --html BAD`: exit 2 naming the bad path, and FILE is not written either
+    (no half-done pair of reports; the old FILE stays as it was)."""
+    page = store / "r.md"
+    page.write_text("last week's report\n")
+    bad = store / "missing" / "r.html"
+    code, _, err = okr(store, capsys, "report", "--md", str(page), "--html", str(bad))
+    assert code == 2
+    assert f"--html {bad}: cannot write: no such directory" in err
+    assert "Traceback" not in err
+    assert page.read_text() == "last week's report\n"
+    code, _, err = okr(store, capsys, "report", "--html", str(store))
+    assert code == 2 and "it is a directory" in err
+
+
+def test_an_unknown_period_on_report_names_the_parameter(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/report?period=nope is a 404 that names the query parameter, not the CLI's flag."""
+    defs = from_config(load(store / "okrs.yaml"))
+    now = datetime(2026, 11, 15, tzinfo=UTC)
+    page = ReportPage(store / "x.db", lambda: (defs, "h"), lambda: now, lambda: 0.0)
+    code, kind, body = page.get("period=nope")
+    text = body.decode()
+    assert code == 404 and kind.startswith("text/plain")
+    assert text.startswith("not found: period nope: no such period; known: 2026-Q4")
+    assert "--period" not in text
+
+
+def test_one_key_result_is_singular(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = okr(store, capsys, "report", "--md", str(store / "r.md"), "--owner", "fast")
+    assert code == 0 and err.strip() == f"wrote {store / 'r.md'} (1 key result)"
+
+
+def test_the_sparkline_uses_the_current_target(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Values stored against target 10, then the target raised to 1000: the Markdown
+    sparkline is drawn against today's target, as the bar and the HTML chart are (all at
+    the bottom), not from the progress stored under the old one."""
+    for day, value in (("2026-11-10", "5"), ("2026-11-12", "9.5")):
+        assert okr(store, capsys, "checkin", "quick", value, "--now", day)[0] == 0
+    config = store / "okrs.yaml"
+    config.write_text(
+        config.read_text().replace("start: 0, target: 10}", "start: 0, target: 1000}", 1)
+    )
+    code, out, _ = okr(store, capsys, "report", "--md", "-", "--now", "2026-11-15")
+    assert code == 0
+    objectives = out.split("## Objectives")[1]
+    row = next(line for line in objectives.splitlines() if line.startswith("| `quick`"))
+    assert "`░░░░░░░░░░` 1%" in row
+    assert "▁▁▁ |" in row
+
+
+def test_a_unit_is_escaped_in_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit with a pipe or markup stays one cell of text in every Markdown table, as a
+    title does."""
+    unit = 'unit: "<i>req|s</i>"'
+    (tmp_path / "okrs.yaml").write_text(CONFIG.replace("target: 10}", f"target: 10, {unit}}}"))
+    for day, value in (("2026-11-01", "1"), ("2026-11-14", "2")):
+        assert okr(tmp_path, capsys, "checkin", "quick", value, "--now", day)[0] == 0
+    code, out, _ = okr(tmp_path, capsys, "report", "--md", "-", "--now", "2026-11-15")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("| `quick`")]
+    assert len(rows) == 2  # what changed, and the objective's table
+    for row, columns in zip(rows, (4, 7), strict=True):
+        assert "<i>" not in row and "req|s" not in row and r"req\|s" in row
+        assert row.replace(r"\|", "").count("|") == columns + 1
