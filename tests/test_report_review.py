@@ -127,3 +127,35 @@ def test_a_unit_is_escaped_in_markdown(tmp_path: Path, capsys: pytest.CaptureFix
     for row, columns in zip(rows, (4, 7), strict=True):
         assert "<i>" not in row and "req|s" not in row and r"req\|s" in row
         assert row.replace(r"\|", "").count("|") == columns + 1
+
+
+@pytest.mark.parametrize(
+    ("now", "said"),
+    [
+        ("2026-09-15", "2026-Q4 begins 2026-10-01: no values yet."),
+        ("2026-11-15", "No values in 2026-Q4 yet: nothing measured or checked in so far."),
+        ("2027-02-01", "No value was recorded in 2026-Q4."),
+    ],
+)
+def test_a_period_without_data_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], now: str, said: str
+) -> None:
+    """A period with no value at all (not begun, running, ended) says so at the top of
+    both renderings, instead of only a table of 'no data' rows."""
+    (tmp_path / "okrs.yaml").write_text(CONFIG)
+    code, out, err = okr(
+        tmp_path, capsys, "report", "--md", "-", "--period", "2026-Q4", "--now", now
+    )
+    assert code == 0, err
+    assert f"**{said}**" in out.split("## Needs attention")[0]
+    code, out, _ = okr(
+        tmp_path, capsys, "report", "--html", "-", "--period", "2026-Q4", "--now", now
+    )
+    assert code == 0 and f'<p class="empty">{said}</p>' in out
+
+
+def test_a_period_with_data_says_nothing_of_the_kind(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = okr(store, capsys, "report", "--html", "-", "--now", "2026-11-15")
+    assert code == 0 and 'class="empty"' not in out

@@ -10,7 +10,7 @@ from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
 from okrsync.report.svg import COLOUR, chart
-from okrsync.report.text import LABEL, change, goal, number, outlook, percent, when
+from okrsync.report.text import LABEL, change, goal, no_values, number, outlook, percent, when
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -79,6 +79,7 @@ def _header(report: Report) -> str:
         f"<h1>OKR report {_e(p.name)}</h1>"
         f'<div class="meta">{p.start} to {p.end} · as of {when(tree.now)} · {state}{shown}</div>'
         f'<div class="chips">{chips}</div>'
+        + (f'<p class="empty">{_e(empty)}</p>' if (empty := no_values(report)) else "")
     )
 
 

@@ -8,7 +8,18 @@ import re
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
-from okrsync.report.text import LABEL, bar, change, goal, number, outlook, percent, spark, when
+from okrsync.report.text import (
+    LABEL,
+    bar,
+    change,
+    goal,
+    no_values,
+    number,
+    outlook,
+    percent,
+    spark,
+    when,
+)
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 
@@ -44,6 +55,9 @@ def _header(report: Report) -> list[str]:
     ]
     if report.filters.describe():
         lines.append(f"Filtered by {esc(report.filters.describe())}.")
+    empty = no_values(report)
+    if empty:
+        lines += ["", f"**{esc(empty)}**"]
     return [*lines, ""]
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from okrsync.progress.maths import clamp, kr_progress
 from okrsync.report.forecast import Forecast
-from okrsync.report.model import KRReport
+from okrsync.report.model import KRReport, Report
 
 LABEL = {
     "done": "done",
@@ -64,6 +64,21 @@ def spark(k: KRReport, width: int = 12) -> str:
         values = [values[round(i * (len(values) - 1) / (width - 1))] for i in range(width)]
     picked = values
     return "".join(SPARKS[round(clamp(v) * (len(SPARKS) - 1))] for v in picked)
+
+
+def no_values(report: Report) -> str | None:
+    """Why a report shows no value at all (a period not begun, or nothing measured in
+    it), or None when some key result shown has one."""
+    krs = report.key_results()
+    if not krs or any(k.view.obs.value is not None for k in krs):
+        return None
+    tree = report.tree
+    period = tree.defs.period
+    if tree.now < period.starts_at:
+        return f"{period.name} begins {period.start}: no values yet."
+    if tree.ended:
+        return f"No value was recorded in {period.name}."
+    return f"No values in {period.name} yet: nothing measured or checked in so far."
 
 
 def when(moment: datetime) -> str:
