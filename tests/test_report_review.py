@@ -91,6 +91,7 @@ def test_an_unknown_period_on_report_names_the_parameter(
 def test_one_key_result_is_singular(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = okr(store, capsys, "report", "--md", str(store / "r.md"), "--owner", "fast")
     assert code == 0 and err.strip() == f"wrote {store / 'r.md'} (1 key result)"
+    assert ". 1 key result: 1 on track." in (store / "r.md").read_text()
 
 
 def test_the_sparkline_uses_the_current_target(
@@ -159,3 +160,26 @@ def test_a_period_with_data_says_nothing_of_the_kind(
 ) -> None:
     code, out, _ = okr(store, capsys, "report", "--html", "-", "--now", "2026-11-15")
     assert code == 0 and 'class="empty"' not in out
+
+
+def test_values_seconds_apart_give_no_absurd_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Check-ins a few seconds apart (a slope of a value per second) are no trend to
+    extend over six weeks: no forecast, and the report says why; one a day later is."""
+    store = tmp_path
+    (store / "okrs.yaml").write_text(CONFIG)
+    for at, value in (("2026-11-14T12:00:00Z", "5"), ("2026-11-14T12:00:04Z", "6")):
+        assert okr(store, capsys, "checkin", "quick", value, "--now", at)[0] == 0
+    code, out, _ = okr(store, capsys, "report", "--md", "-", "--now", "2026-11-15")
+    row = next(r for r in out.split("## Objectives")[1].splitlines() if r.startswith("| `quick`"))
+    assert code == 0
+    assert row.endswith(
+        "| no forecast: the recent values span only 4 seconds (a trend needs at least 10 minutes) |"
+    )
+    code, out, _ = okr(store, capsys, "report", "--html", "-", "--now", "2026-11-15")
+    assert 'class="forecast"' not in out.split('id="kr-quick"')[1].split("</tr>")[0]
+    assert okr(store, capsys, "checkin", "quick", "7", "--now", "2026-11-15T12:00:00Z")[0] == 0
+    code, out, _ = okr(store, capsys, "report", "--md", "-", "--now", "2026-11-16")
+    row = next(r for r in out.split("## Objectives")[1].splitlines() if r.startswith("| `quick`"))
+    assert "at the end, from 3 values |" in row

@@ -4,7 +4,7 @@ recent values, extended to the end. Pure arithmetic, no I/O.
 The method, as the report states it: the line through the values of the last
 WINDOW_DAYS days before the as-of moment (the newest MAX_POINTS at most); a KR with fewer
 than 2 values there uses its last FALLBACK_POINTS values instead. No forecast with fewer
-than 2 values, or values all taken at one instant.
+than 2 values, or values all taken within MIN_SPAN (10 minutes) of each other.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from okrsync.store.series import Sums
 WINDOW_DAYS = 14
 MAX_POINTS = 1000
 FALLBACK_POINTS = 10
+MIN_SPAN = timedelta(minutes=10)
+"""Values closer together than this give no trend worth extending to the period's end
+(two check-ins a few seconds apart would forecast millions)."""
 WINDOW = timedelta(days=WINDOW_DAYS)
 METHOD = (
     f"least squares line through the values of the last {WINDOW_DAYS} days before the "
@@ -59,6 +62,7 @@ def sums(points: Sequence[tuple[float, float]]) -> Sums:
         sxx=sum(x * x for x in xs),
         sxy=sum(x * y for x, y in points),
         first=min(xs, default=0.0),
+        last=max(xs, default=0.0),
     )
 
 
@@ -82,6 +86,22 @@ def forecast(s: Sums, as_of: datetime, ends_at: datetime) -> Forecast | str:
         if s.n == 1:
             return "no forecast: a single value (a trend needs at least 2)"
         return "no forecast: every recent value was taken at the same moment"
+    span = timedelta(days=s.last - s.first)
+    if span < MIN_SPAN:
+        return (
+            f"no forecast: the recent values span only {_duration(span)} "
+            f"(a trend needs at least {_duration(MIN_SPAN)})"
+        )
     days = (ends_at - as_of).total_seconds() / 86400
     starts = as_of + timedelta(days=s.first)
     return Forecast(line, s.n, starts, ends_at, line.at(days), line.at(s.first))
+
+
+def _duration(span: timedelta) -> str:
+    seconds = round(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    return f"{round(minutes / 60)} hours"

@@ -50,7 +50,7 @@ def _header(report: Report) -> list[str]:
     lines = [
         f"# OKR report {esc(p.name)} ({p.start} to {p.end})",
         "",
-        f"As of {when(tree.now)}; {state}. {len(krs)} key results"
+        f"As of {when(tree.now)}; {state}. {len(krs)} key result{'' if len(krs) == 1 else 's'}"
         + (f": {summary}." if krs else "."),
     ]
     if report.filters.describe():

@@ -42,6 +42,8 @@ class Sums:
     sxx: float
     sxy: float
     first: float
+    last: float = 0.0
+    """The largest x (the newest value's)."""
 
 
 def series(
@@ -103,7 +105,7 @@ def recent_sums(
         "AND value IS NOT NULL AND measured_at <= ? {since} "
         "ORDER BY measured_at DESC, id DESC LIMIT ?"
     )
-    outer = "SELECT count(*), sum(x), sum(y), sum(x * x), sum(x * y), min(x) FROM ({inner})"
+    outer = "SELECT count(*), sum(x), sum(y), sum(x * x), sum(x * y), min(x), max(x) FROM ({inner})"
     try:
         row = store.db.execute(
             outer.format(inner=inner.format(since="AND measured_at > ?")),
@@ -116,8 +118,8 @@ def recent_sums(
     except sqlite3.Error as exc:
         raise store_error(store.path, exc) from None
     if not row[0]:
-        return Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    return Sums(int(row[0]), row[1], row[2], row[3], row[4], row[5])
+        return Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return Sums(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 def version(store: Store) -> int:
