@@ -10,9 +10,11 @@ import pytest
 
 from okrsync.cli.main import main
 from okrsync.config.loader import load
+from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
 from okrsync.report.svg import COLOUR
 from okrsync.service.report_page import ReportPage
+from okrsync.store.sqlite import Store
 
 CONFIG = """\
 period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
@@ -183,3 +185,66 @@ def test_values_seconds_apart_give_no_absurd_forecast(
     code, out, _ = okr(store, capsys, "report", "--md", "-", "--now", "2026-11-16")
     row = next(r for r in out.split("## Objectives")[1].splitlines() if r.startswith("| `quick`"))
     assert "at the end, from 3 values |" in row
+
+
+OVERRIDDEN = """\
+period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
+sources:
+  web: {type: http, url: "http://127.0.0.1:9"}
+objectives:
+  - id: rel
+    title: Reliable
+    owner: sre
+    key_results:
+      - {id: lat, source: web, path: /v, extract: v, start: 500, target: 100}
+"""
+
+
+def test_the_chart_ends_at_a_holding_override(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Automated 120 (Nov 1), an override 300 holding until Dec 20 (Nov 10), automated 110
+    under it (Nov 20). While it holds the KR shows 300, and so does the end of its chart
+    and the start of its forecast: the value under it is left out. From the expiry on,
+    the chart shows all three."""
+    (tmp_path / "okrs.yaml").write_text(OVERRIDDEN)
+    config = load(tmp_path / "okrs.yaml")
+    store = Store(tmp_path / "x.db")
+    try:
+        with store.transaction():
+            store.sync_config(config, datetime(2026, 10, 1, tzinfo=UTC))
+            store.append(
+                None,
+                [Measurement("lat", datetime(2026, 11, 1, tzinfo=UTC), "web", "/v", 120.0)],
+                "2026-Q4",
+            )
+    finally:
+        store.close()
+    flags = ("--note", "exporter broken", "--until", "2026-12-20", "--now", "2026-11-10")
+    assert okr(tmp_path, capsys, "checkin", "lat", "300", *flags)[0] == 0
+    store = Store(tmp_path / "x.db")
+    try:
+        with store.transaction():
+            store.append(
+                None,
+                [Measurement("lat", datetime(2026, 11, 20, tzinfo=UTC), "web", "/v", 110.0)],
+                "2026-Q4",
+            )
+    finally:
+        store.close()
+
+    def shown(now: str) -> tuple[str, list[tuple[float, float]]]:
+        code, out, _ = okr(tmp_path, capsys, "report", "--html", "-", "--now", now)
+        assert code == 0
+        row = out.split('id="kr-lat"')[1].split("</tr>")[0]
+        found = re.search(r'class="series" points="([^"]*)"', row)
+        assert found is not None
+        points = [tuple(map(float, p.split(","))) for p in found[1].split()]
+        return row, [(x, y) for x, y in points]
+
+    row, points = shown("2026-11-25")
+    assert '<td class="nw">300</td>' in row and len(points) == 2
+    assert points[1][1] > points[0][1]  # the override's 50% is drawn below 120's 95%
+    assert "from 2 values" in row
+    row, points = shown("2026-12-21")
+    assert '<td class="nw">110</td>' in row and len(points) == 3
