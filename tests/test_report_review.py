@@ -168,7 +168,9 @@ def test_values_seconds_apart_give_no_absurd_forecast(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Check-ins a few seconds apart (a slope of a value per second) are no trend to
-    extend over six weeks: no forecast, and the report says why; one a day later is."""
+    extend over six weeks (it would forecast about 1,000,000): the forecast is flat at
+    their mean, drawn as a dashed line, and the report says why; with a check-in a day
+    later it is the least squares line again."""
     store = tmp_path
     (store / "okrs.yaml").write_text(CONFIG)
     for at, value in (("2026-11-14T12:00:00Z", "5"), ("2026-11-14T12:00:04Z", "6")):
@@ -177,14 +179,17 @@ def test_values_seconds_apart_give_no_absurd_forecast(
     row = next(r for r in out.split("## Objectives")[1].splitlines() if r.startswith("| `quick`"))
     assert code == 0
     assert row.endswith(
-        "| no forecast: the recent values span only 4 seconds (a trend needs at least 10 minutes) |"
+        "| 5.5 (55%) at the end, from 2 values, flat at their mean: they span only 4 "
+        "seconds, too short for a trend (at least 10 minutes) |"
     )
     code, out, _ = okr(store, capsys, "report", "--html", "-", "--now", "2026-11-15")
-    assert 'class="forecast"' not in out.split('id="kr-quick"')[1].split("</tr>")[0]
+    chart = out.split('id="kr-quick"')[1].split("</tr>")[0]
+    found = re.search(r'class="forecast" points="[\d.]+,([\d.]+) [\d.]+,([\d.]+)"', chart)
+    assert found is not None and found[1] == found[2]  # dashed, and flat
     assert okr(store, capsys, "checkin", "quick", "7", "--now", "2026-11-15T12:00:00Z")[0] == 0
     code, out, _ = okr(store, capsys, "report", "--md", "-", "--now", "2026-11-16")
     row = next(r for r in out.split("## Objectives")[1].splitlines() if r.startswith("| `quick`"))
-    assert "at the end, from 3 values |" in row
+    assert row.endswith("at the end, from 3 values |") and "flat" not in row
 
 
 OVERRIDDEN = """\

@@ -4,7 +4,8 @@ recent values, extended to the end. Pure arithmetic, no I/O.
 The method, as the report states it: the line through the values of the last
 WINDOW_DAYS days before the as-of moment (the newest MAX_POINTS at most); a KR with fewer
 than 2 values there uses its last FALLBACK_POINTS values instead. No forecast with fewer
-than 2 values, or values all taken within MIN_SPAN (10 minutes) of each other.
+than 2 values, or values all taken at one instant; values all within MIN_SPAN of each
+other are too close for a slope: the forecast is flat at their mean, and says so.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Forecast:
     value: float
     """The line's value at `ends`, the period's end."""
     start_value: float
+    short: timedelta | None = None
+    """Set when the values span less than MIN_SPAN: too short a time for a slope, so the
+    line is flat at their mean."""
 
 
 def sums(points: Sequence[tuple[float, float]]) -> Sums:
@@ -86,15 +90,22 @@ def forecast(s: Sums, as_of: datetime, ends_at: datetime) -> Forecast | str:
         if s.n == 1:
             return "no forecast: a single value (a trend needs at least 2)"
         return "no forecast: every recent value was taken at the same moment"
-    span = timedelta(days=s.last - s.first)
-    if span < MIN_SPAN:
-        return (
-            f"no forecast: the recent values span only {_duration(span)} "
-            f"(a trend needs at least {_duration(MIN_SPAN)})"
-        )
     days = (ends_at - as_of).total_seconds() / 86400
     starts = as_of + timedelta(days=s.first)
+    span = timedelta(days=s.last - s.first)
+    if span < MIN_SPAN:  # seconds apart: a slope would send the forecast to millions
+        mean = s.sy / s.n
+        return Forecast(Line(0.0, mean), s.n, starts, ends_at, mean, mean, span)
     return Forecast(line, s.n, starts, ends_at, line.at(days), line.at(s.first))
+
+
+def too_short(f: Forecast) -> str:
+    """Why a forecast is flat, for the report to say."""
+    span = f.short if f.short is not None else timedelta(0)
+    return (
+        f"flat at their mean: they span only {_duration(span)}, too short for a trend "
+        f"(at least {_duration(MIN_SPAN)})"
+    )
 
 
 def _duration(span: timedelta) -> str:

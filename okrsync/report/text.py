@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 
 from okrsync.progress.maths import clamp, kr_progress
-from okrsync.report.forecast import Forecast
+from okrsync.report.forecast import Forecast, too_short
 from okrsync.report.model import KRReport, Report
 
 LABEL = {
@@ -100,7 +100,8 @@ def outlook(k: KRReport) -> str:
     progress = (
         "" if kr.start is None else f" ({percent(kr_progress(f.value, kr.start, kr.target))})"
     )
-    return f"{number(f.value, kr.unit)}{progress} at the end, from {f.points} values"
+    said = f"{number(f.value, kr.unit)}{progress} at the end, from {f.points} values"
+    return said if f.short is None else f"{said}, {too_short(f)}"
 
 
 def change(k: KRReport) -> tuple[str, str, str]:
