@@ -3,8 +3,10 @@ and/or Markdown."""
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from okrsync.cli.exits import EXIT_OK
@@ -50,6 +52,9 @@ def report(args: Any, settings: Settings, now: datetime, config: Config) -> int:
         from okrsync.report.html import render as html
 
         outputs.append(("--html", args.html, html(built)))
+    for flag, target, _ in outputs:  # every path is checked before any file is written
+        if target != "-":
+            _check_writable(flag, Path(target))
     for flag, target, text in outputs:
         if target == "-":
             sys.stdout.write(text)
@@ -59,5 +64,20 @@ def report(args: Any, settings: Settings, now: datetime, config: Config) -> int:
                 out.write(text)
         except OSError as exc:
             raise UsageError(f"{flag} {target}: cannot write: {exc.strerror}") from None
-        print(f"wrote {target} ({len(built.krs)} key results)", file=sys.stderr)
+        count = len(built.krs)
+        print(f"wrote {target} ({count} key result{'' if count == 1 else 's'})", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """A clear exit 2 for an output path that cannot be written, before anything is."""
+    folder = path.parent
+    if path.is_dir():
+        problem = "it is a directory"
+    elif not folder.is_dir():
+        problem = f"no such directory {folder}"
+    elif not os.access(path if path.exists() else folder, os.W_OK):
+        problem = "permission denied"
+    else:
+        return
+    raise UsageError(f"{flag} {path}: cannot write: {problem}")

@@ -4,7 +4,8 @@ recent values, extended to the end. Pure arithmetic, no I/O.
 The method, as the report states it: the line through the values of the last
 WINDOW_DAYS days before the as-of moment (the newest MAX_POINTS at most); a KR with fewer
 than 2 values there uses its last FALLBACK_POINTS values instead. No forecast with fewer
-than 2 values, or values all taken at one instant.
+than 2 values, or values all taken at one instant; values all within MIN_SPAN of each
+other are too close for a slope: the forecast is flat at their mean, and says so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from okrsync.store.series import Sums
 WINDOW_DAYS = 14
 MAX_POINTS = 1000
 FALLBACK_POINTS = 10
+MIN_SPAN = timedelta(minutes=10)
+"""Values closer together than this give no trend worth extending to the period's end
+(two check-ins a few seconds apart would forecast millions)."""
 WINDOW = timedelta(days=WINDOW_DAYS)
 METHOD = (
     f"least squares line through the values of the last {WINDOW_DAYS} days before the "
@@ -47,6 +51,9 @@ class Forecast:
     value: float
     """The line's value at `ends`, the period's end."""
     start_value: float
+    short: timedelta | None = None
+    """Set when the values span less than MIN_SPAN: too short a time for a slope, so the
+    line is flat at their mean."""
 
 
 def sums(points: Sequence[tuple[float, float]]) -> Sums:
@@ -59,6 +66,7 @@ def sums(points: Sequence[tuple[float, float]]) -> Sums:
         sxx=sum(x * x for x in xs),
         sxy=sum(x * y for x, y in points),
         first=min(xs, default=0.0),
+        last=max(xs, default=0.0),
     )
 
 
@@ -84,4 +92,27 @@ def forecast(s: Sums, as_of: datetime, ends_at: datetime) -> Forecast | str:
         return "no forecast: every recent value was taken at the same moment"
     days = (ends_at - as_of).total_seconds() / 86400
     starts = as_of + timedelta(days=s.first)
+    span = timedelta(days=s.last - s.first)
+    if span < MIN_SPAN:  # seconds apart: a slope would send the forecast to millions
+        mean = s.sy / s.n
+        return Forecast(Line(0.0, mean), s.n, starts, ends_at, mean, mean, span)
     return Forecast(line, s.n, starts, ends_at, line.at(days), line.at(s.first))
+
+
+def too_short(f: Forecast) -> str:
+    """Why a forecast is flat, for the report to say."""
+    span = f.short if f.short is not None else timedelta(0)
+    return (
+        f"flat at their mean: they span only {_duration(span)}, too short for a trend "
+        f"(at least {_duration(MIN_SPAN)})"
+    )
+
+
+def _duration(span: timedelta) -> str:
+    seconds = round(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    return f"{round(minutes / 60)} hours"

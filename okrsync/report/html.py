@@ -6,12 +6,12 @@ from __future__ import annotations
 from html import escape
 
 from okrsync.numfmt import number
-from okrsync.progress.maths import STATUSES, clamp
+from okrsync.progress.maths import STATUSES, clamp, classify
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
 from okrsync.report.svg import COLOUR, chart
-from okrsync.report.text import LABEL, change, goal, outlook, percent, when
+from okrsync.report.text import LABEL, change, goal, no_values, outlook, percent, when
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -80,6 +80,7 @@ def _header(report: Report) -> str:
         f"<h1>OKR report {_e(p.name)}</h1>"
         f'<div class="meta">{p.start} to {p.end} · as of {when(tree.now)} · {state}{shown}</div>'
         f'<div class="chips">{chips}</div>'
+        + (f'<p class="empty">{_e(empty)}</p>' if (empty := no_values(report)) else "")
     )
 
 
@@ -137,7 +138,8 @@ def _owners(report: Report) -> str:
         known = [k.view.progress for k in krs if k.view.progress is not None]
         mean = sum(known) / len(known) if known else None
         attention = sum(k.view.status in ("stale", "no_data", "off_track") for k in krs)
-        status = "no_data" if mean is None else "on_track"
+        tree = report.tree  # the team's bar is judged as an objective's is
+        status = "no_data" if mean is None else classify(mean, tree.expected, tree.defs.thresholds)
         out.append(
             f"<tr><td>{_e(owner)}</td><td>{len(krs)}</td><td>{_bar(mean, status)}</td>"
             f"<td>{attention}</td></tr>"

@@ -9,7 +9,7 @@ from okrsync.numfmt import number
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
-from okrsync.report.text import LABEL, bar, change, goal, outlook, percent, spark, when
+from okrsync.report.text import LABEL, bar, change, goal, no_values, outlook, percent, spark, when
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 
@@ -40,11 +40,14 @@ def _header(report: Report) -> list[str]:
     lines = [
         f"# OKR report {esc(p.name)} ({p.start} to {p.end})",
         "",
-        f"As of {when(tree.now)}; {state}. {len(krs)} key results"
+        f"As of {when(tree.now)}; {state}. {len(krs)} key result{'' if len(krs) == 1 else 's'}"
         + (f": {summary}." if krs else "."),
     ]
     if report.filters.describe():
         lines.append(f"Filtered by {esc(report.filters.describe())}.")
+    empty = no_values(report)
+    if empty:
+        lines += ["", f"**{esc(empty)}**"]
     return [*lines, ""]
 
 
@@ -59,7 +62,7 @@ def _attention(report: Report) -> list[str]:
         measured = k.view.obs.measured_at
         lines.append(
             f"| {_kr_name(k)} | `{k.objective.objective.id}` | {LABEL[k.view.status]} | "
-            f"{number(k.view.obs.value, k.view.kr.unit)} | "
+            f"{esc(number(k.view.obs.value, k.view.kr.unit))} | "
             f"{when(measured) if measured else 'never'} | "
             f"{esc(k.view.error) or '–'} |"
         )
@@ -74,7 +77,7 @@ def _changes(report: Report) -> list[str]:
     lines += ["| key result | value | progress | status |", "|---|---|---|---|"]
     for k in found:
         value, progress, status = change(k)
-        lines.append(f"| {_kr_name(k)} | {value} | {progress} | {status} |")
+        lines.append(f"| {_kr_name(k)} | {esc(value)} | {progress} | {status} |")
     return [*lines, ""]
 
 
@@ -112,7 +115,7 @@ def _objective(report: Report, view: ObjectiveView, depth: int) -> list[str]:
         status = LABEL[kv.status] + (f", {kv.grade}" if report.tree.ended and kv.grade else "")
         lines.append(
             f"| {_kr_name(k)} | `{bar(kv.progress)}` {percent(kv.progress)} | "
-            f"{number(kv.obs.value, kv.kr.unit)} | {esc(goal(k))} | {status} | {spark(k)} | "
+            f"{esc(number(kv.obs.value, kv.kr.unit))} | {esc(goal(k))} | {status} | {spark(k)} | "
             f"{esc(outlook(k))} |"
         )
     return [*lines, ""]

@@ -120,12 +120,24 @@ def build(
     period = defs.period
     for objective, _ in report.objectives():
         for view in objective.key_results:
-            kr_id = view.kr.id
-            points = series(store, kr_id, period, tree.now)
+            kr_id, obs = view.kr.id, view.obs
+            # while an override holds, the automated values under it are not shown: the
+            # chart ends at the value the bar shows, and the forecast starts from it
+            held = obs.measured_at if obs.manual and obs.holds(tree.now) else None
+            points = series(store, kr_id, period, tree.now, held_since=held)
             if tree.ended:
                 outlook: Forecast | str = "the period has ended: its values are final"
             else:
-                s = recent_sums(store, kr_id, period, tree.now, WINDOW, MAX_POINTS, FALLBACK_POINTS)
+                s = recent_sums(
+                    store,
+                    kr_id,
+                    period,
+                    tree.now,
+                    WINDOW,
+                    MAX_POINTS,
+                    FALLBACK_POINTS,
+                    held_since=held,
+                )
                 outlook = forecast(s, tree.now, period.ends_at)
             report.krs[kr_id] = KRReport(view, objective, then.get(kr_id), points, outlook)
     return report

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from okrsync.numfmt import number
 from okrsync.progress.maths import clamp, kr_progress
-from okrsync.report.forecast import Forecast
-from okrsync.report.model import KRReport
+from okrsync.report.forecast import Forecast, too_short
+from okrsync.report.model import KRReport, Report
 
 LABEL = {
     "done": "done",
@@ -39,13 +39,34 @@ def bar(progress: float | None, width: int = 10) -> str:
 
 def spark(k: KRReport, width: int = 12) -> str:
     """The series' progress as a text sparkline (0 to 100% of the way to the target)."""
-    values = [p.progress for p in k.points if p.progress is not None]
+    kr = k.view.kr
+    start = kr.start  # progress against today's start and target, as the bars and charts
+    found = [
+        kr_progress(p.value, start, kr.target) if start is not None else p.progress
+        for p in k.points
+    ]
+    values = [v for v in found if v is not None]
     if not values:
         return ""
     if len(values) > width:  # evenly spaced picks, the first and the latest among them
         values = [values[round(i * (len(values) - 1) / (width - 1))] for i in range(width)]
     picked = values
     return "".join(SPARKS[round(clamp(v) * (len(SPARKS) - 1))] for v in picked)
+
+
+def no_values(report: Report) -> str | None:
+    """Why a report shows no value at all (a period not begun, or nothing measured in
+    it), or None when some key result shown has one."""
+    krs = report.key_results()
+    if not krs or any(k.view.obs.value is not None for k in krs):
+        return None
+    tree = report.tree
+    period = tree.defs.period
+    if tree.now < period.starts_at:
+        return f"{period.name} begins {period.start}: no values yet."
+    if tree.ended:
+        return f"No value was recorded in {period.name}."
+    return f"No values in {period.name} yet: nothing measured or checked in so far."
 
 
 def when(moment: datetime) -> str:
@@ -67,7 +88,8 @@ def outlook(k: KRReport) -> str:
     progress = (
         "" if kr.start is None else f" ({percent(kr_progress(f.value, kr.start, kr.target))})"
     )
-    return f"{number(f.value, kr.unit)}{progress} at the end, from {f.points} values"
+    said = f"{number(f.value, kr.unit)}{progress} at the end, from {f.points} values"
+    return said if f.short is None else f"{said}, {too_short(f)}"
 
 
 def change(k: KRReport) -> tuple[str, str, str]:

@@ -62,8 +62,10 @@ class ReportPage:
         except NotFound as exc:
             return _text(404, f"not found: {exc}")
         except UsageError as exc:
-            code = 404 if "no such period" in str(exc) else 400
-            return _text(code, f"{'not found' if code == 404 else 'bad request'}: {exc}")
+            text = str(exc)  # the CLI's words name its flag; here it is the query parameter
+            text = "period " + text.removeprefix("--period ") if text.startswith("--") else text
+            code = 404 if "no such period" in text else 400
+            return _text(code, f"{'not found' if code == 404 else 'bad request'}: {text}")
         except StoreError as exc:
             return _text(503, f"store: {exc}")
         except Exception as exc:  # a bug in rendering is a short 500, never a traceback

@@ -42,15 +42,32 @@ class Sums:
     sxx: float
     sxy: float
     first: float
+    last: float = 0.0
+    """The largest x (the newest value's)."""
+
+
+def _member(period: Period, held_since: datetime | None) -> tuple[str, list[object]]:
+    """The period's rows; with `held_since` (an override holding since then), without the
+    automated values recorded under it (they do not show while it holds)."""
+    where, params = periods.member(period)
+    if held_since is None:
+        return where, list(params)
+    return f"{where} AND NOT (manual = 0 AND measured_at > ?)", [*params, to_text(held_since)]
 
 
 def series(
-    store: Store, kr_id: str, period: Period, until: datetime, buckets: int = BUCKETS
+    store: Store,
+    kr_id: str,
+    period: Period,
+    until: datetime,
+    buckets: int = BUCKETS,
+    *,
+    held_since: datetime | None = None,
 ) -> list[SeriesPoint]:
     """The KR's values in `period` at or before `until`, oldest first, downsampled to the
     last value of each of `buckets` equal slices of [period start, until] when there are
-    more than 2 x `buckets`."""
-    where, params = periods.member(period)
+    more than 2 x `buckets`. `held_since`: see `_member`."""
+    where, params = _member(period, held_since)
     lo, hi = to_text(period.starts_at), to_text(min(until, period.ends_at))
     base = (
         f"FROM measurements WHERE kr_id = ? AND {where} AND value IS NOT NULL "
@@ -92,10 +109,13 @@ def recent_sums(
     window: timedelta,
     limit: int,
     fallback: int,
+    *,
+    held_since: datetime | None = None,
 ) -> Sums:
     """Least-squares sums of the KR's values in `period` within `window` before `as_of`
-    (the newest `limit` at most); when fewer than 2 are there, of its last `fallback`."""
-    where, params = periods.member(period)
+    (the newest `limit` at most); when fewer than 2 are there, of its last `fallback`.
+    `held_since`: see `_member`."""
+    where, params = _member(period, held_since)
     at = to_text(as_of)
     x = "(julianday(measured_at) - julianday(?))"
     inner = (
@@ -103,7 +123,7 @@ def recent_sums(
         "AND value IS NOT NULL AND measured_at <= ? {since} "
         "ORDER BY measured_at DESC, id DESC LIMIT ?"
     )
-    outer = "SELECT count(*), sum(x), sum(y), sum(x * x), sum(x * y), min(x) FROM ({inner})"
+    outer = "SELECT count(*), sum(x), sum(y), sum(x * x), sum(x * y), min(x), max(x) FROM ({inner})"
     try:
         row = store.db.execute(
             outer.format(inner=inner.format(since="AND measured_at > ?")),
@@ -116,8 +136,8 @@ def recent_sums(
     except sqlite3.Error as exc:
         raise store_error(store.path, exc) from None
     if not row[0]:
-        return Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    return Sums(int(row[0]), row[1], row[2], row[3], row[4], row[5])
+        return Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return Sums(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 def version(store: Store) -> int:
