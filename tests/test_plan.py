@@ -422,3 +422,23 @@ def test_commit_lookup_outside_a_repository_or_without_git(
     monkeypatch.setenv("PATH", str(tmp_path))
     assert gitinfo.config_commit(Path.cwd()) is None
     assert gitinfo.short(None) is None and gitinfo.short("a" * 40 + "-dirty") == "aaaaaaa-dirty"
+
+
+def test_a_holding_override_is_not_a_change_while_it_holds(
+    env: Path, capsys: pytest.CaptureFixture[str], api: Api
+) -> None:
+    """While an override holds, applying would not replace it (automation only records), so
+    a new automated value under it is no change; from its expiry on, it is."""
+    assert run(capsys, "apply")[0] == 0
+    code, _, err = run(
+        capsys, "checkin", "deploys", "9", "--until", "2026-11-20", "--now", "2026-11-15T12:01:00Z"
+    )
+    assert code == 0, err
+    api.values["a"] = 8
+    code, data = plan_json(capsys)
+    kr = by_id(data)["deploys"]
+    assert kr["value"] == {"old": 9.0, "new": 9.0}, kr
+    assert code == 0 and kr["action"] == "unchanged"
+    code, out, _ = run(capsys, "plan", "--json", "--now", "2026-11-20T00:00:00Z")
+    kr = by_id(json.loads(out))["deploys"]
+    assert code == 2 and kr["value"]["new"] == 8.0 and kr["action"] == "change"

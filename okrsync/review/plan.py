@@ -16,7 +16,7 @@ from typing import Any, Literal
 from okrsync.config.loader import Config
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions
-from okrsync.progress.maths import Observation, observe
+from okrsync.progress.maths import Observation, observe_held
 from okrsync.progress.tree import KRView, Tree, evaluate
 from okrsync.secrets import redact
 
@@ -217,11 +217,12 @@ def after(
     measured: list[Measurement],
     now: datetime,
 ) -> Tree:
-    """The tree once `measured` were stored: as `status` would show it right after."""
+    """The tree once `measured` were stored: as `status` would show it right after (an
+    override holding at `now` keeps its value: automation records under it, nothing more)."""
     observations = dict(known)
     for m in measured:
         prior = observations.get(m.kr_id, Observation())
-        observations[m.kr_id] = observe(prior, m.value, m.error, now, m.progress, m.status)
+        observations[m.kr_id] = observe_held(prior, m.value, m.error, now, m.progress, m.status)
     return evaluate(defs, observations, now)
 
 
