@@ -272,6 +272,13 @@ class Store:
         self, kr_id: str, limit: int | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
         """Measurements of a KR (at or before `until`, if given), newest first, every field."""
+        return list(self.history_rows(kr_id, limit, until))
+
+    def history_rows(
+        self, kr_id: str, limit: int | None = None, until: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """`history`, one row at a time (a history of 1,000,000 rows streams in constant
+        memory); the store must stay open while it is read."""
         sql = "SELECT * FROM measurements WHERE kr_id = ?"
         params: list[Any] = [kr_id]
         if until is not None:
@@ -282,14 +289,14 @@ class Store:
             sql += " LIMIT ?"
             params.append(limit)
         try:
-            rows = [dict(r) for r in self.db.query(sql, params)]
+            for r in self.db.query(sql, params):
+                row = dict(r)
+                row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
+                row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
+                row["manual"] = bool(row["manual"])
+                yield row
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
-        for row in rows:
-            row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
-            row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
-            row["manual"] = bool(row["manual"])
-        return rows
 
     def overridden(self, now: datetime) -> set[str]:
         """KRs with a manual override holding at `now` (see provenance.overridden)."""
