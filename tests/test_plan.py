@@ -442,3 +442,45 @@ def test_a_holding_override_is_not_a_change_while_it_holds(
     code, out, _ = run(capsys, "plan", "--json", "--now", "2026-11-20T00:00:00Z")
     kr = by_id(json.loads(out))["deploys"]
     assert code == 2 and kr["value"]["new"] == 8.0 and kr["action"] == "change"
+
+
+def test_a_changed_source_definition_with_the_same_value_is_a_change(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The source a KR reads is part of its definition: pointing `api` at another URL (here
+    the same server by another name, so the same values) is a change of every KR reading
+    it (formula inputs included), shown as `sources.api.url`; manual KRs are untouched."""
+    edit(
+        env,
+        "      - {id: postmortems",
+        "      - {id: ratio, formula: x * 2, inputs: {x: {source: api, extract: a}},"
+        " target: 20}\n      - {id: postmortems",
+    )
+    assert run(capsys, "apply")[0] == 0
+    assert run(capsys, "plan", "--now", LATER)[0] == 0
+    edit(env, 'url: "http://127.0.0.1:', 'url: "http://localhost:')
+    code, out, _ = run(capsys, "plan", "--now", LATER)
+    assert code == 2, out
+    assert out.splitlines()[0] == "3 to change, 0 to add, 0 to retire"
+    assert '    sources.api.url: "http://127.0.0.1:' in out
+    code, data = plan_json(capsys)
+    krs = by_id(data)
+    assert code == 2 and krs["postmortems"]["action"] == "unchanged"
+    for kr_id in ("deploys", "tickets", "ratio"):
+        assert krs[kr_id]["action"] == "change"
+        assert set(krs[kr_id]["config"]) == {"sources.api.url"}
+        assert krs[kr_id]["value"]["old"] == krs[kr_id]["value"]["new"]
+
+
+def test_a_store_applied_before_sources_were_kept_plans_no_change(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Definitions stored without `sources` (an older okrsync applied them) are not all
+    changes at the first plan after an upgrade."""
+    assert run(capsys, "apply")[0] == 0
+    db = sqlite3.connect(env / "okrsync.db")
+    with db:
+        db.execute("UPDATE key_results SET definition = json_remove(definition, '$.sources')")
+    db.close()
+    code, out, _ = run(capsys, "plan", "--now", LATER)
+    assert code == 0, out

@@ -160,7 +160,7 @@ class Store:
                 "target": k.target,
                 "weight": k.weight,
                 "every": k.every,
-                "definition": k.model_dump_json(exclude_none=True),
+                "definition": json.dumps(config.definition(k)),
                 "retired_at": None,
                 "updated_at": stamp,
             }
