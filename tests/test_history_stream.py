@@ -77,3 +77,23 @@ def test_history_json_is_one_valid_array(
     assert main(["--db", str(db), "history", "big", "--json", "--limit", "3"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["measured_at"][:4] for r in rows] == ["2025", "2025", "2025"]
+
+
+def test_history_of_an_unknown_kr_names_close_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As explain does: `history deplys` names `deploys`; a store that does not exist yet
+    says so rather than that the KR is unknown."""
+    db = tmp_path / "okrsync.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO key_results (id, objective_id) VALUES ('deploys', 'eng')")
+    conn.close()
+    assert main(["--db", str(db), "history", "deplys"]) == 2
+    err = capsys.readouterr().err
+    assert "no key result 'deplys'" in err and "(did you mean deploys?)" in err
+    assert main(["--db", str(tmp_path / "none.db"), "history", "deploys"]) == 2
+    err = capsys.readouterr().err
+    assert "no store there yet" in err and "Traceback" not in err
+    assert not (tmp_path / "none.db").exists()

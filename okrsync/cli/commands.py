@@ -6,6 +6,7 @@ import itertools
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -278,7 +279,7 @@ def history(args: Any, settings: Settings) -> int:
         first = next(rows, None)
         known = store.known_kr(args.kr_id)
         if first is None and known is None:
-            raise UsageError(f"no key result '{args.kr_id}' in {settings.db}")
+            raise UsageError(_unknown_kr(args.kr_id, store, settings.db))
         if known and known["retired_at"] and not args.json:
             retired = known["retired_at"]
             print(f"{args.kr_id}: retired at {retired} (removed from config; history kept)")
@@ -294,6 +295,18 @@ def history(args: Any, settings: Settings) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def _unknown_kr(kr_id: str, store: Store, db: Path) -> str:
+    """`no key result 'deplys' in okrsync.db (did you mean deploys?)`, or that there is no
+    store there yet."""
+    import difflib
+
+    message = f"no key result '{kr_id}' in {db}"
+    if not Path(db).exists():
+        return message + " (no store there yet: okrsync sync --once or apply creates it)"
+    close = difflib.get_close_matches(kr_id, store.kr_ids(), n=3)
+    return message + (f" (did you mean {', '.join(close)}?)" if close else "")
 
 
 def checkin(args: Any, settings: Settings) -> int:

@@ -376,5 +376,12 @@ class Store:
             raise store_error(self.path, exc) from None
         return dict(rows[0]) if rows else None
 
+    def kr_ids(self) -> list[str]:
+        """Every KR id the store knows (retired ones too), for 'did you mean'."""
+        try:
+            return [r["id"] for r in self.db.query("SELECT id FROM key_results ORDER BY id")]
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
 
 __all__ = ["LOCK_TIMEOUT", "SCHEMA_VERSION", "Store"]
