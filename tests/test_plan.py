@@ -484,3 +484,32 @@ def test_a_store_applied_before_sources_were_kept_plans_no_change(
     db.close()
     code, out, _ = run(capsys, "plan", "--now", LATER)
     assert code == 0, out
+
+
+def test_a_checkin_does_not_apply_the_config(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a run applies a config: a check-in made with an edited, unapplied config must
+    not store its definitions, or plan would stop showing the edit (exit 0) although
+    nothing was ever measured or judged with it."""
+    assert run(capsys, "apply")[0] == 0
+    edit(env, "extract: a, target: 10", "extract: a, target: 20")
+    assert run(capsys, "plan", "--now", LATER)[0] == 2
+    code, _, err = run(capsys, "checkin", "postmortems", "2", "--now", LATER)
+    assert code == 0, err
+    code, data = plan_json(capsys)
+    kr = by_id(data)["deploys"]
+    assert code == 2 and kr["config"] == {"target": {"old": 10, "new": 20}}, kr
+    assert run(capsys, "apply")[0] == 0
+    assert plan_json(capsys)[0] == 0
+
+
+def test_a_checkin_into_a_new_store_knows_its_kr(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check-in before any apply still records the KR and the period (history works),
+    and the plan adds the rest."""
+    code, _, err = run(capsys, "checkin", "postmortems", "2", "--now", LATER)
+    assert code == 0, err
+    code, out, _ = run(capsys, "history", "postmortems")
+    assert code == 0 and "manual by" in out
+    code, out, _ = run(capsys, "status", "--now", LATER)
+    assert code == 0 and "postmortems" in out

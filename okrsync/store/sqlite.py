@@ -133,9 +133,11 @@ class Store:
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
 
-    def sync_config(self, config: Config, now: datetime) -> None:
+    def sync_config(self, config: Config, now: datetime, *, only_new: bool = False) -> None:
         """Upsert objectives and KRs from config; mark the ones no longer there retired;
-        record the config's period with the definitions it has now."""
+        record the config's period with the definitions it has now. `only_new` (a check-in,
+        which applies no config): add the objectives, KRs and period the store does not
+        know yet and change nothing else, so `plan` still shows what applying would."""
         stamp = to_text(now)
         objectives = [
             {
@@ -167,6 +169,13 @@ class Store:
             for o, k in config.key_results()
         ]
         with self.transaction():
+            if only_new:
+                for table, rows in (("objectives", objectives), ("key_results", krs)):
+                    self.db.table(table).insert_all(rows, pk="id", ignore=True)
+                known = "SELECT 1 FROM periods WHERE name = ?"
+                if self.db.execute(known, [config.period.name]).fetchone() is None:
+                    periods.record(self.db, from_config(config), now)
+                return
             for table, rows in (("objectives", objectives), ("key_results", krs)):
                 self.db.table(table).upsert_all(rows, pk="id")
                 live = [r["id"] for r in rows]
@@ -356,7 +365,7 @@ class Store:
             raise store_error(self.path, exc) from None
 
     def applied(self) -> dict[str, Any]:
-        """What the last writing command synced from its config: `key_results` and
+        """What the last run synced from its config: `key_results` and
         `objectives` rows by id (retired ones too; `definition` parsed) and the latest `run`."""
         try:
             krs = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM key_results")}
