@@ -422,3 +422,94 @@ def test_commit_lookup_outside_a_repository_or_without_git(
     monkeypatch.setenv("PATH", str(tmp_path))
     assert gitinfo.config_commit(Path.cwd()) is None
     assert gitinfo.short(None) is None and gitinfo.short("a" * 40 + "-dirty") == "aaaaaaa-dirty"
+
+
+def test_a_holding_override_is_not_a_change_while_it_holds(
+    env: Path, capsys: pytest.CaptureFixture[str], api: Api
+) -> None:
+    """While an override holds, applying would not replace it (automation only records), so
+    a new automated value under it is no change; from its expiry on, it is."""
+    assert run(capsys, "apply")[0] == 0
+    code, _, err = run(
+        capsys, "checkin", "deploys", "9", "--until", "2026-11-20", "--now", "2026-11-15T12:01:00Z"
+    )
+    assert code == 0, err
+    api.values["a"] = 8
+    code, data = plan_json(capsys)
+    kr = by_id(data)["deploys"]
+    assert kr["value"] == {"old": 9.0, "new": 9.0}, kr
+    assert code == 0 and kr["action"] == "unchanged"
+    code, out, _ = run(capsys, "plan", "--json", "--now", "2026-11-20T00:00:00Z")
+    kr = by_id(json.loads(out))["deploys"]
+    assert code == 2 and kr["value"]["new"] == 8.0 and kr["action"] == "change"
+
+
+def test_a_changed_source_definition_with_the_same_value_is_a_change(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The source a KR reads is part of its definition: pointing `api` at another URL (here
+    the same server by another name, so the same values) is a change of every KR reading
+    it (formula inputs included), shown as `sources.api.url`; manual KRs are untouched."""
+    edit(
+        env,
+        "      - {id: postmortems",
+        "      - {id: ratio, formula: x * 2, inputs: {x: {source: api, extract: a}},"
+        " target: 20}\n      - {id: postmortems",
+    )
+    assert run(capsys, "apply")[0] == 0
+    assert run(capsys, "plan", "--now", LATER)[0] == 0
+    edit(env, 'url: "http://127.0.0.1:', 'url: "http://localhost:')
+    code, out, _ = run(capsys, "plan", "--now", LATER)
+    assert code == 2, out
+    assert out.splitlines()[0] == "3 to change, 0 to add, 0 to retire"
+    assert '    sources.api.url: "http://127.0.0.1:' in out
+    code, data = plan_json(capsys)
+    krs = by_id(data)
+    assert code == 2 and krs["postmortems"]["action"] == "unchanged"
+    for kr_id in ("deploys", "tickets", "ratio"):
+        assert krs[kr_id]["action"] == "change"
+        assert set(krs[kr_id]["config"]) == {"sources.api.url"}
+        assert krs[kr_id]["value"]["old"] == krs[kr_id]["value"]["new"]
+
+
+def test_a_store_applied_before_sources_were_kept_plans_no_change(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Definitions stored without `sources` (an older okrsync applied them) are not all
+    changes at the first plan after an upgrade."""
+    assert run(capsys, "apply")[0] == 0
+    db = sqlite3.connect(env / "okrsync.db")
+    with db:
+        db.execute("UPDATE key_results SET definition = json_remove(definition, '$.sources')")
+    db.close()
+    code, out, _ = run(capsys, "plan", "--now", LATER)
+    assert code == 0, out
+
+
+def test_a_checkin_does_not_apply_the_config(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a run applies a config: a check-in made with an edited, unapplied config must
+    not store its definitions, or plan would stop showing the edit (exit 0) although
+    nothing was ever measured or judged with it."""
+    assert run(capsys, "apply")[0] == 0
+    edit(env, "extract: a, target: 10", "extract: a, target: 20")
+    assert run(capsys, "plan", "--now", LATER)[0] == 2
+    code, _, err = run(capsys, "checkin", "postmortems", "2", "--now", LATER)
+    assert code == 0, err
+    code, data = plan_json(capsys)
+    kr = by_id(data)["deploys"]
+    assert code == 2 and kr["config"] == {"target": {"old": 10, "new": 20}}, kr
+    assert run(capsys, "apply")[0] == 0
+    assert plan_json(capsys)[0] == 0
+
+
+def test_a_checkin_into_a_new_store_knows_its_kr(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check-in before any apply still records the KR and the period (history works),
+    and the plan adds the rest."""
+    code, _, err = run(capsys, "checkin", "postmortems", "2", "--now", LATER)
+    assert code == 0, err
+    code, out, _ = run(capsys, "history", "postmortems")
+    assert code == 0 and "manual by" in out
+    code, out, _ = run(capsys, "status", "--now", LATER)
+    assert code == 0 and "postmortems" in out

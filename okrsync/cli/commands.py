@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -260,21 +262,43 @@ def report(args: Any, settings: Settings) -> int:
 
 
 def history(args: Any, settings: Settings) -> int:
-    from okrsync.cli.render import history_text
+    from okrsync.cli.render import history_lines, json_array_lines
 
     until = moment.now_of(args) if args.now else None
     store = Store(settings.db, create=False)
     try:
-        rows = store.history(args.kr_id, args.limit, until)
+        rows = store.history_rows(args.kr_id, args.limit, until)
+        first = next(rows, None)
         known = store.known_kr(args.kr_id)
-        if not rows and known is None:
-            raise UsageError(f"no key result '{args.kr_id}' in {settings.db}")
+        if first is None and known is None:
+            raise UsageError(_unknown_kr(args.kr_id, store, settings.db))
+        if known and known["retired_at"] and not args.json:
+            retired = known["retired_at"]
+            print(f"{args.kr_id}: retired at {retired} (removed from config; history kept)")
+        every = itertools.chain([first] if first is not None else [], rows)
+        out = sys.stdout
+        if args.json:  # streamed: a history of 1,000,000 rows in constant memory
+            for piece in json_array_lines(every):
+                out.write(piece)
+            out.write("\n")
+        else:
+            for line in history_lines(args.kr_id, every):
+                out.write(line + "\n")
     finally:
         store.close()
-    if known and known["retired_at"] and not args.json:
-        print(f"{args.kr_id}: retired at {known['retired_at']} (removed from config; history kept)")
-    print(json.dumps(rows, indent=2) if args.json else history_text(args.kr_id, rows))
     return EXIT_OK
+
+
+def _unknown_kr(kr_id: str, store: Store, db: Path) -> str:
+    """`no key result 'deplys' in okrsync.db (did you mean deploys?)`, or that there is no
+    store there yet."""
+    import difflib
+
+    message = f"no key result '{kr_id}' in {db}"
+    if not Path(db).exists():
+        return message + " (no store there yet: okrsync sync --once or apply creates it)"
+    close = difflib.get_close_matches(kr_id, store.kr_ids(), n=3)
+    return message + (f" (did you mean {', '.join(close)}?)" if close else "")
 
 
 def checkin(args: Any, settings: Settings) -> int:

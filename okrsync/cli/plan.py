@@ -128,7 +128,9 @@ def as_text(
     base = baseline(applied)
     mine = f"config {digest}" + (f", commit {short(commit)}" if commit else "")
     if base is None:
-        known = " (only check-ins so far)" if applied.get("key_results") else ""
+        known = ""
+        if applied.get("key_results"):  # check-ins, or an apply while the period was not running
+            known = " (key results known from check-ins or an apply that measured nothing)"
         lines.append(f"no applied run in {Path(db).name}{known}: comparing {mine} with it")
     else:
         theirs = f"config {base['config_digest']}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -161,15 +163,31 @@ def _manual(row: dict[str, Any]) -> str:
     return f"manual{who}{until}" + (f": {row['note']}" if row["note"] else "")
 
 
-def history_text(kr_id: str, rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return f"{kr_id}: no measurements yet"
-    out = [f"{'measured_at':<27} {'value':>12} {'progress':>8}  {'status':<9} source / error"]
+def history_text(kr_id: str, rows: Iterable[dict[str, Any]]) -> str:
+    return "\n".join(history_lines(kr_id, rows))
+
+
+def history_lines(kr_id: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The history table one line at a time (a long history streams)."""
+    empty = True
     for r in rows:
+        if empty:
+            yield f"{'measured_at':<27} {'value':>12} {'progress':>8}  {'status':<9} source / error"
+            empty = False
         progress = "" if r["progress"] is None else f"{percent(r['progress'])}%"
         detail = r["error"] or (_manual(r) if r["manual"] else r["query"] or r["source"])
         value = "" if r["value"] is None else f"{r['value']:,.6g}"
-        out.append(
-            f"{r['measured_at']:<27} {value:>12} {progress:>8}  {r['status'] or '':<9} {detail}"
-        )
-    return "\n".join(out)
+        yield f"{r['measured_at']:<27} {value:>12} {progress:>8}  {r['status'] or '':<9} {detail}"
+    if empty:
+        yield f"{kr_id}: no measurements yet"
+
+
+def json_array_lines(rows: Iterable[Any]) -> Iterator[str]:
+    """A JSON array of `rows`, one row a line, in pieces (to write one after the other, as
+    they are), without holding the list."""
+    empty = True
+    for row in rows:
+        head = "[\n  " if empty else ",\n  "
+        empty = False
+        yield head + json.dumps(row)
+    yield "[]" if empty else "\n]"

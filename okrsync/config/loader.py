@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -62,6 +63,20 @@ class Config:
 
     def find_kr(self, kr_id: str) -> tuple[Objective, KeyResult] | None:
         return self._kr_index.get(kr_id)
+
+    def definition(self, kr: KeyResult) -> dict[str, Any]:
+        """The KR's definition as the store keeps it (`key_results.definition`, what `plan`
+        compares): its fields and, under `sources`, each source it reads as configured
+        (`type`, `url`, `timeout`, ...; never a secret: those come from the environment)."""
+        out: dict[str, Any] = json.loads(kr.model_dump_json(exclude_none=True))
+        names = {kr.source} | {m.source for m in kr.inputs.values()}
+        used = {
+            n: json.loads(self.sources[n].model_dump_json(exclude_none=True))
+            for n in sorted(x for x in names if x is not None and x in self.sources)
+        }
+        if used:
+            out["sources"] = used
+        return out
 
     def every_seconds(self, kr: KeyResult) -> float:
         """The KR's measuring interval: its `every`, its cron's longest gap, or the default."""

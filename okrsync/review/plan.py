@@ -16,7 +16,7 @@ from typing import Any, Literal
 from okrsync.config.loader import Config
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions
-from okrsync.progress.maths import Observation, observe
+from okrsync.progress.maths import Observation, observe_held
 from okrsync.progress.tree import KRView, Tree, evaluate
 from okrsync.secrets import redact
 
@@ -27,6 +27,7 @@ FIELD_ORDER = (
     "title",
     "objective",
     "source",
+    "sources",
     "query",
     "jql",
     "search",
@@ -163,17 +164,19 @@ def diff_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) ->
 
 
 def _flat(definition: Mapping[str, Any]) -> dict[str, Any]:
-    """`inputs: {total: {source, query}}` as `inputs.total.source`, `inputs.total.query`."""
+    """`inputs: {total: {source, query}}` as `inputs.total.source`, `inputs.total.query`;
+    `sources: {prom: {url}}` as `sources.prom.url`."""
     out = dict(definition)
-    inputs = out.pop("inputs", None)
-    if isinstance(inputs, dict):
-        for name, measure in inputs.items():
-            if isinstance(measure, dict):
-                out.update({f"inputs.{name}.{k}": v for k, v in measure.items()})
-            else:
-                out[f"inputs.{name}"] = measure
-    elif inputs is not None:
-        out["inputs"] = inputs
+    for group in ("inputs", "sources"):
+        items = out.pop(group, None)
+        if isinstance(items, dict):
+            for name, measure in items.items():
+                if isinstance(measure, dict):
+                    out.update({f"{group}.{name}.{k}": v for k, v in measure.items()})
+                else:
+                    out[f"{group}.{name}"] = measure
+        elif items is not None:
+            out[group] = items
     return out
 
 
@@ -190,12 +193,9 @@ def _normal(value: Any) -> Any:
 
 
 def kr_definition(config: Config) -> dict[str, dict[str, Any]]:
-    """Each KR's definition as the store keeps it (`key_results.definition`), plus the
-    objective it belongs to."""
-    return {
-        k.id: {**json.loads(k.model_dump_json(exclude_none=True)), "objective": o.id}
-        for o, k in config.key_results()
-    }
+    """Each KR's definition as the store keeps it (`key_results.definition`: with the
+    sources it reads), plus the objective it belongs to."""
+    return {k.id: {**config.definition(k), "objective": o.id} for o, k in config.key_results()}
 
 
 def stored_definition(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,11 +217,12 @@ def after(
     measured: list[Measurement],
     now: datetime,
 ) -> Tree:
-    """The tree once `measured` were stored: as `status` would show it right after."""
+    """The tree once `measured` were stored: as `status` would show it right after (an
+    override holding at `now` keeps its value: automation records under it, nothing more)."""
     observations = dict(known)
     for m in measured:
         prior = observations.get(m.kr_id, Observation())
-        observations[m.kr_id] = observe(prior, m.value, m.error, now, m.progress, m.status)
+        observations[m.kr_id] = observe_held(prior, m.value, m.error, now, m.progress, m.status)
     return evaluate(defs, observations, now)
 
 
@@ -259,6 +260,8 @@ def compare(
             stored = stored_definition(row)
             if not row.get("definition"):  # an older store: compare the columns it kept
                 definition = {k: v for k, v in definition.items() if k in stored}
+            elif "sources" not in stored:  # applied before sources were kept: not a change
+                definition = {k: v for k, v in definition.items() if k != "sources"}
             fields = diff_fields(stored, definition)
         was, will = before.get(kr_id), now_views[kr_id]
         m = results.get(kr_id)

@@ -133,9 +133,11 @@ class Store:
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
 
-    def sync_config(self, config: Config, now: datetime) -> None:
+    def sync_config(self, config: Config, now: datetime, *, only_new: bool = False) -> None:
         """Upsert objectives and KRs from config; mark the ones no longer there retired;
-        record the config's period with the definitions it has now."""
+        record the config's period with the definitions it has now. `only_new` (a check-in,
+        which applies no config): add the objectives, KRs and period the store does not
+        know yet and change nothing else, so `plan` still shows what applying would."""
         stamp = to_text(now)
         objectives = [
             {
@@ -160,13 +162,20 @@ class Store:
                 "target": k.target,
                 "weight": k.weight,
                 "every": k.every,
-                "definition": k.model_dump_json(exclude_none=True),
+                "definition": json.dumps(config.definition(k)),
                 "retired_at": None,
                 "updated_at": stamp,
             }
             for o, k in config.key_results()
         ]
         with self.transaction():
+            if only_new:
+                for table, rows in (("objectives", objectives), ("key_results", krs)):
+                    self.db.table(table).insert_all(rows, pk="id", ignore=True)
+                known = "SELECT 1 FROM periods WHERE name = ?"
+                if self.db.execute(known, [config.period.name]).fetchone() is None:
+                    periods.record(self.db, from_config(config), now)
+                return
             for table, rows in (("objectives", objectives), ("key_results", krs)):
                 self.db.table(table).upsert_all(rows, pk="id")
                 live = [r["id"] for r in rows]
@@ -272,6 +281,13 @@ class Store:
         self, kr_id: str, limit: int | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
         """Measurements of a KR (at or before `until`, if given), newest first, every field."""
+        return list(self.history_rows(kr_id, limit, until))
+
+    def history_rows(
+        self, kr_id: str, limit: int | None = None, until: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """`history`, one row at a time (a history of 1,000,000 rows streams in constant
+        memory); the store must stay open while it is read."""
         sql = "SELECT * FROM measurements WHERE kr_id = ?"
         params: list[Any] = [kr_id]
         if until is not None:
@@ -282,10 +298,10 @@ class Store:
             sql += " LIMIT ?"
             params.append(limit)
         try:
-            rows = [dict(r) for r in self.db.query(sql, params)]
+            for r in self.db.query(sql, params):
+                yield provenance.decoded(dict(r))
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
-        return [provenance.decoded(row) for row in rows]
 
     def overridden(self, now: datetime) -> set[str]:
         """KRs with a manual override holding at `now` (see provenance.overridden)."""
@@ -345,7 +361,7 @@ class Store:
             raise store_error(self.path, exc) from None
 
     def applied(self) -> dict[str, Any]:
-        """What the last writing command synced from its config: `key_results` and
+        """What the last run synced from its config: `key_results` and
         `objectives` rows by id (retired ones too; `definition` parsed) and the latest `run`."""
         try:
             krs = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM key_results")}
@@ -364,6 +380,13 @@ class Store:
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
         return dict(rows[0]) if rows else None
+
+    def kr_ids(self) -> list[str]:
+        """Every KR id the store knows (retired ones too), for 'did you mean'."""
+        try:
+            return [r["id"] for r in self.db.query("SELECT id FROM key_results ORDER BY id")]
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
 
 
 __all__ = ["LOCK_TIMEOUT", "SCHEMA_VERSION", "Store"]
