@@ -136,8 +136,9 @@ class Store:
     def sync_config(self, config: Config, now: datetime, *, only_new: bool = False) -> None:
         """Upsert objectives and KRs from config; mark the ones no longer there retired;
         record the config's period with the definitions it has now. `only_new` (a check-in,
-        which applies no config): add the objectives, KRs and period the store does not
-        know yet and change nothing else, so `plan` still shows what applying would."""
+        which applies no config): add the objectives and KRs the store does not know yet
+        and change no other, so `plan` still shows what applying would; the period's
+        definitions are recorded all the same."""
         stamp = to_text(now)
         objectives = [
             {
@@ -172,9 +173,9 @@ class Store:
             if only_new:
                 for table, rows in (("objectives", objectives), ("key_results", krs)):
                     self.db.table(table).insert_all(rows, pk="id", ignore=True)
-                known = "SELECT 1 FROM periods WHERE name = ?"
-                if self.db.execute(known, [config.period.name]).fetchone() is None:
-                    periods.record(self.db, from_config(config), now)
+                # the period's definitions are the period's, not an applied config: a
+                # team that only checks in still gets its past periods judged rightly
+                periods.record(self.db, from_config(config), now)
                 return
             for table, rows in (("objectives", objectives), ("key_results", krs)):
                 self.db.table(table).upsert_all(rows, pk="id")
