@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import threading
@@ -38,10 +39,12 @@ def read_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
 
 
 def remember(value: str) -> None:
-    """Mark a value as secret so `redact` hides it wherever it would be shown."""
+    """Mark a value as secret so `redact` hides it wherever it would be shown, also as
+    written inside JSON (a secret with `"`, `\\` or non-ASCII is escaped there)."""
     if len(value) >= 4:
         with _lock:
             _known.add(value)
+            _known.add(json.dumps(value)[1:-1])
 
 
 def remember_basic(user: str, password: str) -> None:

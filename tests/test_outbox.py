@@ -158,3 +158,28 @@ def test_a_v2_store_is_migrated_to_hold_the_outbox(tmp_path: Path) -> None:
     store = Store(path)
     assert store.outbox.listing() == [] and "deliveries" in store.db.table_names()
     store.close()
+
+
+def test_a_late_check_in_for_an_earlier_period_goes_only_where_history_is_kept(
+    tmp_path: Path,
+) -> None:
+    """`checkin --period 2026-Q3` in Q4: the webhook (it keeps every value) gets it; the
+    okr-tracker (it keeps the latest) does not, and its pending Q4 value is not superseded."""
+    sinks = (
+        "sinks:\n"
+        '  hook: {type: webhook, url: "http://127.0.0.1:9/hook"}\n'
+        '  tracker: {type: okr-tracker, url: "http://127.0.0.1:9/api"}\n'
+    )
+    kr = "objectives: [{id: o, title: O, key_results: [{id: a, source: manual, target: 10, "
+    kr += 'push: [hook, {sink: tracker, id: "kr-1"}]}]}]\n'
+    path, db = tmp_path / "okrs.yaml", str(tmp_path / "x.db")
+    base = ["--config", str(path), "--db", db, "checkin", "a"]
+    path.write_text("period: {name: 2026-Q3, start: 2026-07-01, end: 2026-09-30}\n" + sinks + kr)
+    assert main([*base, "3", "--now", "2026-09-01T12:00:00Z"]) == 0
+    path.write_text("period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}\n" + sinks + kr)
+    assert main([*base, "6", "--now", "2026-11-02T12:00:00Z"]) == 0
+    assert main([*base, "4", "--now", "2026-11-03T12:00:00Z", "--period", "2026-Q3"]) == 0
+    late = [(r["sink"], r["state"]) for r in rows(tmp_path) if r["measurement_id"] == 3]
+    assert late == [("hook", "pending")]
+    tracker = [(r["measurement_id"], r["state"]) for r in rows(tmp_path) if r["sink"] == "tracker"]
+    assert tracker == [(1, "superseded"), (2, "pending")]

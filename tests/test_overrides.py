@@ -4,7 +4,9 @@ the daemon's view and the sinks' roll-up show while one holds and after it expir
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
 from concurrent.futures import wait
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -279,3 +281,106 @@ def test_the_running_daemon_shows_an_override_and_drops_it_at_expiry(
         assert view[1]["uptime"].until is None
     finally:
         daemon.shutdown()
+
+
+def _pushed_daemon(tmp_path: Path) -> tuple[Daemon, list[float], ScriptedConnector]:
+    """A daemon on the override config whose `uptime` is pushed to a webhook (nothing
+    listens: the deliveries stay in the outbox, which is what these tests read)."""
+    write_config(tmp_path)
+    path = tmp_path / "okrs.yaml"
+    text = path.read_text().replace(
+        "objectives:",
+        'sinks:\n  hook: {type: webhook, url: "http://127.0.0.1:9/h"}\nobjectives:',
+        1,
+    )
+    path.write_text(
+        text.replace("start: 50, target: 100}", "start: 50, target: 100, push: [hook]}")
+    )
+    clock = [IN_Q4.timestamp()]
+    conn = ScriptedConnector({"up_ratio": 60, "sum(bugs_closed)": 1, "sum(bugs_opened)": 2})
+    daemon = Daemon(
+        Options(path, tmp_path / "x.db", listen=None),
+        clock=lambda: clock[0],
+        factory=factory({"prom": conn}),
+    )
+    return daemon, clock, conn
+
+
+def _batch(daemon: Daemon, clock: list[float], seconds: float) -> None:
+    clock[0] += seconds
+    daemon.tick()
+    wait(set(daemon.futures), timeout=10)
+
+
+def _pushed(tmp_path: Path) -> list[tuple[float, int]]:
+    db = sqlite3.connect(tmp_path / "x.db")
+    try:
+        return db.execute(
+            "SELECT m.value, m.manual FROM deliveries d JOIN measurements m "
+            "ON m.id = d.measurement_id WHERE d.kr_id = 'uptime' ORDER BY d.id"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_the_daemon_keeps_an_override_it_was_never_asked_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No /metrics scrape between the check-in and the batch: the batch itself reads the
+    store, so the override holds and the value measured under it is not pushed."""
+    daemon, clock, conn = _pushed_daemon(tmp_path)
+    daemon.start()
+    try:
+        start = datetime.fromtimestamp(clock[0], UTC)
+        until = (start + timedelta(days=5)).isoformat()
+        with daemon.store_lock:
+            code, _, err = cli(
+                capsys, tmp_path, "checkin", "uptime", "95", "--now", start.isoformat(),
+                "--until", until,
+            )  # fmt: skip
+        assert code == 0, err
+        _batch(daemon, clock, 120)
+        assert conn.asked and daemon.obs["uptime"].value == 95
+    finally:
+        daemon.shutdown()
+    assert _pushed(tmp_path) == [(95.0, 1)]
+
+
+def test_after_a_plain_check_in_the_next_automated_value_is_pushed_even_if_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """60 measured, 95 checked in by another process (no --until), 60 measured again: the
+    check-in was replaced, so the sinks get 60, not stay on 95."""
+    daemon, clock, _ = _pushed_daemon(tmp_path)
+    daemon.start()
+    try:
+        _batch(daemon, clock, 120)
+        moment = datetime.fromtimestamp(clock[0], UTC).isoformat()
+        with daemon.store_lock:
+            code, _, err = cli(capsys, tmp_path, "checkin", "uptime", "95", "--now", moment)
+        assert code == 0, err
+        _batch(daemon, clock, 86400)
+    finally:
+        daemon.shutdown()
+    assert _pushed(tmp_path) == [(60.0, 0), (95.0, 1), (60.0, 0)]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_daemon_records_its_configs_git_commit_with_each_run(tmp_path: Path) -> None:
+    """As apply and sync --once do: `explain` can name the commit of a daemon's value."""
+    daemon, clock, _ = _pushed_daemon(tmp_path)
+    config = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for step in (["init", "-q"], ["add", "okrs.yaml"], ["commit", "-qm", "okrs"]):
+        subprocess.run(["git", "-C", str(tmp_path), *config, *step], check=True, timeout=30)
+    sha = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    daemon.start()
+    try:
+        _batch(daemon, clock, 120)
+    finally:
+        daemon.shutdown()
+    db = sqlite3.connect(tmp_path / "x.db")
+    kinds = db.execute("SELECT DISTINCT kind, config_commit FROM runs").fetchall()
+    db.close()
+    assert kinds == [("daemon", sha)]

@@ -139,28 +139,3 @@ def test_an_objective_score_is_the_weighted_mean_of_scored_items() -> None:
     assert mean_score([(0.4, 3), (0.25, 1), (None, 5)]) == 0.36
     assert mean_score([(None, 1)]) is None
     assert round_score(0.125) == 0.13
-
-
-def test_a_check_in_records_the_periods_definitions_as_they_are_now(tmp_path: Path) -> None:
-    """A team that only checks in (never syncs) still has its period judged with the
-    target it ended with: a check-in applies no config for `plan`, but the period's own
-    definitions follow the config while the period is the config's."""
-    from okrsync.cli.main import main
-
-    config, db = tmp_path / "okrs.yaml", tmp_path / "x.db"
-    text = (
-        "period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}\n"
-        "objectives: [{id: o, title: O, key_results: [\n"
-        "  {id: k, source: manual, start: 0, target: TARGET}]}]\n"
-    )
-    args = ["--config", str(config), "--db", str(db), "checkin", "k"]
-    config.write_text(text.replace("TARGET", "10"))
-    assert main([*args, "5", "--now", "2026-11-01"]) == 0
-    config.write_text(text.replace("TARGET", "20"))
-    assert main([*args, "6", "--now", "2026-11-02"]) == 0
-    store = Store(db)
-    defs = store.definitions("2026-Q4")
-    store.close()
-    assert defs is not None
-    [kr] = defs.key_results()
-    assert kr.target == 20

@@ -288,14 +288,15 @@ def test_a_failing_source_exits_1_and_stores_nothing(
 def test_only_measures_some_and_unknown_ids_are_exit_2(
     env: Path, api: Api, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--only measures the named KRs; the others keep the store's values; unknown: exit 2."""
+    """--only measures the named KRs; the others keep the store's values; unknown: exit 1
+    (an error: plan's 2 means that something would change)."""
     assert run(capsys, "apply")[0] == 0
     api.values["c"] = 9
     code, data = plan_json(capsys, "--only", "deploys")
     krs = by_id(data)
     assert code == 0 and krs["deploys"]["measured"] and not krs["tickets"]["measured"]
     code, _, err = run(capsys, "plan", "--only", "nope")
-    assert code == 2 and "unknown key result(s): nope" in err
+    assert code == 1 and "unknown key result(s): nope" in err
 
 
 def test_a_formula_input_change_is_shown_field_by_field(
@@ -356,10 +357,11 @@ def test_an_ended_period_measures_nothing_and_shows_definition_changes(
 
 
 def test_invalid_config_and_foreign_store(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An invalid config is exit 2 with file:line; a database not okrsync's is exit 3."""
+    """An invalid config is exit 1 with file:line (an error, never "changes"); a database
+    not okrsync's is exit 3."""
     edit(env, "target: 10}", "targte: 10}")
     code, _, err = run(capsys, "plan")
-    assert code == 2 and "config/okrs.yaml:" in err and "targte" in err
+    assert code == 1 and "config/okrs.yaml:" in err and "targte" in err
     edit(env, "targte: 10}", "target: 10}")
     sqlite3.connect(env / "other.db").execute("CREATE TABLE t (x)").connection.commit()
     code, _, err = run(capsys, "plan", "--db", "other.db")
@@ -498,8 +500,31 @@ def test_a_checkin_does_not_apply_the_config(env: Path, capsys: pytest.CaptureFi
     code, data = plan_json(capsys)
     kr = by_id(data)["deploys"]
     assert code == 2 and kr["config"] == {"target": {"old": 10, "new": 20}}, kr
+    assert kr["progress"]["old"] != kr["progress"]["new"]  # judged with the applied target
     assert run(capsys, "apply")[0] == 0
     assert plan_json(capsys)[0] == 0
+
+
+def test_a_checkin_adds_only_its_own_kr_so_plan_still_adds_the_others(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KRs and an objective added to the config but not applied stay 'add' after a
+    check-in of another KR."""
+    assert run(capsys, "apply")[0] == 0
+    edit(
+        env,
+        "      - {id: postmortems, source: manual, target: 5}\n",
+        "      - {id: postmortems, source: manual, target: 5}\n"
+        "      - {id: newkr, source: manual, target: 3}\n"
+        "  - id: ops\n    title: Ops\n    key_results:\n"
+        "      - {id: opskr, source: manual, target: 4}\n",
+    )
+    code, _, err = run(capsys, "checkin", "postmortems", "2", "--now", LATER)
+    assert code == 0, err
+    code, data = plan_json(capsys)
+    krs = by_id(data)
+    assert code == 2 and krs["newkr"]["action"] == krs["opskr"]["action"] == "add"
+    assert [o["action"] for o in data["objectives"] if o["id"] == "ops"] == ["add"]
 
 
 def test_a_checkin_into_a_new_store_knows_its_kr(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from okrsync.secrets import env_name, read_secret, redact, remember_basic
+from okrsync.secrets import env_name, read_secret, redact, remember, remember_basic
 
 
 def test_env_name_upper_cases_and_replaces_dashes() -> None:
@@ -26,3 +26,15 @@ def test_basic_auth_header_form_is_redacted() -> None:
     remember_basic("bob", "Pass-w0rd-9876")
     header = "Basic " + base64.b64encode(b"bob:Pass-w0rd-9876").decode()
     assert redact(f"server echoed {header}") == "server echoed Basic ***"
+
+
+def test_a_secret_is_hidden_inside_json_too() -> None:
+    """Payloads and stored answers are JSON text, where `"`, `\\` and non-ASCII are escaped:
+    the escaped form of a secret is hidden as well as the plain one."""
+    import json
+
+    secret = 'pa"ss\\wörd-9f3a'
+    remember(secret)
+    text = json.dumps({"error": f"401 for token {secret}"})
+    assert "***" in redact(text) and "ss" not in redact(text).split("token")[1]
+    assert redact(secret) == "***"

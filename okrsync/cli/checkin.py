@@ -77,7 +77,7 @@ def checkin(args: Any, settings: Settings) -> int:
         known = store.observations([k.id for k in defs.key_results()], now, defs.period)
         outgoing = prepare(config, defs, [entry], known)
         with store.transaction():
-            store.sync_config(config, now, only_new=True)  # a check-in applies no config
+            store.sync_config(config, now, checked_in=kr.id)  # a check-in applies no config
             ids = store.append(None, [entry], defs.period.name)
             enqueue(store, outgoing, ids, now)
     finally:

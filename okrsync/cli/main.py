@@ -20,16 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     from okrsync.cli import commands
     from okrsync.errors import ConfigError, OkrsyncError, StoreError, UsageError
 
+    # plan's 2 says "something would change" (issue 11), so its errors are all 1
+    invalid = EXIT_FAILED if args.command == "plan" else EXIT_INVALID
     try:
         return commands.run(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         n = len(exc.problems)
         print(f"okrsync: config invalid ({n} problem{'' if n == 1 else 's'})", file=sys.stderr)
-        return EXIT_INVALID
+        return invalid
     except UsageError as exc:
         print(f"okrsync: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return invalid
     except StoreError as exc:
         print(f"okrsync: store: {exc}", file=sys.stderr)
         return EXIT_STORE

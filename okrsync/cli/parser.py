@@ -126,8 +126,8 @@ comment: a summary line, then `~` change, `+` add, `-` retire blocks.
 
 exit status: 0 nothing would change, 2 something would (a changed query, target or
 source counts even when the value is the same; so does a different value, progress or
-status), 1 some key result failed to measure (wins over 2), 2 also for an invalid config,
-3 store error.
+status), 1 an error: some key result failed to measure (wins over 2), an invalid config
+or an unknown --only id, 3 store error.
 
 examples:
   okrsync plan                         the whole config against okrsync.db

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +27,12 @@ from okrsync.connector import Connector
 from okrsync.errors import ConfigError, StoreError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer, failure
-from okrsync.progress.definitions import Definitions, from_config
+from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation, observe_held
 from okrsync.progress.periods import contains, resolve
 from okrsync.progress.status import assess_all
+from okrsync.review.gitinfo import config_commit
+from okrsync.service.active import Active
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
@@ -41,20 +44,6 @@ from okrsync.store.sqlite import Store
 log = structlog.get_logger("okrsync.service.daemon")
 MAX_SLEEP = 30.0
 DELIVERY_EVERY = 30.0  # pending deliveries (check-ins, retries, a crash's) go out this often
-
-
-@dataclass
-class Active:
-    """One loaded config with its Measurer; retired after a reload once its batches end."""
-
-    config: Config
-    defs: Definitions
-    measurer: Measurer
-    krs: dict[str, KeyResult]
-    lanes: dict[str, Lane]
-    users: int = 0
-    retired: bool = False
-    idle_logged: str | None = None
 
 
 @dataclass
@@ -158,7 +147,8 @@ class Daemon:
             defs = resolve(from_config(config), self.store, now)
         measurer = Measurer(config, self.metrics.instrument(self.factory), workers=16)
         krs = {kr.id: kr for _, kr in config.key_results() if not kr.is_manual}
-        active = Active(config, defs, measurer, krs, {k: lane(kr) for k, kr in krs.items()})
+        lanes = {k: lane(kr) for k, kr in krs.items()}
+        active = Active(config, defs, measurer, krs, lanes, commit=config_commit(self.opts.config))
         timings = {k: timing(config, kr) for k, kr in krs.items()}
         with self.lock:
             old, self.active = self.active, active
@@ -321,26 +311,36 @@ class Daemon:
     def _store(
         self, active: Active, krs: list[KeyResult], taken: list[Measurement], now: datetime
     ) -> None:
-        config = active.config
+        config, kr_ids = active.config, [k.id for k in krs]
         with self.lock:
             known = dict(self.obs)  # copied: batches of other lanes update it meanwhile
+        with self.store_lock, suppress(StoreError):  # the write below meets it and reports it
+            # the store's own view of these KRs: a check-in from any process counts
+            known |= {} if self.closing else self.store.observations(kr_ids, now, config.period)
         before = {k.id: known.get(k.id, Observation()) for k in krs}
         rows = assess_all(active.defs, krs, taken, before, now)
         run_id, failed = uuid.uuid4().hex[:16], sum(r.error is not None for r in rows)
         outgoing = prepare(config, active.defs, rows, known)
         with self.store_lock:
             if self.closing:
-                log.warning("batch_abandoned", krs=[k.id for k in krs], reason="shutting down")
+                log.warning("batch_abandoned", krs=kr_ids, reason="shutting down")
                 return
             try:
                 with self.store.transaction():
                     ids = self.store.record_run(
-                        run_id, "daemon", now, self.now(), config.digest, rows, config.period.name
+                        run_id,
+                        "daemon",
+                        now,
+                        self.now(),
+                        config.digest,
+                        rows,
+                        config.period.name,
+                        active.commit,
                     )
                     enqueue(self.store, outgoing, ids, now)
             except StoreError as exc:
                 self.health.store_ok = False
-                log.error("store_failed", error=str(exc), krs=[k.id for k in krs])
+                log.error("store_failed", error=str(exc), krs=kr_ids)
                 return
         self.health.store_ok = True
         self.courier.kick()  # after the commit, outside the store lock: a separate step

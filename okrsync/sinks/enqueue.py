@@ -72,7 +72,11 @@ def prepare(
     `known` is what the caller knew of the period's KRs before `rows`: "changed" and the
     objectives' rolled-up progress come from it and `rows`, never from the store. Error
     rows carry no value and are not pushed; unchanged values only with `push_unchanged`
-    (on the KR, else in `defaults`)."""
+    (on the KR, else in `defaults`). A value filed under an earlier period (`checkin
+    --period`) goes only to sinks that keep history: one that keeps the latest value
+    shows the current period's."""
+    latest = frozenset(name for name, sink in config.sinks.items() if sink.latest_only)
+    current = defs.period.name == config.period.name
     wanted: list[tuple[int, Measurement, tuple[PushTarget, ...]]] = []
     for at, m in enumerate(rows):
         found = config.find_kr(m.kr_id)
@@ -84,8 +88,9 @@ def prepare(
         unchanged = kr.push_unchanged
         if unchanged is None:
             unchanged = config.defaults.push_unchanged
-        if unchanged or changed(m, known.get(m.kr_id)):
-            wanted.append((at, m, _targets(tuple(kr.push))))
+        targets = tuple(t for t in _targets(tuple(kr.push)) if current or t.sink not in latest)
+        if targets and (unchanged or changed(m, known.get(m.kr_id))):
+            wanted.append((at, m, targets))
     if not wanted:
         return Outgoing()
     values = {kr_id: obs.value for kr_id, obs in known.items()}
@@ -121,7 +126,6 @@ def prepare(
         for target in targets:
             payload = redact(json.dumps({**body, "external_id": target.id, **target.mirror()}))
             out.append((at, m.kr_id, target.sink, next(keys), payload))
-    latest = frozenset(name for name, sink in config.sinks.items() if sink.latest_only)
     return Outgoing(out, latest)
 
 

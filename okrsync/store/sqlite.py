@@ -133,12 +133,13 @@ class Store:
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
 
-    def sync_config(self, config: Config, now: datetime, *, only_new: bool = False) -> None:
+    def sync_config(self, config: Config, now: datetime, *, checked_in: str | None = None) -> None:
         """Upsert objectives and KRs from config; mark the ones no longer there retired;
-        record the config's period with the definitions it has now. `only_new` (a check-in,
-        which applies no config): add the objectives and KRs the store does not know yet
-        and change no other, so `plan` still shows what applying would; the period's
-        definitions are recorded all the same."""
+        record the config's period with the definitions it has now.
+
+        `checked_in` (a check-in of that KR, which applies no config): add that KR and its
+        objective, and the period, only where the store does not know them yet, and change
+        nothing else, so `plan` still shows all that applying the config would."""
         stamp = to_text(now)
         objectives = [
             {
@@ -170,12 +171,14 @@ class Store:
             for o, k in config.key_results()
         ]
         with self.transaction():
-            if only_new:
-                for table, rows in (("objectives", objectives), ("key_results", krs)):
+            if checked_in is not None:
+                kr = [r for r in krs if r["id"] == checked_in]
+                owner = [r for r in objectives if kr and r["id"] == kr[0]["objective_id"]]
+                for table, rows in (("objectives", owner), ("key_results", kr)):
                     self.db.table(table).insert_all(rows, pk="id", ignore=True)
-                # the period's definitions are the period's, not an applied config: a
-                # team that only checks in still gets its past periods judged rightly
-                periods.record(self.db, from_config(config), now)
+                known = "SELECT 1 FROM periods WHERE name = ?"
+                if self.db.execute(known, [config.period.name]).fetchone() is None:
+                    periods.record(self.db, from_config(config), now)
                 return
             for table, rows in (("objectives", objectives), ("key_results", krs)):
                 self.db.table(table).upsert_all(rows, pk="id")
