@@ -144,3 +144,17 @@ def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> N
     release.join()
     assert [h["value"] for h in store.history("a")] == [1.0]
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+def test_the_latest_run_is_found_by_index_and_keys_need_no_unique_index(tmp_path: Path) -> None:
+    """Schema 6: plan's baseline (the latest run) is read through an index, not a scan of
+    every run the daemon ever wrote; idempotency keys carry no unique index (nothing looks
+    them up; each is 128 random bits)."""
+    store = Store(tmp_path / "x.db")
+    plan = store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM runs ORDER BY started_at DESC LIMIT 1"
+    ).fetchall()
+    indexes = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    store.close()
+    assert "idx_runs_started_at" in " ".join(str(step[-1]) for step in plan)
+    assert "idx_deliveries_idempotency_key" not in indexes

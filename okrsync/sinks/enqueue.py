@@ -55,7 +55,7 @@ class Outgoing:
                 "kr_id": kr_id,
                 "sink": sink,
                 "idempotency_key": key,
-                "payload": f'{{"measurement_id": {ids[at]}, {payload[1:]}',
+                "payload": f'{{"measurement_id":{ids[at]},{payload[1:]}',
             }
             for at, kr_id, sink, key, payload in self.deliveries
         ]
@@ -124,7 +124,8 @@ def prepare(
             "objective_progress": rolled.get(objective) if objective else None,
         }
         for target in targets:
-            payload = redact(json.dumps({**body, "external_id": target.id, **target.mirror()}))
+            fields = {**body, "external_id": target.id, **target.mirror()}
+            payload = redact(json.dumps(fields, separators=(",", ":")))
             out.append((at, m.kr_id, target.sink, next(keys), payload))
     return Outgoing(out, latest)
 

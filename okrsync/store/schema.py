@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -181,12 +181,21 @@ def _migrate_v5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_v6(db: sqlite_utils.Database) -> None:
+    """Indexes where the reads are: the latest run (`plan`'s baseline) without scanning
+    every run; and no unique index on idempotency keys, which nothing looks up (each is
+    128 random bits) and whose scattered inserts were a third of the outbox's cost."""
+    db.execute("CREATE INDEX IF NOT EXISTS idx_runs_started_at ON runs (started_at)")
+    db.execute("DROP INDEX IF EXISTS idx_deliveries_idempotency_key")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
     4: _migrate_v4,
     5: _migrate_v5,
+    6: _migrate_v6,
 }
 
 
