@@ -16,9 +16,9 @@ from typing import Any
 import requests
 
 from okrsync.config.sinks import GithubIssueSink
-from okrsync.secrets import env_name, read_secret
+from okrsync.secrets import env_name
 from okrsync.sinks.rest import call, summary
-from okrsync.sinks.transport import DeliveryError
+from okrsync.sinks.transport import DeliveryError, sink_secret
 
 MAX_PAGES = 20
 API_VERSION = "2022-11-28"
@@ -38,10 +38,7 @@ def text(payload: dict[str, Any]) -> str:
 
 
 def session(name: str) -> tuple[requests.Session, list[str]]:
-    try:
-        token = read_secret(env_name(name, "TOKEN"))
-    except OSError as exc:
-        raise DeliveryError(str(exc), retryable=True) from None
+    token = sink_secret(name, "TOKEN")
     if not token:
         raise DeliveryError(
             f"no GitHub token: set {env_name(name, 'TOKEN')} (or its _FILE form) to a token "

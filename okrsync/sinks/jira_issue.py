@@ -14,18 +14,14 @@ from urllib.parse import quote
 import requests
 
 from okrsync.config.sinks import JiraIssueSink
-from okrsync.secrets import env_name, read_secret, remember_basic
+from okrsync.secrets import env_name, remember_basic
 from okrsync.sinks.rest import call, summary
-from okrsync.sinks.transport import DeliveryError
+from okrsync.sinks.transport import DeliveryError, sink_secret
 
 
 def session(name: str) -> tuple[requests.Session, list[str]]:
     """A session authenticated as sink `name`'s env says, and the secrets it holds."""
-    try:
-        user = read_secret(env_name(name, "USER"))
-        token = read_secret(env_name(name, "TOKEN"))
-    except OSError as exc:
-        raise DeliveryError(str(exc), retryable=True) from None
+    user, token = sink_secret(name, "USER"), sink_secret(name, "TOKEN")
     if not token:
         stem = env_name(name, "")
         raise DeliveryError(

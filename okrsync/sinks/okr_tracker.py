@@ -15,8 +15,8 @@ import json
 from urllib.parse import quote
 
 from okrsync.config.sinks import OkrTrackerSink
-from okrsync.secrets import env_name, read_secret
-from okrsync.sinks.transport import DeliveryError, outcome, post
+from okrsync.secrets import env_name
+from okrsync.sinks.transport import DeliveryError, outcome, post, sink_secret
 
 HEADERS = {"TOKEN": "x-api-key", "CLIENT_ID": "okr-client-id", "CLIENT_SECRET": "okr-client-secret"}
 
@@ -25,10 +25,7 @@ def credentials(name: str) -> dict[str, str]:
     """The auth headers of sink `name` that are set in the environment."""
     out: dict[str, str] = {}
     for suffix, header in HEADERS.items():
-        try:
-            value = read_secret(env_name(name, suffix))
-        except OSError as exc:
-            raise DeliveryError(str(exc), retryable=True) from None
+        value = sink_secret(name, suffix)
         if value:
             out[header] = value
     if not out:

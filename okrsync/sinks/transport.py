@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from okrsync.secrets import redact
+from okrsync.secrets import env_name, read_secret, redact
 from okrsync.timefmt import utcnow
 
 SHOWN_BYTES = 500
@@ -42,6 +42,15 @@ class DeliveryError(Exception):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def sink_secret(sink: str, suffix: str) -> str | None:
+    """`OKRSYNC_<SINK>_<SUFFIX>` (or its _FILE form); an unreadable file is a retryable
+    DeliveryError (it may be mounted later), never a crash of the delivery step."""
+    try:
+        return read_secret(env_name(sink, suffix))
+    except OSError as exc:
+        raise DeliveryError(str(exc), retryable=True) from None
 
 
 @dataclass(frozen=True)

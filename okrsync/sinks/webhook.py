@@ -7,8 +7,7 @@ import hashlib
 import hmac
 
 from okrsync.config.sinks import WebhookSink
-from okrsync.secrets import env_name, read_secret
-from okrsync.sinks.transport import DeliveryError, outcome, post
+from okrsync.sinks.transport import DeliveryError, outcome, post, sink_secret
 
 __all__ = ["DeliveryError", "send", "signature"]
 
@@ -25,10 +24,7 @@ def send(name: str, sink: WebhookSink, body: bytes, key: str) -> int:
         "User-Agent": "okrsync",
         "Idempotency-Key": key,
     }
-    try:
-        secret = read_secret(env_name(name, "SECRET"))
-    except OSError as exc:
-        raise DeliveryError(str(exc), retryable=True) from None
+    secret = sink_secret(name, "SECRET")
     if secret:
         headers["X-Okrsync-Signature"] = signature(secret, body)
     answer = post(sink.url, body, headers, sink.timeout, sink.max_response_bytes)
