@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_runs import okr
 
-from okrsync.cli.main import main
 from okrsync.config.loader import load
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
@@ -30,14 +30,6 @@ objectives:
     key_results:
       - {id: lagging, source: manual, start: 0, target: 10}
 """
-
-
-def okr(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    db = ["--config", str(tmp_path / "okrs.yaml"), "--db", str(tmp_path / "x.db")]
-    code = main([argv[0], *db, *argv[1:]])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Webhooks over HTTPS against a real TLS receiver on 127.0.0.1: a certificate the system
-trusts delivers; one it does not trust never does, and the stored error says why."""
+trusts delivers; one it does not trust never does, and the stored error says why. Also
+what a signing secret whose file cannot be read does to a delivery."""
 
 from __future__ import annotations
 
@@ -66,3 +67,18 @@ def test_an_untrusted_certificate_is_never_delivered_to(
     [row] = rows(tmp_path)
     assert row["state"] != "delivered" and row["last_status_code"] is None
     assert "certificate" in str(row["last_error"]).lower()
+
+
+def test_an_unreadable_secret_file_keeps_the_delivery_pending_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`OKRSYNC_<SINK>_SECRET_FILE` naming a file not there (yet): nothing is sent
+    unsigned, the delivery stays pending for the next run, and its error names the file."""
+    monkeypatch.setenv("OKRSYNC_PORTAL_SECRET_FILE", str(tmp_path / "not-mounted-yet"))
+    with receiving() as receiver:
+        push_once(tmp_path, receiver.url)
+        assert receiver.seen == []
+    [row] = rows(tmp_path)
+    assert row["state"] == "pending" and "cannot read OKRSYNC_PORTAL_SECRET_FILE" in str(
+        row["last_error"]
+    )
