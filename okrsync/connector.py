@@ -12,6 +12,11 @@ okrsync runs it)::
         def close(self) -> None: ...
         requests: int                # HTTP requests made, for the per-source summary
 
+A connector whose source can evaluate a query at any past instant over a whole span in
+one request (Prometheus's query_range) also implements `fetch_range` (RangeConnector);
+`okrsync backfill` uses it. Others are backfilled one `fetch` per day, and only when the
+query names the day with `{now}`.
+
 It is found through the entry-point group `okrsync.connectors` (entry name: the `type:`
 written in YAML; value: `module:Class`). okrsync validates every `sources.<name>` block
 with `source_model` and every key result's query fields with `query_model` when the
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -38,6 +43,8 @@ __all__ = [
     "FetchError",
     "NonBlank",
     "QueryBase",
+    "RangeConnector",
+    "RangePoint",
     "RateLimitedError",
     "Reading",
     "SourceBase",
@@ -135,3 +142,22 @@ class Connector(Protocol):
     def fetch(self, query: Any, window: Window) -> Reading: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RangePoint:
+    """One instant of a range answer: its reading, or why that instant gives no number
+    (e.g. several series and no `reduce`). An instant with no data at all is absent."""
+
+    at: datetime
+    reading: Reading | None = None
+    error: str | None = None
+
+
+class RangeConnector(Connector, Protocol):
+    """A connector that evaluates a query at every `step` from `start` to `end` (both
+    included when on a step) in as few requests as its source allows."""
+
+    def fetch_range(
+        self, query: Any, window: Window, start: datetime, end: datetime, step: timedelta
+    ) -> list[RangePoint]: ...

@@ -32,6 +32,8 @@ class Measurement:
     """Who checked the value in (manual rows)."""
     until: datetime | None = None
     """A manual override of an automated KR holds until then (automation still records)."""
+    backfilled: bool = False
+    """Measured afterwards for a past instant (`okrsync backfill`), not live."""
 
     @property
     def failed(self) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -189,6 +189,13 @@ def _migrate_v6(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_deliveries_idempotency_key")
 
 
+def _migrate_v7(db: sqlite_utils.Database) -> None:
+    """Backfill: a measurement taken afterwards for a past instant is `backfilled`; one
+    re-measured by `backfill --replace` is `superseded` (kept in history, never shown)."""
+    for name in ("backfilled", "superseded"):
+        db.table("measurements").add_column(name, int, not_null_default=0)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
@@ -196,6 +203,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     4: _migrate_v4,
     5: _migrate_v5,
     6: _migrate_v6,
+    7: _migrate_v7,
 }
 
 

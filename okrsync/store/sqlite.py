@@ -234,8 +234,8 @@ class Store:
         sql = (
             "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
             "status, source, query, inputs, error, manual, note, answer, fetched_at, "
-            "duration_s, author, until) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "duration_s, author, until, backfilled) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         ids: list[int] = []
         for r in rows:
@@ -261,6 +261,7 @@ class Store:
                     r.duration_s,
                     r.author,
                     to_text(r.until) if r.until else None,
+                    int(r.backfilled),
                 ],
             )
             ids.append(int(cursor.lastrowid or 0))
