@@ -244,6 +244,17 @@ class GithubConnector:
         )
         return error or FetchError(f"{self.name}: HTTP {exc.status} for {path}: {snippet(text)}")
 
+    def pace(self, query: GithubQuery) -> float:
+        """Seconds between two requests of `query` that the search budget allows (0: the
+        REST API, budgeted by the server's headers only); for `backfill --dry-run`."""
+        if query.search is None:
+            return 0.0
+        try:
+            token = read_secret(env_name(self.name, "TOKEN"))
+        except OSError:
+            token = None
+        return 60.0 / (30 if token else 10)
+
     # --- measuring --------------------------------------------------------------------
 
     def fetch(self, query: GithubQuery, window: Window) -> Reading:

@@ -190,7 +190,7 @@ def test_a_million_rows_stay_fast(tmp: Path, capsys: pytest.CaptureFixture[str])
 def test_a_raw_answer_is_bounded_and_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     """A big answer is cut to ANSWER_LIMIT bytes and says so; a secret in it is masked."""
     from okrsync.connector import ANSWER_LIMIT, bound_answer
-    from okrsync.measure.measurer import _safe_answer
+    from okrsync.measure.measurer import safe_answer
     from okrsync.secrets import read_secret
 
     big = {"values": [{"metric": {"pod": f"p{i}"}, "value": i} for i in range(1000)]}
@@ -200,7 +200,7 @@ def test_a_raw_answer_is_bounded_and_redacted(monkeypatch: pytest.MonkeyPatch) -
     assert bound_answer({"total": 3}) == {"total": 3}
     monkeypatch.setenv("OKRSYNC_PROM_TOKEN", "tok-very-secret-123")
     assert read_secret("OKRSYNC_PROM_TOKEN") == "tok-very-secret-123"
-    assert _safe_answer({"url": "http://x/?t=tok-very-secret-123"}) == {"url": "http://x/?t=***"}
+    assert safe_answer({"url": "http://x/?t=tok-very-secret-123"}) == {"url": "http://x/?t=***"}
 
 
 def test_fetch_duration_counts_the_retries(tmp_path: Path) -> None:

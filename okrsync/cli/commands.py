@@ -49,6 +49,7 @@ def run(args: Any) -> int:
         "explain": explain,
         "plan": plan,
         "apply": apply,
+        "backfill": backfill,
     }[args.command]
     return handler(args, settings)
 
@@ -59,6 +60,12 @@ def _refuse_now(args: Any, command: str) -> None:
             f"{command} measures the sources as they are now, so it takes no --now "
             "(to look at a past moment: okrsync status --now T)"
         )
+
+
+def backfill(args: Any, settings: Settings) -> int:
+    from okrsync.cli.backfill import backfill as command
+
+    return command(args, settings, load_config(settings))
 
 
 def validate(args: Any, settings: Settings) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from okrsync.cli import backfill_args
+
 DESCRIPTION = """\
 okrsync measures key results from their sources (Prometheus, Jira, GitHub, any JSON API),
 computes progress and status, rolls them up into objectives and keeps the history in an
@@ -21,6 +23,7 @@ typical use:
   okrsync plan                        what applying the config would change (exit 2: something)
   okrsync apply                       sync --once, recording the config's git commit
   okrsync report --html report.html   the report: tree, trends, forecasts, changes
+  okrsync backfill --all --dry-run    history from the period start, from the sources
 
 environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
 OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
@@ -393,4 +396,5 @@ def parser() -> argparse.ArgumentParser:
     _common(r)
     r.add_argument("id", nargs="?", metavar="ID", help="the delivery's id (from `deliveries`)")
     r.add_argument("--all", action="store_true", help="every failed delivery")
+    backfill_args.add(sub, _common)
     return root

@@ -64,9 +64,7 @@ class Measurer:
         self.sleep = sleep
         self.workers = workers
         self._connectors: dict[str, Connector | OkrsyncError] = {}
-        self._limits = {
-            n: threading.Semaphore(s.max_concurrency) for n, s in config.sources.items()
-        }
+        self.limits = {n: threading.Semaphore(s.max_concurrency) for n, s in config.sources.items()}
         self._lock = threading.Lock()
         self.queries: dict[str, int] = {}  # distinct queries per source of the last measure()
 
@@ -88,7 +86,8 @@ class Measurer:
             if not isinstance(conn, Exception):
                 conn.close()
 
-    def _connector(self, name: str) -> Connector:
+    def connector(self, name: str) -> Connector:
+        """The source's connector, created on first use (a failed start is raised again)."""
         with self._lock:
             if name not in self._connectors:
                 try:
@@ -179,9 +178,9 @@ class Measurer:
     def _run(self, fetch: Fetch) -> None:
         began = time.monotonic()
         try:
-            conn = self._connector(fetch.source)
-            query = self._query(fetch)
-            with self._limits[fetch.source]:
+            conn = self.connector(fetch.source)
+            query = as_query(self.config, fetch.source, fetch.fields)
+            with self.limits[fetch.source]:
                 fetch.reading = call_with_retry(
                     lambda: conn.fetch(query, fetch.window),
                     max_wait=fetch.max_wait,
@@ -204,18 +203,6 @@ class Measurer:
             error=fetch.error,
         )
 
-    def _query(self, fetch: Fetch) -> QueryBase:
-        """The fetch's templated fields as its connector's query model (checked at load; a
-        placeholder's value can still break it)."""
-        model = plugins.plugin(self.config.sources[fetch.source].type).query_model
-        try:
-            return model.model_validate(fetch.fields)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'query'}: {e['msg']}" for e in exc.errors()
-            )
-            raise FetchError(f"{fetch.source}: invalid query: {problems}") from None
-
     def _measurement(
         self, kr: KeyResult, wanted: list[tuple[str | None, Fetch]], now: datetime
     ) -> Measurement:
@@ -230,7 +217,7 @@ class Measurer:
                 value=reading.value if reading else None,
                 error=fetch.error,
                 note=reading.note if reading else None,
-                answer=_safe_answer(reading.answer if reading else None),
+                answer=safe_answer(reading.answer if reading else None),
                 fetched_at=fetch.fetched_at,
                 duration_s=fetch.duration_s,
             )
@@ -240,7 +227,7 @@ class Measurer:
         durations = [f.duration_s for _, f in wanted if f.duration_s is not None]
         return replace(
             m,
-            answer=_safe_answer({"inputs": answers} if answers else None),
+            answer=safe_answer({"inputs": answers} if answers else None),
             fetched_at=max(stamps) if stamps else None,
             duration_s=max(durations) if durations else None,
         )
@@ -267,7 +254,20 @@ class Measurer:
         return Measurement(kr.id, now, "formula", query, value=value, inputs=values)
 
 
-def _safe_answer(answer: dict[str, Any] | None) -> dict[str, Any] | None:
+def as_query(config: Config, source: str, fields: dict[str, Any]) -> QueryBase:
+    """Templated query fields as the source's query model (checked at load; a
+    placeholder's value can still break it)."""
+    model = plugins.plugin(config.sources[source].type).query_model
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'query'}: {e['msg']}" for e in exc.errors()
+        )
+        raise FetchError(f"{source}: invalid query: {problems}") from None
+
+
+def safe_answer(answer: dict[str, Any] | None) -> dict[str, Any] | None:
     """A raw answer fit to store: bounded (see `bound_answer`), secrets redacted, and
     never an error of its own (a connector's odd answer must not fail its KR)."""
     try:

@@ -34,19 +34,20 @@ def call_with_retry(
     max_wait: float = 60.0,
     attempts: int = ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    bound: str = "this key result's interval",
 ) -> T:
     """Call `fn`, retrying transient FetchErrors (5xx, timeouts, 429) with backoff.
 
     A server that asks for a longer wait than `max_wait` (the KR's interval) fails at
-    once with a clear error instead of blocking the other key results.
+    once with a clear error instead of blocking the other key results (`bound` says
+    what `max_wait` is, for that error).
     """
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientFetchError) and (exc.retry_after or 0) > max_wait:
             raise type(exc)(
-                f"{exc} (longer than this key result's interval of {max_wait:g}s; "
-                "will try again next run)",
+                f"{exc} (longer than {bound} of {max_wait:g}s; will try again next run)",
                 exc.retry_after,
             ) from None
 

@@ -1,0 +1,188 @@
+"""Planning a backfill: which KRs can be measured for past instants, at which instants,
+and the distinct requests that costs.
+
+A source that evaluates any instant over a span in one request (a RangeConnector, i.e.
+Prometheus) can always be backfilled; any other only when its query names the day with
+`{now}`, one request per day. Knows OKRs and the connector interface, nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from okrsync.config import plugins, templating
+from okrsync.config.loader import Config
+from okrsync.config.model import KeyResult, Measure
+from okrsync.connector import Reading
+from okrsync.measure.plan import describe
+
+DAY = timedelta(days=1)
+RANGE_POINTS = 11_000
+"""Prometheus answers at most this many points per series per request."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """The instants asked for: `start`, then every `step`, up to and including `end`."""
+
+    start: datetime
+    end: datetime
+    step: timedelta
+
+    def instants(self, *, dated: bool = False) -> list[datetime]:
+        """The span's instants; `dated`: the span's days at 00:00 UTC (for sources whose
+        `{now}` is a date), from the first midnight at or after `start`."""
+        first = self.start
+        if dated:
+            midnight = datetime.combine(self.start.astimezone(UTC).date(), time(), UTC)
+            first = midnight if midnight >= self.start else midnight + DAY
+        out: list[datetime] = []
+        at = first
+        while at <= self.end:
+            out.append(at)
+            at += self.step
+        return out
+
+
+@dataclass
+class Request:
+    """One distinct request of a backfill and what it answered: a span of instants of one
+    range query, or one day of a `{now}` query. Shared by every KR that needs it."""
+
+    source: str
+    fields: dict[str, Any]
+    instants: list[datetime]
+    ranged: bool
+    step: timedelta
+    readings: dict[datetime, Reading] = field(default_factory=dict)
+    errors: dict[datetime, str] = field(default_factory=dict)
+    """Instants that gave an error (a failed request fails all of its instants)."""
+    duration_s: float | None = None
+
+    @property
+    def text(self) -> str:
+        return describe(self.fields)
+
+    @property
+    def cost(self) -> int:
+        """Requests it takes: a range query is split past RANGE_POINTS instants."""
+        return math.ceil(len(self.instants) / RANGE_POINTS) if self.ranged else 1
+
+
+@dataclass
+class Job:
+    """One KR's backfill: its instants still to measure and, per input (None: the KR's
+    own query), the request that answers each instant."""
+
+    kr: KeyResult
+    instants: list[datetime]
+    wants: list[tuple[str | None, str, dict[datetime, Request]]] = field(default_factory=list)
+    """(input name, source, instant -> request) per measure of the KR."""
+    skipped_existing: int = 0
+
+    def requests(self) -> list[Request]:
+        """The distinct requests this KR waits for (some may be shared with other KRs)."""
+        seen: dict[int, Request] = {}
+        for _, _, by_instant in self.wants:
+            for request in by_instant.values():
+                seen.setdefault(id(request), request)
+        return list(seen.values())
+
+
+def measures(kr: KeyResult) -> list[tuple[str | None, Measure]]:
+    """The measures a KR's value comes from: its inputs (formula) or itself."""
+    return list(kr.inputs.items()) if kr.formula else [(None, kr)]
+
+
+def _uses_now(measure: Measure) -> bool:
+    text = json.dumps(measure.query_fields(), default=str)
+    return "now" in templating.PLACEHOLDER.findall(text)
+
+
+def ranged(config: Config, source: str) -> bool:
+    """Whether the source's connector evaluates a span in one request (fetch_range)."""
+    cls = plugins.plugin(config.sources[source].type).cls
+    return callable(getattr(cls, "fetch_range", None))
+
+
+def dated(config: Config, kr: KeyResult) -> bool:
+    """Whether the KR is measured per day (some measure of it has no range source)."""
+    return any(not ranged(config, str(m.source)) for _, m in measures(kr))
+
+
+def skip_reason(config: Config, kr: KeyResult, first_day: str) -> str | None:
+    """Why `kr` cannot be backfilled (None: it can). `first_day` names the span's start."""
+    if kr.is_manual:
+        return "manual key result: its values are check-ins, there is no source to ask"
+    for name, measure in measures(kr):
+        source = str(measure.source)
+        if ranged(config, source) or _uses_now(measure):
+            continue
+        kind = config.sources[source].type
+        reason = (
+            f"{kind} query has no {{now}}: today's answer says nothing about {first_day} "
+            '(write the query for an as-of date, e.g. resolved <= "{now}")'
+        )
+        return f"input {name}: {reason}" if name else reason
+    return None
+
+
+def step_problem(config: Config, kr: KeyResult, step: timedelta) -> str | None:
+    """Why `step` cannot be used for `kr` (None: it can): a `{now}` is a date."""
+    if step % DAY == timedelta(0) or not dated(config, kr):
+        return None
+    kinds = sorted({config.sources[str(m.source)].type for _, m in measures(kr)})
+    return (
+        f"--step must be whole days for {kr.id}: its {'/'.join(kinds)} query's {{now}} is a "
+        "date, so it can only be asked once per day (use e.g. --step 1d)"
+    )
+
+
+def fields_at(config: Config, measure: Measure, day: datetime) -> dict[str, Any]:
+    """The measure's query fields with the placeholders of `day` (its UTC date)."""
+    period = config.period
+    values = templating.variables(period.name, period.start, period.end, day.astimezone(UTC).date())
+    rendered: dict[str, Any] = templating.render(measure.query_fields(), values)
+    return rendered
+
+
+def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
+    """Fill each job's `wants` with the requests its instants need; identical requests
+    (same source and rendered query over the same instants) are planned once. A range
+    query costs one request over every instant of the span it renders the same for,
+    whatever each KR still lacks, so KRs sharing it share the request."""
+    requests: dict[str, Request] = {}
+    for job in jobs:
+        if not job.instants:
+            continue
+        grid = span.instants(dated=dated(config, job.kr))
+        for name, measure in measures(job.kr):
+            source = str(measure.source)
+            is_ranged = ranged(config, source)
+            by_instant: dict[datetime, Request] = {}
+            groups: dict[str, list[datetime]] = {}
+            rendered: dict[str, dict[str, Any]] = {}
+            for at in grid if is_ranged else job.instants:
+                fields = fields_at(config, measure, at)
+                key = json.dumps([source, fields], sort_keys=True, default=str)
+                groups.setdefault(key, []).append(at)
+                rendered[key] = fields
+            wanted = set(job.instants)
+            for key, instants in groups.items():
+                if not wanted.intersection(instants):
+                    continue
+                span_key = json.dumps([key, instants[0].isoformat(), instants[-1].isoformat()])
+                if not is_ranged:
+                    span_key = json.dumps([key, "day", instants[0].isoformat()])
+                request = requests.setdefault(
+                    span_key, Request(source, rendered[key], instants, is_ranged, span.step)
+                )
+                for at in instants:
+                    if at in wanted:
+                        by_instant[at] = request
+            job.wants.append((name, source, by_instant))
+    return list(requests.values())

@@ -1,0 +1,276 @@
+"""`okrsync backfill` end to end on loopback Jira (Data Center) and GitHub fakes that
+answer by the as-of date written into the JQL or search string."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runs import okr
+from clock import pin_cli_clock
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+NOW = datetime(2026, 10, 10, 12, tzinfo=UTC)
+FIXTURES = Path(__file__).parent / "fixtures"
+DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def resolved_by(day: date) -> int:
+    """The fake Jira's count of issues resolved before `day` began: 3 a day since Oct 1."""
+    return max(0, (day - date(2026, 10, 1)).days) * 3
+
+
+def merged_by(day: date) -> int:
+    """The fake GitHub's count of PRs merged before `day`: 10 plus 2 a day."""
+    return 10 + max(0, (day - date(2026, 10, 1)).days) * 2
+
+
+class Sources:
+    """Jira DC (`GET /rest/api/2/search?maxResults=0`, answering `total`) and GitHub
+    Enterprise (`GET /api/v3/search/issues`, answering `total_count`), each counting by
+    the date in its query; `fail` dates answer HTTP 500; every query asked is kept."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.asked: list[tuple[str, str]] = []
+        self.fail: set[str] = set()
+        jira = json.loads((FIXTURES / "jira" / "dc_search_count.json").read_text())
+        gh = json.loads((FIXTURES / "github" / "search_issues_count.json").read_text())
+
+        def jira_search(request: Request) -> Response:
+            jql = request.args["jql"]
+            self.asked.append(("jira", jql))
+            day = DATE.search(jql)
+            if day and day[1] in self.fail:
+                body = {"errorMessages": ["Internal server error"], "errors": {}}
+                return Response(json.dumps(body), 500, content_type="application/json")
+            total = resolved_by(date.fromisoformat(day[1])) if day else 999
+            return Response(json.dumps({**jira, "total": total}), content_type="application/json")
+
+        def gh_search(request: Request) -> Response:
+            q = request.args["q"]
+            self.asked.append(("github", q))
+            day = DATE.search(q)
+            total = merged_by(date.fromisoformat(day[1])) if day else 999
+            body = {**gh, "total_count": total, "items": gh["items"][:1]}
+            headers = {"x-ratelimit-remaining": "29", "x-ratelimit-resource": "search"}
+            return Response(json.dumps(body), content_type="application/json", headers=headers)
+
+        server.expect_request("/rest/api/2/search").respond_with_handler(jira_search)
+        server.expect_request("/api/v3/search/issues").respond_with_handler(gh_search)
+
+
+@pytest.fixture
+def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Sources:
+    monkeypatch.setenv("OKRSYNC_JIRA_TOKEN", "dc-pat-secret-1234")
+    monkeypatch.setenv("OKRSYNC_GH_TOKEN", "ghp_secret_token_1234")
+    return Sources(httpserver)
+
+
+def write_config(tmp_path: Path, server: HTTPServer, *, jql: str | None = None) -> None:
+    url = server.url_for("/").rstrip("/")
+    jql = jql or 'project = OPS AND resolved <= "{now}"'
+    (tmp_path / "okrs.yaml").write_text(
+        f"""
+period: {{name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}}
+sources:
+  jira: {{type: jira, url: "{url}", deployment: datacenter, timeout: 5}}
+  gh: {{type: github, url: "{url}/api/v3", timeout: 5}}
+objectives:
+  - id: ops
+    title: Ops
+    key_results:
+      - {{id: resolved, source: jira, jql: '{jql}', start: 0, target: 300}}
+      - {{id: merged, source: gh, search: "repo:acme/api is:pr is:merged merged:<{{now}}",
+          start: 0, target: 200}}
+      - {{id: open-now, source: jira, jql: "project = OPS AND resolution is EMPTY",
+          start: 50, target: 0}}
+      - {{id: ratio, formula: "a / b * 100", start: 0, target: 100,
+          inputs: {{a: {{source: jira, jql: 'resolved <= "{{now}}"'}},
+                    b: {{source: gh, search: "merged:<{{now}}"}}}}}}
+      - {{id: postmortems, source: manual, start: 0, target: 4}}
+"""
+    )
+
+
+def history(tmp_path: Path, kr: str) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(tmp_path / "x.db")
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute(
+        "SELECT m.*, r.kind FROM measurements m JOIN runs r ON r.id = m.run_id "
+        "WHERE kr_id = ? ORDER BY measured_at, m.id",
+        [kr],
+    ).fetchall()
+    conn.close()
+    return [dict(r) for r in rows]
+
+
+@pytest.fixture(autouse=True)
+def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    pin_cli_clock(monkeypatch, NOW)
+
+
+def test_jira_backfill_measures_each_day_at_midnight_utc_with_that_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    code, out, err = okr(tmp_path, capsys, "backfill", "resolved", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    (kr,) = report["krs"]
+    # Oct 1 .. Oct 10 at 00:00 UTC (now is Oct 10 12:00): 10 points, one request each
+    assert (kr["points"], kr["written"], kr["failed"], kr["requests"]) == (10, 10, 0, 10)
+    assert report["requests"] == {"jira": 10}
+    rows = history(tmp_path, "resolved")
+    assert [r["measured_at"][:19] for r in rows] == [
+        f"2026-10-{d:02d}T00:00:00" for d in range(1, 11)
+    ]
+    assert [r["value"] for r in rows] == [resolved_by(date(2026, 10, d)) for d in range(1, 11)]
+    assert rows[3]["query"] == 'project = OPS AND resolved <= "2026-10-04"'
+    assert all(r["backfilled"] == 1 and r["kind"] == "backfill" for r in rows)
+    # progress and status as of each instant: Oct 4 has 9 of 300 resolved
+    assert rows[3]["progress"] == pytest.approx(9 / 300)
+    assert rows[0]["status"] == "on_track"
+
+
+def test_same_backfill_twice_writes_nothing_and_asks_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    assert okr(tmp_path, capsys, "backfill", "resolved", "merged")[0] == 0
+    asked = len(sources.asked)
+    code, out, _ = okr(tmp_path, capsys, "backfill", "resolved", "merged", "--json")
+    assert code == 0
+    krs = json.loads(out)["krs"]
+    assert [(k["written"], k["skipped_existing"]) for k in krs] == [(0, 10), (0, 10)]
+    assert len(sources.asked) == asked
+    assert len(history(tmp_path, "merged")) == 10
+
+
+def test_query_without_now_is_skipped_with_its_reason_and_named_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    code, out, _ = okr(tmp_path, capsys, "backfill", "--all", "--json")
+    assert code == 0
+    by_id = {k["id"]: k for k in json.loads(out)["krs"]}
+    assert by_id["open-now"]["skipped_reason"].startswith(
+        "jira query has no {now}: today's answer says nothing about 2026-10-01"
+    )
+    assert by_id["open-now"]["written"] == 0
+    assert "manual" in by_id["postmortems"]["skipped_reason"]
+    assert by_id["ratio"]["written"] == 10  # a formula whose inputs all use {now}
+    assert history(tmp_path, "open-now") == []
+    assert not any("resolution is EMPTY" in q for _, q in sources.asked)
+    code, _, err = okr(tmp_path, capsys, "backfill", "open-now")
+    assert code == 2
+    assert "open-now" in err and "has no {now}" in err
+
+
+def test_formula_point_is_computed_from_its_inputs_on_that_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    assert okr(tmp_path, capsys, "backfill", "ratio", "--from", "2026-10-05")[0] == 0
+    rows = history(tmp_path, "ratio")
+    assert len(rows) == 6
+    d = date(2026, 10, 7)
+    assert rows[2]["value"] == pytest.approx(resolved_by(d) / merged_by(d) * 100)
+    assert json.loads(rows[2]["inputs"]) == {"a": resolved_by(d), "b": merged_by(d)}
+
+
+def test_failed_points_are_reported_not_stored_and_a_rerun_fills_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    sources.fail = {"2026-10-03", "2026-10-06"}
+    code, out, _ = okr(tmp_path, capsys, "backfill", "resolved")
+    assert code == 1
+    assert "2 failed" in out and "2026-10-03T00:00:00" in out and "HTTP 500" in out
+    assert len(history(tmp_path, "resolved")) == 8
+    # a backfill failure is never recorded as the KR's error (nothing to go stale on)
+    assert all(r["error"] is None for r in history(tmp_path, "resolved"))
+    code, out, _ = okr(tmp_path, capsys, "status", "--json", "--now", "2026-10-10T01:00:00Z")
+    assert "HTTP 500" not in out and '"status": "stale"' not in out
+    sources.fail = set()
+    code, out, _ = okr(tmp_path, capsys, "backfill", "resolved", "--json")
+    assert code == 0
+    (kr,) = json.loads(out)["krs"]
+    assert (kr["written"], kr["skipped_existing"]) == (2, 8)
+
+
+def test_live_measurement_within_half_a_step_is_not_duplicated(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sources: Sources,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_config(tmp_path, httpserver)
+    pin_cli_clock(monkeypatch, datetime(2026, 10, 4, 9, tzinfo=UTC))
+    assert okr(tmp_path, capsys, "sync", "--once", "--only", "resolved")[0] == 0
+    pin_cli_clock(monkeypatch, NOW)
+    code, out, _ = okr(tmp_path, capsys, "backfill", "resolved", "--json")
+    assert code == 0
+    (kr,) = json.loads(out)["krs"]
+    # Oct 4 09:00 is within 12h of Oct 4 00:00: that day is already measured
+    assert (kr["written"], kr["skipped_existing"]) == (9, 1)
+
+
+def test_step_must_be_whole_days_for_dated_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    code, _, err = okr(tmp_path, capsys, "backfill", "resolved", "--step", "6h")
+    assert code == 2
+    assert "whole days" in err and "{now}" in err
+    assert sources.asked == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["nope"], "unknown key result"),
+        (["resolved", "--from", "2026-10-08", "--to", "2026-10-03"], "is after --to"),
+        (["resolved", "--from", "2026-09-01"], "before the period"),
+        (["resolved", "--to", "2026-11-01"], "after now"),
+        (["resolved", "--step", "soon"], "--step"),
+        ([], "--all"),
+    ],
+)
+def test_bad_usage_is_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sources: Sources,
+    httpserver: HTTPServer,
+    args: list[str],
+    says: str,
+) -> None:
+    write_config(tmp_path, httpserver)
+    code, _, err = okr(tmp_path, capsys, "backfill", *args)
+    assert code == 2, err
+    assert says in err
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    code, out, _ = okr(tmp_path, capsys, "backfill", "--all", "--dry-run")
+    assert code == 0
+    assert sources.asked == [] and not (tmp_path / "x.db").exists()
+    assert "dry run" in out
+    line = next(x for x in out.splitlines() if " merged " in x)
+    # 10 GitHub searches at 30 a minute (with a token): about 20 s
+    assert "10 to measure" in line and "10 requests" in line and "about 20s" in line
+    assert "skipped: jira query has no {now}" in out
+    code, out, _ = okr(tmp_path, capsys, "backfill", "--all", "--dry-run", "--json")
+    report = json.loads(out)
+    assert report["dry_run"] is True
+    assert report["requests"] == {"jira": 20, "gh": 20}
