@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ class Sources:
         self.server = server
         self.asked: list[tuple[str, str]] = []
         self.fail: set[str] = set()
+        self.delay = 0.0
         jira = json.loads((FIXTURES / "jira" / "dc_search_count.json").read_text())
         gh = json.loads((FIXTURES / "github" / "search_issues_count.json").read_text())
 
@@ -51,11 +57,13 @@ class Sources:
                 body = {"errorMessages": ["Internal server error"], "errors": {}}
                 return Response(json.dumps(body), 500, content_type="application/json")
             total = resolved_by(date.fromisoformat(day[1])) if day else 999
+            total += 1000 if "project = NEW" in jql else 0  # a reworded query counts more
             return Response(json.dumps({**jira, "total": total}), content_type="application/json")
 
         def gh_search(request: Request) -> Response:
             q = request.args["q"]
             self.asked.append(("github", q))
+            time.sleep(self.delay)
             day = DATE.search(q)
             total = merged_by(date.fromisoformat(day[1])) if day else 999
             body = {**gh, "total_count": total, "items": gh["items"][:1]}
@@ -274,3 +282,93 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     report = json.loads(out)
     assert report["dry_run"] is True
     assert report["requests"] == {"jira": 20, "gh": 20}
+
+
+def test_replace_supersedes_older_backfilled_points_and_never_touches_live_ones(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sources: Sources,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_config(tmp_path, httpserver)
+    assert okr(tmp_path, capsys, "backfill", "resolved", "--to", "2026-10-09")[0] == 0
+    pin_cli_clock(monkeypatch, datetime(2026, 10, 10, 3, tzinfo=UTC))
+    assert okr(tmp_path, capsys, "sync", "--once", "--only", "resolved")[0] == 0
+    pin_cli_clock(monkeypatch, NOW)
+    write_config(tmp_path, httpserver, jql='project = NEW AND resolved <= "{now}"')
+    code, out, err = okr(tmp_path, capsys, "backfill", "resolved", "--replace", "--json")
+    assert code == 0, err
+    (kr,) = json.loads(out)["krs"]
+    # Oct 1..9 re-measured; Oct 10 00:00 has the live 03:00 value within half a day
+    assert (kr["written"], kr["skipped_existing"], kr["superseded"]) == (9, 1, 9)
+    rows = history(tmp_path, "resolved")
+    old = [r for r in rows if r["superseded"]]
+    new = [r for r in rows if r["backfilled"] and not r["superseded"]]
+    live = [r for r in rows if not r["backfilled"]]
+    assert len(old) == 9 and all("project = OPS" in r["query"] for r in old)
+    assert [r["value"] for r in new] == [
+        resolved_by(date(2026, 10, d)) + 1000 for d in range(1, 10)
+    ]
+    assert len(live) == 1 and live[0]["superseded"] == 0 and "project = OPS" in live[0]["query"]
+    # run again: nothing left to replace but the points it just wrote, which it re-measures
+    code, out, _ = okr(tmp_path, capsys, "backfill", "resolved", "--json")
+    (kr,) = json.loads(out)["krs"]
+    assert (kr["written"], kr["skipped_existing"]) == (0, 10)
+
+
+def test_replace_keeps_the_old_point_where_re_measuring_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    assert okr(tmp_path, capsys, "backfill", "resolved")[0] == 0
+    write_config(tmp_path, httpserver, jql='project = NEW AND resolved <= "{now}"')
+    sources.fail = {"2026-10-05"}
+    code, out, _ = okr(tmp_path, capsys, "backfill", "resolved", "--replace", "--json")
+    assert code == 1
+    (kr,) = json.loads(out)["krs"]
+    assert (kr["written"], kr["failed"], kr["superseded"]) == (9, 1, 9)
+    shown = [r for r in history(tmp_path, "resolved") if not r["superseded"]]
+    assert len(shown) == 10  # Oct 5 keeps its older value rather than a hole
+    assert [r["value"] for r in shown if r["measured_at"].startswith("2026-10-05")] == [12]
+
+
+def test_sigterm_keeps_finished_krs_and_a_rerun_continues(
+    tmp_path: Path, sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    sources.delay = 0.5  # GitHub is slow: `resolved` is stored long before `merged` is
+    env = {
+        **os.environ,
+        "OKRSYNC_CONFIG": str(tmp_path / "okrs.yaml"),
+        "OKRSYNC_DB": str(tmp_path / "x.db"),
+    }
+    argv = [sys.executable, "-m", "okrsync", "backfill", "resolved", "merged"]
+    argv += ["--now", NOW.isoformat()]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (tmp_path / "x.db").exists() and len(_rows(tmp_path, "resolved")) == 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"run the same backfill again to continue" in err
+    assert len(_rows(tmp_path, "resolved")) == 10
+    assert len(_rows(tmp_path, "merged")) == 0  # interrupted: nothing half-written
+    sources.delay = 0.0
+    done = subprocess.run(argv + ["--json"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    krs = {k["id"]: k for k in json.loads(done.stdout)["krs"]}
+    assert (krs["resolved"]["written"], krs["merged"]["written"]) == (0, 10)
+
+
+def _rows(tmp_path: Path, kr: str) -> list[tuple[str]]:
+    conn = sqlite3.connect(tmp_path / "x.db", timeout=5)
+    try:
+        return conn.execute("SELECT measured_at FROM measurements WHERE kr_id = ?", [kr]).fetchall()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return []
+    finally:
+        conn.close()
