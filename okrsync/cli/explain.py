@@ -69,6 +69,11 @@ def _measurement(m: dict[str, Any], unit: str | None, pad: str = "  ") -> list[s
         if c.get("until"):
             lines.append(f"{pad}holds until {c['until']} (override of an automated KR)")
         return lines
+    if m.get("backfilled"):
+        run = f" (run {m['run']['id']})" if m["run"] else ""
+        lines.append(
+            f"{pad}backfilled: measured afterwards for this instant by `okrsync backfill`{run}"
+        )
     lines.append(f"{pad}source: {m['source']}")
     formula = m["formula"]
     if formula:

@@ -137,6 +137,8 @@ def _kr(view: KRView, depth: int, lines: list[str], ended: bool) -> None:
     start = "previous" if kr.start is None else number(kr.start, None)
     goal = f"{start} → {number(kr.target, kr.unit)}"
     manual = " (manual)" if view.obs.manual and not kr.is_manual else ""
+    if view.obs.backfilled:
+        manual = " (backfilled)"
     if view.obs.until is not None:
         manual = f" (override until {iso(view.obs.until)})"
     verdict = _verdict(view.status, view.score, view.grade, ended)
@@ -167,15 +169,25 @@ def history_text(kr_id: str, rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(history_lines(kr_id, rows))
 
 
+def _flags(row: dict[str, Any]) -> str:
+    """`[backfilled] `, `[backfilled, superseded] ` (re-measured by `backfill --replace`,
+    not shown by status), or nothing for a live row."""
+    flags = [f for f in ("backfilled", "superseded") if row.get(f)]
+    return f"[{', '.join(flags)}] " if flags else ""
+
+
 def history_lines(kr_id: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The history table one line at a time (a long history streams)."""
+    """The history table one line at a time (a long history streams); a backfilled or
+    superseded row says so before its source."""
     empty = True
     for r in rows:
         if empty:
             yield f"{'measured_at':<27} {'value':>12} {'progress':>8}  {'status':<9} source / error"
             empty = False
         progress = "" if r["progress"] is None else f"{percent(r['progress'])}%"
-        detail = r["error"] or (_manual(r) if r["manual"] else r["query"] or r["source"])
+        detail = _flags(r) + (
+            r["error"] or (_manual(r) if r["manual"] else r["query"] or r["source"])
+        )
         value = "" if r["value"] is None else f"{r['value']:,.6g}"
         yield f"{r['measured_at']:<27} {value:>12} {progress:>8}  {r['status'] or '':<9} {detail}"
     if empty:

@@ -62,6 +62,8 @@ class Observation:
     held_back: bool = False
     """The value is an automated one taken while an override held (so sinks were not
     sent it); the override has expired since."""
+    backfilled: bool = False
+    """The value was measured afterwards for its instant (`okrsync backfill`), not live."""
 
     def holds(self, at: datetime) -> bool:
         """Whether this is an override that still holds at `at`."""
@@ -81,7 +83,14 @@ def observe(
     if value is not None:
         return Observation(value, at, False, at, None, progress, status)
     return Observation(
-        prior.value, prior.measured_at, prior.manual, at, error, prior.progress, prior.status
+        prior.value,
+        prior.measured_at,
+        prior.manual,
+        at,
+        error,
+        prior.progress,
+        prior.status,
+        backfilled=prior.backfilled,
     )
 
 

@@ -73,6 +73,7 @@ class KRView:
             "status": self.status,
             "measured_at": _iso(self.obs.measured_at),
             "manual": self.obs.manual,
+            "backfilled": self.obs.backfilled,
             "source": kr.source,
             "error": self.error,
             "last_attempt_at": _iso(self.obs.attempted_at),

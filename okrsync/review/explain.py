@@ -94,6 +94,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
         "value": row["value"],
         "error": row["error"],
         "kind": "manual" if manual else "automated",
+        "backfilled": bool(row["backfilled"]),
         "source": row["source"],
         "query": row["query"],
         "answer": row.get("answer"),

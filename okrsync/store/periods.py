@@ -97,13 +97,14 @@ def definitions(db: sqlite_utils.Database, name: str) -> Definitions | None:
 def final_values(
     db: sqlite_utils.Database, kr_ids: list[str], period: Period, until: datetime
 ) -> dict[str, float]:
-    """Each KR's latest value in `period`, as known at `until`."""
+    """Each KR's latest value in `period`, as known at `until` (superseded rows, re-measured
+    by `backfill --replace`, left out)."""
     where, params = member(period)
     out: dict[str, float] = {}
     for kr_id in kr_ids:
         row = db.execute(
             f"SELECT value FROM measurements WHERE kr_id = ? AND {where} AND measured_at <= ? "
-            "AND value IS NOT NULL ORDER BY measured_at DESC, id DESC LIMIT 1",
+            "AND value IS NOT NULL AND superseded = 0 ORDER BY measured_at DESC, id DESC LIMIT 1",
             [kr_id, *params, to_text(until)],
         ).fetchone()
         if row is not None:

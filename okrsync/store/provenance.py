@@ -24,10 +24,12 @@ _OVERRIDE = (
 
 
 def decoded(row: dict[str, Any]) -> dict[str, Any]:
-    """A measurements row as callers read it: JSON columns parsed, `manual` a bool."""
+    """A measurements row as callers read it: JSON columns parsed; `manual`, `backfilled`
+    and `superseded` bools."""
     row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
     row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
-    row["manual"] = bool(row["manual"])
+    for flag in ("manual", "backfilled", "superseded"):
+        row[flag] = bool(row[flag])
     return row
 
 
@@ -75,10 +77,12 @@ def latest(
     period: Period | None = None,
 ) -> dict[str, Any] | None:
     """The latest measurement of `kr_id` (at or before `at`; of `period`, if given), with
-    its run; `automated`: the latest one that is not a check-in; `valued`: with a value."""
+    its run; `automated`: the latest one that is not a check-in; `valued`: with a value.
+    A superseded row (re-measured by `backfill --replace`) is never the latest."""
     sql = (
         "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
-        "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id WHERE m.kr_id = ?"
+        "FROM measurements AS m LEFT JOIN runs AS r ON r.id = m.run_id "
+        "WHERE m.kr_id = ? AND m.superseded = 0"
     )
     params: list[Any] = [kr_id]
     if at is not None:
@@ -118,21 +122,23 @@ def observations(
 ) -> dict[str, Observation]:
     """Latest value and latest attempt at or before `now` in `period`, per KR; while a
     manual override holds (a check-in with `until` after `now`), its value instead, and a
-    value taken under an override since expired is marked `held_back`."""
+    value taken under an override since expired is marked `held_back`. Superseded rows
+    (re-measured by `backfill --replace`) are neither the value nor the attempt."""
     at = to_text(now)
     where, params = periods.member(period)
     out: dict[str, Observation] = {}
     for kr_id in kr_ids:
         value = db.execute(
-            "SELECT value, measured_at, manual, progress, status FROM measurements "
+            "SELECT value, measured_at, manual, progress, status, backfilled FROM measurements "
             "WHERE kr_id = ? AND "
-            f"{where} AND measured_at <= ? AND value IS NOT NULL "
+            f"{where} AND measured_at <= ? AND value IS NOT NULL AND superseded = 0 "
             "ORDER BY measured_at DESC, id DESC LIMIT 1",
             [kr_id, *params, at],
         ).fetchone()
         attempt = db.execute(
             "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
-            f"{where} AND measured_at <= ? ORDER BY measured_at DESC, id DESC LIMIT 1",
+            f"{where} AND measured_at <= ? AND superseded = 0 "
+            "ORDER BY measured_at DESC, id DESC LIMIT 1",
             [kr_id, *params, at],
         ).fetchone()
         if attempt is None:
@@ -161,5 +167,6 @@ def observations(
             error=attempt[1],
             progress=value[3] if value else None,
             status=value[4] if value else None,
+            backfilled=bool(value[5]) if value else False,
         )
     return out

@@ -47,9 +47,11 @@ class Sums:
 
 
 def _member(period: Period, held_since: datetime | None) -> tuple[str, list[object]]:
-    """The period's rows; with `held_since` (an override holding since then), without the
-    automated values recorded under it (they do not show while it holds)."""
+    """The period's rows that show (superseded ones, re-measured by `backfill --replace`,
+    never do); with `held_since` (an override holding since then), without the automated
+    values recorded under it (they do not show while it holds)."""
     where, params = periods.member(period)
+    where = f"{where} AND superseded = 0"
     if held_since is None:
         return where, list(params)
     return f"{where} AND NOT (manual = 0 AND measured_at > ?)", [*params, to_text(held_since)]
