@@ -166,11 +166,15 @@ def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
             by_instant: dict[datetime, Request] = {}
             groups: dict[str, list[datetime]] = {}
             rendered: dict[str, dict[str, Any]] = {}
-            for at in grid if is_ranged else job.instants:
+            daily = _uses_now(measure)  # else one rendering fits every instant
+            instants = grid if is_ranged else job.instants
+            for at in instants if daily else instants[:1]:
                 fields = fields_at(config, measure, at)
                 key = json.dumps([source, fields], sort_keys=True, default=str)
                 groups.setdefault(key, []).append(at)
                 rendered[key] = fields
+            if not daily:
+                groups = {key: list(instants) for key in groups}
             wanted = set(job.instants)
             for key, instants in groups.items():
                 if not wanted.intersection(instants):

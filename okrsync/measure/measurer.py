@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from okrsync.config import formula, plugins
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
-from okrsync.connector import Connector, QueryBase, bound_answer
+from okrsync.connector import ANSWER_LIMIT, Connector, QueryBase, bound_answer
 from okrsync.errors import FetchError, OkrsyncError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.plan import Fetch, Plan, plan
@@ -270,10 +270,14 @@ def as_query(config: Config, source: str, fields: dict[str, Any]) -> QueryBase:
 def safe_answer(answer: dict[str, Any] | None) -> dict[str, Any] | None:
     """A raw answer fit to store: bounded (see `bound_answer`), secrets redacted, and
     never an error of its own (a connector's odd answer must not fail its KR)."""
+    if answer is None:
+        return None
     try:
+        text = json.dumps(answer, default=str)
+        if len(text.encode()) <= ANSWER_LIMIT:  # the usual case: one encode, one decode
+            small: dict[str, Any] = json.loads(redact(text))
+            return small
         bounded = bound_answer(answer)
-        if bounded is None:
-            return None
         cleaned: dict[str, Any] = json.loads(redact(json.dumps(bounded)))
         return cleaned
     except (TypeError, ValueError):

@@ -220,6 +220,8 @@ def execute(
     run_id = uuid.uuid4().hex[:16]
     with store.transaction():
         store.start_run(run_id, "backfill", now, config.digest, commit)
+        for job in todo:  # adds a KR the store does not know yet; changes nothing else
+            store.sync_config(config, now, checked_in=job.kr.id)
     by_id = {r.id: r for r in bf.reports}
     done_points, total, calls = 0, bf.points, len(bf.requests)
 
@@ -244,13 +246,12 @@ def execute(
                 else:
                     rows.append(assessed)
             with store.transaction():
-                store.sync_config(config, now, checked_in=job.kr.id)
                 if bf.replace:
                     span = bf.span.instants(dated=dated(config, job.kr))
                     report.superseded = backfilled.supersede(
                         store, job.kr.id, span, bf.span.step, [at for at, _ in result.failed]
                     )
-                store.append(run_id, rows, config.period.name)
+                store.append_many(run_id, rows, config.period.name)
                 backfilled.update_run(store, run_id, utcnow(), len(rows), len(result.failed))
             report.written, report.failed, report.no_data = len(rows), result.failed, result.gaps
             report.done = True

@@ -29,6 +29,39 @@ from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
 from okrsync.timefmt import to_text
 
 
+_INSERT = (
+    "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
+    "status, source, query, inputs, error, manual, note, answer, fetched_at, "
+    "duration_s, author, until, backfilled) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(run_id: str | None, r: Measurement, period: str) -> list[Any]:
+    """A measurement as the parameters of `_INSERT`."""
+    return [
+        r.kr_id,
+        period,
+        run_id,
+        to_text(r.measured_at),
+        r.value,
+        r.progress,
+        r.status,
+        r.source,
+        r.query,
+        json.dumps(r.inputs) if r.inputs is not None else None,
+        r.error,
+        int(r.manual),
+        r.note,
+        json.dumps(r.answer) if r.answer is not None else None,
+        to_text(r.fetched_at) if r.fetched_at else None,
+        r.duration_s,
+        r.author,
+        to_text(r.until) if r.until else None,
+        int(r.backfilled),
+    ]
+
+
 class Store:
     """An open OKR store; every sqlite error leaves here as a one-line StoreError."""
 
@@ -231,41 +264,11 @@ class Store:
     def append(self, run_id: str | None, rows: list[Measurement], period: str) -> list[int]:
         """Append measurements of `period` to the history (call inside `transaction()`);
         their ids, in order (the outbox refers to them)."""
-        sql = (
-            "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
-            "status, source, query, inputs, error, manual, note, answer, fetched_at, "
-            "duration_s, author, until, backfilled) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        ids: list[int] = []
-        for r in rows:
-            inputs = json.dumps(r.inputs) if r.inputs is not None else None
-            cursor = self.db.execute(
-                sql,
-                [
-                    r.kr_id,
-                    period,
-                    run_id,
-                    to_text(r.measured_at),
-                    r.value,
-                    r.progress,
-                    r.status,
-                    r.source,
-                    r.query,
-                    inputs,
-                    r.error,
-                    int(r.manual),
-                    r.note,
-                    json.dumps(r.answer) if r.answer is not None else None,
-                    to_text(r.fetched_at) if r.fetched_at else None,
-                    r.duration_s,
-                    r.author,
-                    to_text(r.until) if r.until else None,
-                    int(r.backfilled),
-                ],
-            )
-            ids.append(int(cursor.lastrowid or 0))
-        return ids
+        return [int(self.db.execute(_INSERT, _row(run_id, r, period)).lastrowid or 0) for r in rows]
+
+    def append_many(self, run_id: str | None, rows: list[Measurement], period: str) -> None:
+        """`append` in one executemany, for bulk writes that need no ids (a backfill)."""
+        self.db.conn.executemany(_INSERT, [_row(run_id, r, period) for r in rows])
 
     @property
     def outbox(self) -> Outbox:
