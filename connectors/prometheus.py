@@ -124,8 +124,8 @@ class PrometheusConnector:
         of at most MAX_POINTS instants each; an instant no series has a sample at is absent."""
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("fetch_range needs timezone-aware start and end")
-        if step <= timedelta(0):
-            raise ValueError(f"fetch_range needs a positive step, not {step}")
+        if step < timedelta(milliseconds=1):  # the API's resolution
+            raise ValueError(f"fetch_range needs a step of at least 1 ms, not {step}")
         start = start.astimezone(UTC)
         if end < start:
             return []
@@ -135,9 +135,9 @@ class PrometheusConnector:
             last = min(first + MAX_POINTS, count) - 1
             params = {
                 "query": query.query,
-                "start": _unix(start + first * step),
-                "end": _unix(start + last * step),
-                "step": f"{step.total_seconds():g}",
+                "start": _seconds((start + first * step).timestamp()),
+                "end": _seconds((start + last * step).timestamp()),
+                "step": _seconds(step.total_seconds()),
             }
             by_instant = self._call(
                 self._range_url,
@@ -352,6 +352,7 @@ def _labels(metric: dict[str, str]) -> str:
     return f"{name}{{{pairs}}}"
 
 
-def _unix(at: datetime) -> str:
-    """`at` as the Unix seconds the HTTP API takes, to the millisecond: "1790812800"."""
-    return f"{at.timestamp():.3f}".rstrip("0").rstrip(".")
+def _seconds(value: float) -> str:
+    """Seconds (a Unix time or a step) as the HTTP API takes them, plain and to the
+    millisecond: "1790812800", "1209600", "1.5" (never "1.2096e+06")."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
