@@ -1,10 +1,13 @@
-"""Prometheus: one instant PromQL query gives one number (optionally reduced over series)."""
+"""Prometheus: one instant PromQL query gives one number (optionally reduced over series);
+a range query gives one per instant of a span, for backfills."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, ClassVar, Literal, TypeVar
 
 import requests
 from pydantic import Field
@@ -14,6 +17,7 @@ from okrsync.connector import (
     FetchError,
     NonBlank,
     QueryBase,
+    RangePoint,
     Reading,
     SourceBase,
     TransientFetchError,
@@ -33,6 +37,13 @@ REDUCERS: dict[str, Callable[[list[float]], float]] = {
 # errorTypes (and execution messages) that may pass on their own; the rest need a query fix
 _TRANSIENT_TYPES = {"timeout", "canceled", "unavailable"}
 _TRANSIENT_TEXT = ("deadline exceeded", "context canceled")
+MAX_POINTS = 11_000
+"""Instants one query_range request asks for: Prometheus refuses more than 11,000 points per
+series ("exceeded maximum resolution of 11,000 points per timeseries")."""
+
+T = TypeVar("T")
+Sample = tuple[dict[str, str], str]
+"""A series' labels and its value string at one instant."""
 
 
 class PrometheusSource(SourceBase):
@@ -52,7 +63,10 @@ class PrometheusQuery(QueryBase):
 
 
 class PrometheusConnector:
-    """Runs instant queries at `{url}/api/v1/query`; auth from env (bearer or basic)."""
+    """Runs instant queries at `{url}/api/v1/query`; auth from env (bearer or basic).
+
+    `fetch_range` evaluates a query over a past span at `{url}/api/v1/query_range`, in
+    chunks of at most MAX_POINTS instants (a RangeConnector, for `okrsync backfill`)."""
 
     source_model: ClassVar[type[PrometheusSource]] = PrometheusSource
     query_model: ClassVar[type[PrometheusQuery]] = PrometheusQuery
@@ -62,6 +76,7 @@ class PrometheusConnector:
         self.config = config
         self.requests = 0
         self._url = config.url.rstrip("/") + "/api/v1/query"
+        self._range_url = self._url + "_range"
         self._auth_hint = (
             f"{env_name(name, 'TOKEN')} or {env_name(name, 'USER')}/{env_name(name, 'PASSWORD')}"
         )
@@ -91,13 +106,59 @@ class PrometheusConnector:
     def fetch(self, query: PrometheusQuery, window: Window) -> Reading:
         """The value of the PromQL query now, reduced over series by `reduce` when given."""
         promql, reduce = query.query, query.reduce
+        return self._call(
+            self._url,
+            {"query": promql},
+            lambda data: self._reading(promql, reduce, data["resultType"], data["result"]),
+        )
+
+    def fetch_range(
+        self,
+        query: PrometheusQuery,
+        window: Window,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+    ) -> list[RangePoint]:
+        """The query at every instant start + k*step up to `end`, sorted by time, in requests
+        of at most MAX_POINTS instants each; an instant no series has a sample at is absent."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("fetch_range needs timezone-aware start and end")
+        if step < timedelta(milliseconds=1):  # the API's resolution
+            raise ValueError(f"fetch_range needs a step of at least 1 ms, not {step}")
+        start = start.astimezone(UTC)
+        if end < start:
+            return []
+        count = (end - start) // step + 1
+        points: list[RangePoint] = []
+        for first in range(0, count, MAX_POINTS):
+            last = min(first + MAX_POINTS, count) - 1
+            params = {
+                "query": query.query,
+                "start": _seconds((start + first * step).timestamp()),
+                "end": _seconds((start + last * step).timestamp()),
+                "step": _seconds(step.total_seconds()),
+            }
+            by_instant = self._call(
+                self._range_url,
+                params,
+                partial(
+                    self._matrix, promql=query.query, start=start, step=step, first=first, last=last
+                ),
+            )
+            points += (
+                self._point(query, start + k * step, samples)
+                for k, samples in sorted(by_instant.items())
+            )
+        return points
+
+    def _call(self, url: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
+        """One GET of the HTTP API: auth, errors sorted as `classify` does, and `parse` of the
+        answer's `data`, its shape errors shown with the start of the answer."""
         if not self._auth_ready:
             self._setup_auth()
         self.requests += 1
-        params = {"query": promql}
-        response = send(
-            self._session, "GET", self._url, self.name, self.config.timeout, params=params
-        )
+        response = send(self._session, "GET", url, self.name, self.config.timeout, params=params)
         status = response.status_code
         api = _api_error(response)
         if api is not None and api[1] and status not in (401, 403, 429):
@@ -117,7 +178,7 @@ class PrometheusConnector:
         if api is not None:
             raise FetchError(f"{self.name}: {api[0]} (HTTP {status})")
         try:
-            return self._reading(promql, reduce, body["data"]["resultType"], body["data"]["result"])
+            return parse(body["data"])
         except ShapeError as exc:
             shown = snippet(response.text)
             raise FetchError(
@@ -126,6 +187,40 @@ class PrometheusConnector:
         except (KeyError, IndexError, TypeError, ValueError):
             shown = snippet(response.text)
             raise FetchError(f"{self.name}: unexpected answer from Prometheus: {shown}") from None
+
+    def _point(self, query: PrometheusQuery, at: datetime, samples: list[Sample]) -> RangePoint:
+        """One instant of a range answer: its reading, or the error `fetch` would give there."""
+        metrics = [metric for metric, _ in samples]
+        if len(samples) > 1 and query.reduce is None:
+            return RangePoint(at, error=self._several(query.query, metrics))
+        try:
+            values = [
+                self._number(raw, f"{_labels(m)} at {at:%Y-%m-%dT%H:%M:%SZ}") for m, raw in samples
+            ]
+        except FetchError as exc:
+            return RangePoint(at, error=str(exc))
+        answer = {
+            "resultType": "matrix",
+            "series": len(samples),
+            "values": [
+                {"metric": m, "value": v} for m, v in zip(metrics[:10], values, strict=False)
+            ],
+        }
+        if query.reduce is None:
+            return RangePoint(at, Reading(values[0], answer=answer))
+        reduced = REDUCERS[query.reduce](values)
+        note = f"{query.reduce} of {len(values)} series"
+        return RangePoint(at, Reading(reduced, note=note, answer=answer))
+
+    def _several(self, promql: str, metrics: list[dict[str, str]]) -> str:
+        """Why several series and no `reduce` give no number."""
+        shown = ", ".join(_labels(m) for m in metrics[:3])
+        more = ", ..." if len(metrics) > 3 else ""
+        return (
+            f"{self.name}: {promql!r} gives {len(metrics)} series, not one ({shown}{more}): "
+            "set `reduce: sum` (or avg, min, max) on the key result, "
+            "or aggregate in PromQL, e.g. sum(...)"
+        )
 
     def _reading(self, promql: str, reduce: str | None, kind: str, result: Any) -> Reading:
         """Turn a successful result into one finite number, or explain why it cannot be."""
@@ -147,13 +242,7 @@ class PrometheusConnector:
                 "check the metric name and labels, and that its target is scraped"
             )
         if len(result) > 1 and reduce is None:
-            shown = ", ".join(_labels(s.get("metric", {})) for s in result[:3])
-            more = ", ..." if len(result) > 3 else ""
-            raise FetchError(
-                f"{self.name}: {promql!r} gives {len(result)} series, not one ({shown}{more}): "
-                "set `reduce: sum` (or avg, min, max) on the key result, "
-                "or aggregate in PromQL, e.g. sum(...)"
-            )
+            raise FetchError(self._several(promql, [s.get("metric", {}) for s in result]))
         values = [self._number(*_series(s)) for s in result]
         answer = {
             "resultType": "vector",
@@ -168,6 +257,38 @@ class PrometheusConnector:
         return Reading(
             REDUCERS[reduce](values), note=f"{reduce} of {len(values)} series", answer=answer
         )
+
+    def _matrix(
+        self, data: Any, *, promql: str, start: datetime, step: timedelta, first: int, last: int
+    ) -> dict[int, list[Sample]]:
+        """A query_range answer's samples by instant number k (at start + k*step), each
+        sample's time rounded to the nearest step; only instants `first`..`last` were asked."""
+        kind = data["resultType"]
+        if kind != "matrix":
+            raise FetchError(
+                f"{self.name}: query_range answered a {kind} for {promql!r}, "
+                "not the matrix (one series per label set) it documents"
+            )
+        result = data["result"]
+        if not isinstance(result, list) or not all(isinstance(s, dict) for s in result):
+            raise ShapeError(
+                "a matrix result: a list of {metric: {...}, values: [[time, value], ...]}"
+            )
+        origin, seconds = start.timestamp(), step.total_seconds()
+        by_instant: dict[int, list[Sample]] = {}
+        for series in result:
+            metric, values = series.get("metric"), series.get("values")
+            if not isinstance(metric, dict) or not isinstance(values, list):
+                raise ShapeError(
+                    'matrix elements {metric: {...}, values: [[<unix time>, "<value>"], ...]}'
+                )
+            for pair in values:
+                raw = _sample(pair, "matrix samples")
+                k = round((pair[0] - origin) / seconds)
+                if not first <= k <= last:
+                    raise ShapeError(f"samples between the asked start and end, not at {pair[0]}")
+                by_instant.setdefault(k, []).append((metric, raw))
+        return by_instant
 
     def _number(self, raw: Any, what: str) -> float:
         """A sample value (a string such as "42", "NaN" or "+Inf") as a finite float."""
@@ -229,3 +350,9 @@ def _labels(metric: dict[str, str]) -> str:
     name = metric.get("__name__", "")
     pairs = ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
     return f"{name}{{{pairs}}}"
+
+
+def _seconds(value: float) -> str:
+    """Seconds (a Unix time or a step) as the HTTP API takes them, plain and to the
+    millisecond: "1790812800", "1209600", "1.5" (never "1.2096e+06")."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")

@@ -1,4 +1,6 @@
-"""A real Prometheus on 127.0.0.1 scraping a tiny in-process exporter, for end-to-end tests."""
+"""A real Prometheus on 127.0.0.1 for end-to-end tests: one scraping a tiny in-process
+exporter (`start_prometheus`), or one holding past samples written with promtool
+(`start_prometheus_with_history`), for range queries and backfills."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -113,12 +116,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prometheus_binary() -> str:
-    """Path of the prometheus binary; skip (or fail on CI) when it is not installed."""
-    found = shutil.which("prometheus") or shutil.which("/usr/bin/prometheus")
+def prometheus_binary(name: str = "prometheus") -> str:
+    """Path of the prometheus (or promtool) binary; skip (or fail on CI) when it is not
+    installed (Debian's `prometheus` package ships both)."""
+    found = shutil.which(name) or shutil.which(f"/usr/bin/{name}")
     if found:
         return found
-    message = "prometheus binary not found (apt-get install prometheus)"
+    message = f"{name} binary not found (apt-get install prometheus)"
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"{message}: CI must run the real-Prometheus tests")
     pytest.skip(message)
@@ -147,16 +151,23 @@ def start_prometheus(workdir: Path) -> Iterator[PrometheusServer]:
 
 
 @contextmanager
-def _prometheus(binary: str, workdir: Path, target_port: int) -> Iterator[tuple[str, Path]]:
-    """Run Prometheus scraping 127.0.0.1:`target_port`; yields its URL and log file."""
+def _prometheus(
+    binary: str, workdir: Path, target_port: int | None, extra: Sequence[str] = ()
+) -> Iterator[tuple[str, Path]]:
+    """Run Prometheus scraping 127.0.0.1:`target_port` (nothing when None), with `extra`
+    flags; yields its URL and log file. Its data is in `workdir`/data."""
     config = workdir / "prometheus.yml"
-    config.write_text(
-        f"global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: 1s\n"
+    scrape = (
         "scrape_configs:\n"
         "  - job_name: okrsync_test\n"
         "    honor_labels: true\n"
         "    static_configs:\n"
-        f'      - targets: ["127.0.0.1:{target_port}"]\n',
+        f'      - targets: ["127.0.0.1:{target_port}"]\n'
+        if target_port is not None
+        else ""
+    )
+    config.write_text(
+        f"global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: 1s\n{scrape}",
         encoding="utf-8",
     )
     port = free_port()
@@ -168,6 +179,7 @@ def _prometheus(binary: str, workdir: Path, target_port: int) -> Iterator[tuple[
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
+        *extra,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
@@ -212,3 +224,123 @@ def wait_for_value(url: str, promql: str, expected: float, timeout: float = 15) 
             return
         time.sleep(0.1)
     raise AssertionError(f"{promql!r} did not become {expected} within {timeout:g}s: {seen}")
+
+
+# --- a Prometheus holding past data -------------------------------------------------------
+
+HEAD_SPAN = timedelta(hours=3)
+"""promtool must not write samples this recent: they overlap the head block Prometheus
+is still appending to (see "Backfilling from OpenMetrics format" in its storage docs)."""
+BLOCK_SPAN = (
+    "744h"  # promtool's --max-block-duration: 31-day blocks, not 2 h ones (4 weeks: 0.1 s, not 8 s)
+)
+
+
+@dataclass(frozen=True)
+class HistorySample:
+    """One past sample of gauge `name{labels}` (`at`: aware; OpenMetrics keeps whole ms)."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+    at: datetime
+
+
+def series(
+    name: str,
+    labels: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    value: Callable[[int], float | None],
+) -> Iterator[HistorySample]:
+    """Samples of `name{labels}` at start + k*step up to `end`, valued `value(k)`; a k for
+    which `value` gives None has no sample (a gap)."""
+    k = 0
+    while (at := start + k * step) <= end:
+        v = value(k)
+        if v is not None:
+            yield HistorySample(name, dict(labels), v, at)
+        k += 1
+
+
+def openmetrics(samples: Iterable[HistorySample]) -> str:
+    """`samples` as OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`: each
+    metric family once (`# TYPE name gauge`), its series sorted by labels, each series'
+    samples in time order, timestamps in seconds, and the final `# EOF`. (promtool 2.42
+    silently drops a sample older than the one before it in its series, reads a
+    millisecond timestamp as seconds, and refuses a file without `# EOF`.)"""
+    by_name: dict[str, dict[Labels, dict[datetime, float]]] = {}
+    for sample in samples:
+        key = tuple(sorted(sample.labels.items()))
+        by_name.setdefault(sample.name, {}).setdefault(key, {})[sample.at] = sample.value
+    lines: list[str] = []
+    for name, by_labels in sorted(by_name.items()):
+        lines.append(f"# TYPE {name} gauge")
+        for labels, values in sorted(by_labels.items()):
+            pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            for at, value in sorted(values.items()):
+                seconds = f"{at.timestamp():.3f}".rstrip("0").rstrip(".")
+                lines.append(f"{name}{{{pairs}}} {_format(value)} {seconds}")
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class HistoricalPrometheus:
+    """A running Prometheus (`url`) whose only data are the past samples it was given."""
+
+    url: str
+    log: Path
+    data: Path
+    samples: int = 0  # how many samples promtool was given
+
+    def requests_served(self, handler: str = "/api/v1/query_range") -> float:
+        """HTTP requests Prometheus has answered at `handler` (any status), from its own
+        prometheus_http_requests_total at /metrics: a count independent of the client."""
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        wanted = f'handler="{handler}"'
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("prometheus_http_requests_total{") and wanted in line
+        )
+
+
+@contextmanager
+def start_prometheus_with_history(
+    workdir: Path, samples: Iterable[HistorySample], now: datetime | None = None
+) -> Iterator[HistoricalPrometheus]:
+    """Write `samples` as OpenMetrics, turn them into TSDB blocks with promtool and start
+    Prometheus on them in `workdir` (retention 100y, so old blocks are not deleted at
+    start; it scrapes nothing); stop it on exit. Samples must be older than 3 h."""
+    binary, promtool = prometheus_binary(), prometheus_binary("promtool")
+    listed = list(samples)
+    limit = (now or datetime.now(UTC)) - HEAD_SPAN
+    recent = [s for s in listed if s.at > limit]
+    if recent:
+        raise ValueError(f"{len(recent)} samples are newer than {limit:%Y-%m-%dT%H:%M}Z (now - 3h)")
+    source = workdir / "history.om.txt"
+    source.write_text(openmetrics(listed), encoding="utf-8")
+    data = workdir / "data"
+    made = subprocess.run(
+        [
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "-q",
+            f"--max-block-duration={BLOCK_SPAN}",
+            str(source),
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"promtool failed ({made.returncode}):\n{made.stdout}{made.stderr}")
+    extra = ["--storage.tsdb.retention.time=100y"]
+    with _prometheus(binary, workdir, None, extra) as (url, log):
+        yield HistoricalPrometheus(url, log, data, len(listed))
