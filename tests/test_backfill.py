@@ -4,8 +4,8 @@ answer by the as-of date written into the JQL or search string."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -352,13 +352,13 @@ def test_sigterm_keeps_finished_krs_and_a_rerun_continues(
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert b"run the same backfill again to continue" in err
     assert len(_rows(tmp_path, "resolved")) == 10
     assert len(_rows(tmp_path, "merged")) == 0  # interrupted: nothing half-written
     sources.delay = 0.0
-    done = subprocess.run(argv + ["--json"], env=env, capture_output=True, timeout=60)
+    done = subprocess.run([*argv, "--json"], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     krs = {k["id"]: k for k in json.loads(done.stdout)["krs"]}
     assert (krs["resolved"]["written"], krs["merged"]["written"]) == (0, 10)

@@ -28,7 +28,6 @@ from okrsync.store.outbox import Outbox
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
 from okrsync.timefmt import to_text
 
-
 _INSERT = (
     "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
     "status, source, query, inputs, error, manual, note, answer, fetched_at, "
