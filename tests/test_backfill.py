@@ -372,3 +372,14 @@ def _rows(tmp_path: Path, kr: str) -> list[tuple[str]]:
         return []
     finally:
         conn.close()
+
+
+def test_plan_compares_with_the_last_applied_run_not_a_backfill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    assert okr(tmp_path, capsys, "sync", "--once", "--only", "merged")[0] == 0
+    assert okr(tmp_path, capsys, "backfill", "resolved")[0] == 0
+    code, out, err = okr(tmp_path, capsys, "plan", "--only", "merged", "--json")
+    assert code in (0, 2), err
+    assert json.loads(out)["baseline"]["kind"] == "sync"

@@ -23,42 +23,15 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
 from okrsync.store import periods, provenance
+from okrsync.store import rows as measurement_rows
 from okrsync.store.errors import LOCK_TIMEOUT, store_error
 from okrsync.store.outbox import Outbox
 from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch
 from okrsync.timefmt import to_text
 
-_INSERT = (
-    "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
-    "status, source, query, inputs, error, manual, note, answer, fetched_at, "
-    "duration_s, author, until, backfilled) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_LAST_APPLIED = (  # a backfill applies no config: plan compares with the run before it
+    "SELECT * FROM runs WHERE kind != 'backfill' ORDER BY started_at DESC LIMIT 1"
 )
-
-
-def _row(run_id: str | None, r: Measurement, period: str) -> list[Any]:
-    """A measurement as the parameters of `_INSERT`."""
-    return [
-        r.kr_id,
-        period,
-        run_id,
-        to_text(r.measured_at),
-        r.value,
-        r.progress,
-        r.status,
-        r.source,
-        r.query,
-        json.dumps(r.inputs) if r.inputs is not None else None,
-        r.error,
-        int(r.manual),
-        r.note,
-        json.dumps(r.answer) if r.answer is not None else None,
-        to_text(r.fetched_at) if r.fetched_at else None,
-        r.duration_s,
-        r.author,
-        to_text(r.until) if r.until else None,
-        int(r.backfilled),
-    ]
 
 
 class Store:
@@ -263,11 +236,21 @@ class Store:
     def append(self, run_id: str | None, rows: list[Measurement], period: str) -> list[int]:
         """Append measurements of `period` to the history (call inside `transaction()`);
         their ids, in order (the outbox refers to them)."""
-        return [int(self.db.execute(_INSERT, _row(run_id, r, period)).lastrowid or 0) for r in rows]
+        return [
+            int(
+                self.db.execute(
+                    measurement_rows.INSERT, measurement_rows.row(run_id, r, period)
+                ).lastrowid
+                or 0
+            )
+            for r in rows
+        ]
 
     def append_many(self, run_id: str | None, rows: list[Measurement], period: str) -> None:
         """`append` in one executemany, for bulk writes that need no ids (a backfill)."""
-        self.db.conn.executemany(_INSERT, [_row(run_id, r, period) for r in rows])
+        self.db.conn.executemany(
+            measurement_rows.INSERT, [measurement_rows.row(run_id, r, period) for r in rows]
+        )
 
     @property
     def outbox(self) -> Outbox:
@@ -373,7 +356,7 @@ class Store:
         try:
             krs = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM key_results")}
             objectives = {r["id"]: dict(r) for r in self.db.query("SELECT * FROM objectives")}
-            runs = list(self.db.query("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1"))
+            runs = list(self.db.query(_LAST_APPLIED))
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from None
         for row in krs.values():
