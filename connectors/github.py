@@ -121,6 +121,10 @@ class GithubConnector:
 
     source_model: ClassVar[type[GithubSource]] = GithubSource
     query_model: ClassVar[type[GithubQuery]] = GithubQuery
+    as_of_hint: ClassVar[str] = (
+        "write a search for an as-of date, e.g. merged:<{now}; repository metrics only know today"
+    )
+    """How to write a query that answers for a past day (`okrsync backfill`)."""
 
     def __init__(
         self,

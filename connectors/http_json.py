@@ -141,6 +141,8 @@ class HttpJsonConnector:
 
     source_model: ClassVar[type[HttpSource]] = HttpSource
     query_model: ClassVar[type[HttpQuery]] = HttpQuery
+    as_of_hint: ClassVar[str] = "put {now} in the request's path, params or body"
+    """How to write a query that answers for a past day (`okrsync backfill`)."""
 
     def __init__(self, name: str, config: HttpSource) -> None:
         self.name = name

@@ -106,6 +106,8 @@ class JiraConnector:
 
     source_model: ClassVar[type[JiraSource]] = JiraSource
     query_model: ClassVar[type[JiraQuery]] = JiraQuery
+    as_of_hint: ClassVar[str] = 'write the JQL for an as-of date, e.g. resolved <= "{now}"'
+    """How to write a query that answers for a past day (`okrsync backfill`)."""
 
     def __init__(self, name: str, config: JiraSource) -> None:
         self.name = name

@@ -15,7 +15,8 @@ okrsync runs it)::
 A connector whose source can evaluate a query at any past instant over a whole span in
 one request (Prometheus's query_range) also implements `fetch_range` (RangeConnector);
 `okrsync backfill` uses it. Others are backfilled one `fetch` per day, and only when the
-query names the day with `{now}`.
+query names the day with `{now}`; a connector may say how in a class attribute
+`as_of_hint` (e.g. 'write the JQL for an as-of date, e.g. resolved <= "{now}"').
 
 It is found through the entry-point group `okrsync.connectors` (entry name: the `type:`
 written in YAML; value: `module:Class`). okrsync validates every `sources.<name>` block

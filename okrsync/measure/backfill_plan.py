@@ -123,9 +123,10 @@ def skip_reason(config: Config, kr: KeyResult, first_day: str) -> str | None:
         if ranged(config, source) or _uses_now(measure):
             continue
         kind = config.sources[source].type
+        cls = plugins.plugin(kind).cls
+        hint = str(getattr(cls, "as_of_hint", "name the day with {now} in the query"))
         reason = (
-            f"{kind} query has no {{now}}: today's answer says nothing about {first_day} "
-            '(write the query for an as-of date, e.g. resolved <= "{now}")'
+            f"{kind} query has no {{now}}: today's answer says nothing about {first_day} ({hint})"
         )
         return f"input {name}: {reason}" if name else reason
     return None
