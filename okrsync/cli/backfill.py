@@ -23,8 +23,6 @@ from okrsync.service.backfill import Backfill, KRReport, chosen, execute, prepar
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import parse_instant, to_text
 
-EXIT_INTERRUPTED = 130
-
 
 def _instant(flag: str, text: str | None) -> datetime | None:
     if text is None:
@@ -106,7 +104,9 @@ def backfill(args: Any, settings: Settings, config: Config) -> int:
             "run the same backfill again to continue",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        from okrsync.cli.interrupt import leave
+
+        leave()  # requests in flight (or sleeping on a rate limit) must not hold the exit
     return EXIT_FAILED if any(r.failed for r in bf.reports) else EXIT_OK
 
 

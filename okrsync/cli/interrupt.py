@@ -42,13 +42,13 @@ def within_grace(work: Callable[[], T], grace: float) -> T:
         )
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: leave at once
             done.wait(grace)
-        _leave()
+        leave()
     if "error" in box:
         raise box["error"]  # type: ignore[misc]  # a BaseException by construction
     return box["result"]  # type: ignore[return-value]  # set by work() above
 
 
-def _leave() -> None:
+def leave() -> None:
     """Exit now: fetch threads still waiting on a slow source must not hold the process."""
     sys.stdout.flush()
     sys.stderr.flush()
