@@ -153,7 +153,9 @@ def prepare(
 
 def _cost(bf: Backfill, measurer: Measurer | None) -> None:
     """Requests per KR (a shared request is counted for the first KR that needs it) and
-    per source, and the time they are estimated to take within each source's limits."""
+    per source, and the time they are estimated to take: a rate-limited request takes
+    its source's pace (concurrency does not help), any other LATENCY, `max_concurrency`
+    at a time. Sources are asked in parallel, so the whole takes the slowest source's."""
     counted: set[int] = set()
     by_id = {r.id: r for r in bf.reports}
     per_source_s: dict[str, float] = {}
@@ -166,14 +168,13 @@ def _cost(bf: Backfill, measurer: Measurer | None) -> None:
             report.requests += request.cost
             bf.by_source[request.source] = bf.by_source.get(request.source, 0) + request.cost
             pace = _pace(measurer, request)
-            seconds = request.cost * (pace or LATENCY)
+            width = (
+                1 if measurer is None else measurer.config.sources[request.source].max_concurrency
+            )
+            seconds = request.cost * (pace if pace else LATENCY / width)
             report.estimate_s += seconds
             per_source_s[request.source] = per_source_s.get(request.source, 0.0) + seconds
-    concurrency = {
-        name: 1 if measurer is None else measurer.config.sources[name].max_concurrency
-        for name in per_source_s
-    }
-    bf.estimate_s = max((s / concurrency[name] for name, s in per_source_s.items()), default=0.0)
+    bf.estimate_s = max(per_source_s.values(), default=0.0)
 
 
 def _pace(measurer: Measurer | None, request: Request) -> float:
