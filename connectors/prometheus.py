@@ -194,11 +194,15 @@ class PrometheusConnector:
         if len(samples) > 1 and query.reduce is None:
             return RangePoint(at, error=self._several(query.query, metrics))
         try:
-            values = [
-                self._number(raw, f"{_labels(m)} at {at:%Y-%m-%dT%H:%M:%SZ}") for m, raw in samples
-            ]
-        except FetchError as exc:
-            return RangePoint(at, error=str(exc))
+            values = [float(raw) for _, raw in samples]
+        except ValueError:
+            values = [math.nan]
+        if not all(math.isfinite(v) for v in values):  # the message is built only then
+            try:
+                for m, raw in samples:
+                    self._number(raw, f"{_labels(m)} at {at:%Y-%m-%dT%H:%M:%SZ}")
+            except (FetchError, ValueError) as exc:
+                return RangePoint(at, error=str(exc))
         answer = {
             "resultType": "matrix",
             "series": len(samples),

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,12 +59,12 @@ class Period(Frozen):
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
 
-    @property
+    @functools.cached_property  # read for every status judged: computed once
     def starts_at(self) -> datetime:
         """First instant of the period, in UTC."""
         return datetime.combine(self.start, time(), ZoneInfo(self.timezone)).astimezone(UTC)
 
-    @property
+    @functools.cached_property
     def ends_at(self) -> datetime:
         """First instant after the period (the end date is included), in UTC."""
         day_after = self.end + timedelta(days=1)

@@ -157,7 +157,8 @@ def outcome(job: Job, fetched_at: datetime | None = None) -> Outcome:
         for name, source, by_instant in job.wants:
             request = by_instant[at]
             last = request
-            texts.append(f"{name} = {source}: {request.text}")
+            if kr.formula:
+                texts.append(f"{name} = {source}: {request.text}")
             if at in request.errors:
                 errors.append(f"input {name}: {request.errors[at]}" if name else request.errors[at])
             elif at in request.readings:

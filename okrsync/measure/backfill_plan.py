@@ -8,6 +8,7 @@ Prometheus) can always be backfilled; any other only when its query names the da
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ class Request:
     """Instants that gave an error (a failed request fails all of its instants)."""
     duration_s: float | None = None
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         return describe(self.fields)
 

@@ -16,7 +16,7 @@ from okrsync.errors import UsageError
 from okrsync.measure.backfill import Fetcher, outcome
 from okrsync.measure.backfill_plan import Job, Request, Span, dated, plan, skip_reason, step_problem
 from okrsync.measure.measurer import Measurer
-from okrsync.progress.definitions import from_config
+from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
 from okrsync.progress.periods import resolve
 from okrsync.progress.status import assess
@@ -233,31 +233,44 @@ def execute(
     fetcher = Fetcher(config, measurer, on_done=tick)
     fetcher.submit(bf.requests)
     try:
-        for job in todo:
-            if not fetcher.wait(job, stop):
-                break
-            report = by_id[job.kr.id]
-            result = outcome(job, utcnow())
-            kr_def = defs.kr(job.kr.id)
-            rows = []
-            for m in result.rows:
-                assessed = assess(defs, kr_def, m, Observation()) if kr_def else m
-                if assessed.value is None:  # e.g. `start: previous` without a baseline
-                    result.failed.append((m.measured_at, assessed.error or "no value"))
-                else:
-                    rows.append(assessed)
-            with store.transaction():
-                if bf.replace:
-                    span = bf.span.instants(dated=dated(config, job.kr))
-                    report.superseded = backfilled.supersede(
-                        store, job.kr.id, span, bf.span.step, [at for at, _ in result.failed]
-                    )
-                store.append_many(run_id, rows, config.period.name)
-                backfilled.update_run(store, run_id, utcnow(), len(rows), len(result.failed))
-            report.written, report.failed, report.no_data = len(rows), result.failed, result.gaps
-            report.done = True
-            done_points += len(job.instants)
-            tick()
+        with backfilled.bulk(store):
+            for job in todo:
+                if not fetcher.wait(job, stop):
+                    break
+                _store_one(config, store, bf, job, defs, run_id, by_id[job.kr.id])
+                done_points += len(job.instants)
+                tick()
     finally:
         fetcher.close(cancel=stop.is_set())
     return run_id
+
+
+def _store_one(
+    config: Config,
+    store: Store,
+    bf: Backfill,
+    job: Job,
+    defs: Definitions,
+    run_id: str,
+    report: KRReport,
+) -> None:
+    """Assess one KR's answered points as of their instants and store them in one
+    transaction (with `--replace`, superseding its older backfilled points)."""
+    result = outcome(job, utcnow())
+    kr_def = defs.kr(job.kr.id)
+    rows = []
+    for m in result.rows:
+        assessed = assess(defs, kr_def, m, Observation()) if kr_def else m
+        if assessed.value is None:  # e.g. `start: previous` without a baseline
+            result.failed.append((m.measured_at, assessed.error or "no value"))
+        else:
+            rows.append(assessed)
+    with store.transaction():
+        if bf.replace:
+            span = bf.span.instants(dated=dated(config, job.kr))
+            keep = [at for at, _ in result.failed]
+            report.superseded = backfilled.supersede(store, job.kr.id, span, bf.span.step, keep)
+        store.append_many(run_id, rows, config.period.name)
+        backfilled.update_run(store, run_id, utcnow(), len(rows), len(result.failed))
+    report.written, report.failed, report.no_data = len(rows), result.failed, result.gaps
+    report.done = True

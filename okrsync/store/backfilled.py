@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 from okrsync.store.errors import store_error
@@ -113,3 +115,20 @@ def backfilled_krs(store: Store, kr_ids: list[str], since: datetime) -> set[str]
     except sqlite3.Error as exc:
         raise store_error(store.path, exc) from None
     return out
+
+
+@contextmanager
+def bulk(store: Store) -> Iterator[None]:
+    """A backfill's many small transactions commit without waiting for the disk (WAL with
+    synchronous=NORMAL: never a corrupt store; a power cut may lose the last KRs stored,
+    which a re-run measures again); the store's own setting is restored after."""
+    try:
+        before = int(store.db.execute("PRAGMA synchronous").fetchone()[0])
+        store.db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise store_error(store.path, exc) from None
+    try:
+        yield
+    finally:
+        with suppress(sqlite3.Error):  # a failing store: its first error is the one raised
+            store.db.execute(f"PRAGMA synchronous = {before}")
