@@ -230,6 +230,38 @@ def test_a_kr_added_by_a_reload_is_backfilled_and_the_others_are_not_again(
     assert points(daemon, "merged") == 'okrsync_backfill_points_total{kr="merged"} 10.0'
 
 
+def test_a_skipped_kr_is_logged_once_and_backfilled_once_a_reload_fixes_its_query(
+    tmp_path: Path,
+    sources: Sources,
+    httpserver: HTTPServer,
+    daemons: Callable[[Clock], Daemon],
+    events: list[MutableMapping[str, Any]],
+) -> None:
+    """A KR whose query names no day is skipped, logged once at info with the reason
+    (not again on a reload that leaves it so); fixed by a reload, it is backfilled."""
+    path = tmp_path / "okrs.yaml"
+    path.write_text(config(httpserver, OPEN_NOW))
+    clock = Clock(NOW)
+    daemon = daemons(clock)
+    tick(daemon, clock)
+    settle(daemon)
+    path.write_text(config(httpserver, OPEN_NOW, defaults="every: 2h, backfill: true"))
+    assert daemon.reload() is True
+    tick(daemon, clock)
+    settle(daemon)
+    skipped = [e for e in events if e["event"] == "backfill_skipped"]
+    assert [(e["kr"], e["log_level"]) for e in skipped] == [("open-now", "info")]
+    assert "{now}" in skipped[0]["reason"]
+    assert past(sources, "jira") == []
+    fixed = OPEN_NOW.replace('EMPTY"', "EMPTY AND created <= '{now}'\"")
+    path.write_text(config(httpserver, fixed))
+    assert daemon.reload() is True
+    tick(daemon, clock)
+    settle(daemon)
+    assert len(past(sources, "jira")) == 9
+    assert points(daemon, "open-now") == 'okrsync_backfill_points_total{kr="open-now"} 10.0'
+
+
 def test_backfill_is_off_by_default(
     tmp_path: Path,
     sources: Sources,

@@ -53,7 +53,8 @@ class Backfiller:
         """Set to stop the running backfill: on shutdown, or when a newer config asks."""
         self.thread: threading.Thread | None = None
         self.seen: dict[str, set[str]] = {}
-        """Per period name, the KRs this process backfilled, found backfilled or skipped."""
+        """Per period name, the KRs this process backfilled or found backfilled."""
+        self._logged: set[tuple[str, str]] = set()  # (KR, reason) of skips logged
         self._kicked: Active | None = None
         self._wanted: tuple[Active, set[Future[None]]] | None = None
         self._stopped = False
@@ -140,32 +141,35 @@ class Backfiller:
         try:
             seen |= backfilled_krs(store, [k.id for k in krs], config.period.starts_at)
             span = span_of(config, None, None, STEP, now)
-            krs = [k for k in krs if k.id not in seen and self._can(config, k, span, seen)]
+            krs = [k for k in krs if k.id not in seen and self._can(config, k, span)]
             if not krs:
                 return
             bf = prepare(config, store, krs, span, explicit=False, measurer=active.measurer)
-            self._skipped(bf, seen)
+            self._skipped(bf)
             self._execute(active, store, bf, now, seen)
         finally:
             store.close()
 
-    def _can(self, config: Config, kr: KeyResult, span: Span, seen: set[str]) -> bool:
+    def _can(self, config: Config, kr: KeyResult, span: Span) -> bool:
         """Whether the KR can be planned at this step (one that cannot fails alone)."""
         try:
             prepare(config, None, [kr], span, explicit=False)
         except UsageError as exc:
-            seen.add(kr.id)
-            log.info("backfill_skipped", kr=kr.id, reason=str(exc))
+            self._skip(kr.id, str(exc))
             return False
         return True
 
-    @staticmethod
-    def _skipped(bf: Backfill, seen: set[str]) -> None:
-        """Log each KR that cannot be backfilled, with why, once per process and period."""
+    def _skipped(self, bf: Backfill) -> None:
         for report in bf.reports:
             if report.skipped_reason is not None:
-                seen.add(report.id)
-                log.info("backfill_skipped", kr=report.id, reason=report.skipped_reason)
+                self._skip(report.id, report.skipped_reason)
+
+    def _skip(self, kr_id: str, reason: str) -> None:
+        """Log a KR that cannot be backfilled, with why, once (a reload that fixes its
+        query makes it a candidate again: it has no backfilled value yet)."""
+        if (kr_id, reason) not in self._logged:
+            self._logged.add((kr_id, reason))
+            log.info("backfill_skipped", kr=kr_id, reason=reason)
 
     def _execute(
         self, active: Active, store: Store, bf: Backfill, now: datetime, seen: set[str]
