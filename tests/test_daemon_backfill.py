@@ -354,3 +354,32 @@ def test_a_kr_inherits_backfill_and_it_is_no_part_of_its_definition(
     plain = load(tmp_path / "okrs.yaml")
     assert not any(plain.backfills(kr) for _, kr in plain.key_results())
     assert plain.definition(merged) == loaded.definition(merged)
+
+
+def test_a_reload_that_turns_backfill_off_stops_the_running_one(
+    tmp_path: Path,
+    sources: Sources,
+    httpserver: HTTPServer,
+    daemons: Callable[[Clock], Daemon],
+) -> None:
+    """A backfill of a config that a reload replaces stops between KRs, even when the new
+    config backfills nothing: no values of the old one are stored after it."""
+    path = tmp_path / "okrs.yaml"
+    path.write_text(config(httpserver, RESOLVED))
+    release = threading.Event()
+    sources.held = (TODAY, release)
+    clock = Clock(NOW)
+    daemon = daemons(clock)
+    try:
+        tick(daemon, clock)
+        deadline = time.monotonic() + 10
+        while not past(sources, "jira") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert past(sources, "jira"), "the backfill never asked"
+        path.write_text(config(httpserver, RESOLVED, defaults="every: 1h"))
+        assert daemon.reload() is True
+        daemon.tick()
+        settle(daemon, timeout=5)  # while the source still hangs
+    finally:
+        release.set()
+    assert [r["backfilled"] for r in rows(tmp_path, "resolved")] == [0]

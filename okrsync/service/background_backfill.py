@@ -68,17 +68,18 @@ class Backfiller:
         if active is self._kicked:
             return
         self._kicked, batches = active, set(batches)  # a copy: the daemon's set changes
-        if not any(active.config.backfills(kr) for kr in active.krs.values()):
-            return
         with self._guard:
             if self._stopped:
                 return
-            with self.lock:
-                active.users += 1
+            self.cancel.set()  # a backfill of an older config stops between KRs
             if self._wanted is not None:
                 self._drop(self._wanted[0])
+                self._wanted = None
+            if not any(active.config.backfills(kr) for kr in active.krs.values()):
+                return
+            with self.lock:
+                active.users += 1
             self._wanted = (active, batches)
-            self.cancel.set()  # a backfill of an older config stops between KRs
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="backfill", daemon=True)
                 self.thread.start()
