@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -16,62 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backfill_sources import Sources, merged_by, resolved_by
 from cli_runs import okr
 from clock import pin_cli_clock
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 NOW = datetime(2026, 10, 10, 12, tzinfo=UTC)
-FIXTURES = Path(__file__).parent / "fixtures"
-DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
-
-
-def resolved_by(day: date) -> int:
-    """The fake Jira's count of issues resolved before `day` began: 3 a day since Oct 1."""
-    return max(0, (day - date(2026, 10, 1)).days) * 3
-
-
-def merged_by(day: date) -> int:
-    """The fake GitHub's count of PRs merged before `day`: 10 plus 2 a day."""
-    return 10 + max(0, (day - date(2026, 10, 1)).days) * 2
-
-
-class Sources:
-    """Jira DC (`GET /rest/api/2/search?maxResults=0`, answering `total`) and GitHub
-    Enterprise (`GET /api/v3/search/issues`, answering `total_count`), each counting by
-    the date in its query; `fail` dates answer HTTP 500; every query asked is kept."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.asked: list[tuple[str, str]] = []
-        self.fail: set[str] = set()
-        self.delay = 0.0
-        jira = json.loads((FIXTURES / "jira" / "dc_search_count.json").read_text())
-        gh = json.loads((FIXTURES / "github" / "search_issues_count.json").read_text())
-
-        def jira_search(request: Request) -> Response:
-            jql = request.args["jql"]
-            self.asked.append(("jira", jql))
-            day = DATE.search(jql)
-            if day and day[1] in self.fail:
-                body = {"errorMessages": ["Internal server error"], "errors": {}}
-                return Response(json.dumps(body), 500, content_type="application/json")
-            total = resolved_by(date.fromisoformat(day[1])) if day else 999
-            total += 1000 if "project = NEW" in jql else 0  # a reworded query counts more
-            return Response(json.dumps({**jira, "total": total}), content_type="application/json")
-
-        def gh_search(request: Request) -> Response:
-            q = request.args["q"]
-            self.asked.append(("github", q))
-            time.sleep(self.delay)
-            day = DATE.search(q)
-            total = merged_by(date.fromisoformat(day[1])) if day else 999
-            body = {**gh, "total_count": total, "items": gh["items"][:1]}
-            headers = {"x-ratelimit-remaining": "29", "x-ratelimit-resource": "search"}
-            return Response(json.dumps(body), content_type="application/json", headers=headers)
-
-        server.expect_request("/rest/api/2/search").respond_with_handler(jira_search)
-        server.expect_request("/api/v3/search/issues").respond_with_handler(gh_search)
 
 
 @pytest.fixture

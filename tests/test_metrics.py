@@ -49,6 +49,7 @@ EXPECTED = {
     "okrsync_config_last_reload_success_timestamp_seconds",
     "okrsync_config_info",
     "okrsync_period_end_timestamp_seconds",  # issue 9: periods
+    "okrsync_backfill_points",  # backfill in the daemon (exposed as _total)
 }
 
 

@@ -67,8 +67,11 @@ class Config:
     def definition(self, kr: KeyResult) -> dict[str, Any]:
         """The KR's definition as the store keeps it (`key_results.definition`, what `plan`
         compares): its fields and, under `sources`, each source it reads as configured
-        (`type`, `url`, `timeout`, ...; never a secret: those come from the environment)."""
-        out: dict[str, Any] = json.loads(kr.model_dump_json(exclude_none=True))
+        (`type`, `url`, `timeout`, ...; never a secret: those come from the environment).
+        `backfill` is left out: an operational switch, not what the KR measures."""
+        out: dict[str, Any] = json.loads(
+            kr.model_dump_json(exclude_none=True, exclude={"backfill"})
+        )
         names = {kr.source} | {m.source for m in kr.inputs.values()}
         used = {
             n: json.loads(self.sources[n].model_dump_json(exclude_none=True))
@@ -77,6 +80,10 @@ class Config:
         if used:
             out["sources"] = used
         return out
+
+    def backfills(self, kr: KeyResult) -> bool:
+        """Whether the daemon backfills the KR when it first sees it (its own or the default)."""
+        return self.defaults.backfill if kr.backfill is None else kr.backfill
 
     def every_seconds(self, kr: KeyResult) -> float:
         """The KR's measuring interval: its `every`, its cron's longest gap, or the default."""

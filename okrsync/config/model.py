@@ -125,6 +125,11 @@ class Defaults(Frozen):
         3.0, gt=0, description="A value older than this many intervals is stale."
     )
     push_unchanged: bool = Field(False, description="Push every measurement, not only changes.")
+    backfill: bool = Field(
+        False,
+        description="The daemon backfills a KR it sees for the first time from the period "
+        "start at 1d, in the background (KRs already backfilled in this period are not).",
+    )
 
 
 class Measure(BaseModel):
@@ -168,6 +173,9 @@ class KeyResult(Measure):
     )
     push_unchanged: bool | None = Field(
         None, description="Push every measurement, not only changes (default: defaults')"
+    )
+    backfill: bool | None = Field(
+        None, description="Backfill in the daemon when first seen (default: defaults')"
     )
 
     @field_validator("cron")

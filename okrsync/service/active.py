@@ -25,3 +25,9 @@ class Active:
     idle_logged: str | None = None
     commit: str | None = None
     """The config directory's git commit when it was loaded (recorded with each run)."""
+
+    def release(self, users: int) -> None:
+        """Drop `users` uses (with the daemon's lock held); close a retired config unused."""
+        self.users -= users
+        if self.retired and self.users == 0:
+            self.measurer.close()

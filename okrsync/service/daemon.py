@@ -33,6 +33,7 @@ from okrsync.progress.periods import contains, resolve
 from okrsync.progress.status import assess_all
 from okrsync.review.gitinfo import config_commit
 from okrsync.service.active import Active
+from okrsync.service.background_backfill import Backfiller
 from okrsync.service.health import HealthState
 from okrsync.service.metrics import Metrics, View
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
@@ -77,6 +78,7 @@ class Daemon:
         self.lanes = Lanes()
         self.lock = threading.Lock()  # schedule, lanes, observations, active
         self.store_lock = threading.Lock()  # one sqlite connection: one user at a time
+        self.backfiller = Backfiller(self.opts.db, self.metrics, self.lock, self.now)
         self.wake = Waker()
         self.stopping = False
         self.signals: list[str] = []  # appended by signal handlers, logged by the loop
@@ -158,7 +160,7 @@ class Daemon:
             self.schedule.plan(timings, last, self.clock(), afresh=not same)
             if old:
                 old.retired = True
-                self._release(old, 0)
+                old.release(0)
         for source in config.sources:
             self.metrics.touch_source(source)
         self.health.loaded(config.digest, self.clock())
@@ -174,12 +176,6 @@ class Daemon:
             scheduled=len(krs),
             retired=sorted(set(old.krs) - set(krs)) if old else [],
         )
-
-    def _release(self, active: Active, users: int) -> None:
-        """Drop `users` uses (call with `lock` held); close a retired config when unused."""
-        active.users -= users
-        if active.retired and active.users == 0:
-            active.measurer.close()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -247,6 +243,7 @@ class Daemon:
             batches = self.lanes.add(due, active.lanes) if due else []
         for key, ids in batches:
             self._submit(key, ids)
+        self.backfiller.kick(active, self.futures)  # a config's first tick: after its batches
         return False
 
     def _idle(self, active: Active) -> bool:
@@ -295,7 +292,7 @@ class Daemon:
             log.exception("batch_failed", krs=ids, error=str(exc))
         finally:
             with self.lock:
-                self._release(active, 1)
+                active.release(1)
                 self.schedule.done(ids, self.clock())
                 follow = self.lanes.finish(key)
                 # KRs that waited for the lane: not fetched once the period is not running
@@ -357,7 +354,10 @@ class Daemon:
         """Let in-flight batches finish within the grace period, then close the store."""
         pending = set(self.futures)
         log.info("stopping", in_flight=len(pending), grace_s=self.opts.grace)
+        began = time.monotonic()
+        self.backfiller.stop()  # a background backfill stops between KRs
         _, abandoned = wait(pending, timeout=self.opts.grace)
+        clean = self.backfiller.join(self.opts.grace - (time.monotonic() - began))
         self.pool.shutdown(wait=False, cancel_futures=True)
         with self.store_lock:
             self.closing = True
@@ -366,10 +366,10 @@ class Daemon:
             if self.active:
                 self.active.retired = True
                 if not abandoned:
-                    self._release(self.active, 0)
+                    self.active.release(0)
         self.wake.close()
-        log.info("stopped", abandoned=len(abandoned))
-        return bool(abandoned)
+        log.info("stopped", abandoned=len(abandoned), backfill_abandoned=not clean)
+        return bool(abandoned) or not clean
 
     # -- what the endpoints show --------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import (
@@ -26,7 +26,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from okrsync.config.loader import Config
-from okrsync.connector import Connector, QueryBase, Reading, Window
+from okrsync.connector import (
+    Connector,
+    QueryBase,
+    RangeConnector,
+    RangePoint,
+    Reading,
+    Window,
+)
 from okrsync.progress.definitions import Definitions
 from okrsync.progress.maths import STATUSES, Observation
 from okrsync.progress.tree import evaluate
@@ -132,6 +139,12 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.backfill_points = Counter(
+            "okrsync_backfill_points",
+            "Past values of a key result that the daemon's background backfill stored.",
+            ["kr"],
+            registry=self.registry,
+        )
         self.reload_ok = Gauge(
             "okrsync_config_last_reload_successful",
             "Whether the last config (re)load succeeded (1) or was rejected (0).",
@@ -192,6 +205,22 @@ class _Timed:
         began = time.monotonic()
         try:
             return self.inner.fetch(query, window)
+        except Exception:
+            self.metrics.fetch_errors.labels(source=self.source).inc()
+            raise
+        finally:
+            elapsed = time.monotonic() - began
+            self.metrics.fetch_duration.labels(source=self.source).observe(elapsed)
+
+    def fetch_range(
+        self, query: QueryBase, window: Window, first: datetime, last: datetime, step: timedelta
+    ) -> list[RangePoint]:
+        """A span in one request (backfill), timed and counted like `fetch`; only for a
+        connector that has it (the planner asks the connector's class, not this wrapper)."""
+        began = time.monotonic()
+        try:
+            ranged: RangeConnector = self.inner  # type: ignore[assignment]
+            return ranged.fetch_range(query, window, first, last, step)
         except Exception:
             self.metrics.fetch_errors.labels(source=self.source).inc()
             raise
