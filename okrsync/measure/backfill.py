@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -33,6 +34,10 @@ within a minute, an hourly one within the hour: past this the points fail, a re-
 tries them again)."""
 
 
+class Stopped(Exception):
+    """A retry's wait was cut short by a stop (Ctrl-C, SIGTERM, a reload)."""
+
+
 @dataclass
 class Outcome:
     """One KR's backfill as measured: the rows to store, the failed instants with their
@@ -51,14 +56,15 @@ class Fetcher:
         self,
         config: Config,
         measurer: Measurer,
-        sleep: Callable[[float], None] = time.sleep,
         on_done: Callable[[], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        """`on_done` is called (from a fetch thread) as each request finishes."""
+        """`on_done` is called (from a fetch thread) as each request finishes; `stop` cuts
+        a retry's wait short (the request then fails, and is asked again next run)."""
+        self.stop = stop or threading.Event()
         self.config = config
         self.on_done = on_done
         self.measurer = measurer
-        self.sleep = sleep
         self.window = Window(config.period.starts_at, config.period.ends_at)
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._futures: dict[int, Future[None]] = {}
@@ -94,30 +100,28 @@ class Fetcher:
         try:
             conn = self.measurer.connector(request.source)
             query = as_query(self.config, request.source, request.fields)
-            with self.measurer.limits[request.source]:
-                if request.ranged:
-                    first, last = request.instants[0], request.instants[-1]
-                    points = call_with_retry(
-                        lambda: conn.fetch_range(  # type: ignore[attr-defined]
+            limit = self.measurer.limits[request.source]
+
+            def attempt() -> Any:  # the source's slot is held per attempt, not while waiting
+                with limit:
+                    if request.ranged:
+                        first, last = request.instants[0], request.instants[-1]
+                        return conn.fetch_range(  # type: ignore[attr-defined]
                             query, self.window, first, last, request.step
-                        ),
-                        max_wait=MAX_WAIT,
-                        sleep=self.sleep,
-                        bound="a backfill's longest wait",
-                    )
-                    for point in points:
-                        if point.reading is not None:
-                            request.readings[point.at] = point.reading
-                        elif point.error is not None:
-                            request.errors[point.at] = redact(point.error)
-                else:
-                    reading = call_with_retry(
-                        lambda: conn.fetch(query, self.window),
-                        max_wait=MAX_WAIT,
-                        sleep=self.sleep,
-                        bound="a backfill's longest wait",
-                    )
-                    request.readings[request.instants[0]] = reading
+                        )
+                    return conn.fetch(query, self.window)
+
+            answer = call_with_retry(
+                attempt, max_wait=MAX_WAIT, sleep=self._sleep, bound="a backfill's longest wait"
+            )
+            if request.ranged:
+                for point in answer:
+                    if point.reading is not None:
+                        request.readings[point.at] = point.reading
+                    elif point.error is not None:
+                        request.errors[point.at] = redact(point.error)
+            else:
+                request.readings[request.instants[0]] = answer
         except OkrsyncError as exc:
             self._fail(request, redact(str(exc)))
         except Exception as exc:  # a connector bug fails its points, not the backfill
@@ -135,6 +139,11 @@ class Fetcher:
             duration_s=round(request.duration_s, 3),
             error=next(iter(request.errors.values()), None),
         )
+
+    def _sleep(self, seconds: float) -> None:
+        """A retry's wait, cut short (the request fails) when the backfill is stopped."""
+        if self.stop.wait(seconds):
+            raise Stopped("backfill stopped")
 
     @staticmethod
     def _fail(request: Request, error: str) -> None:

@@ -230,7 +230,7 @@ def execute(
         if progress:
             progress(done_points, total, fetcher.done, calls)
 
-    fetcher = Fetcher(config, measurer, on_done=tick)
+    fetcher = Fetcher(config, measurer, on_done=tick, stop=stop)
     fetcher.submit(bf.requests)
     try:
         with backfilled.bulk(store):
