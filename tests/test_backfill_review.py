@@ -1,5 +1,6 @@
-"""Review of `okrsync backfill` (issue 12): edge cases of the contract. Known bugs are
-strict xfails (they pass once fixed); the rest are checks not covered elsewhere."""
+"""Review of `okrsync backfill` (issue 12): edge cases of the contract found by an
+adversarial pass (time zones, plan's baseline, Ctrl-C while a request is in flight, the
+daemon switch, the dry-run estimate), each once a bug, and checks not covered elsewhere."""
 
 from __future__ import annotations
 
@@ -233,16 +234,9 @@ def test_a_live_value_exactly_half_a_step_away_does_not_count(
     assert krs["merged"]["skipped_existing"] == 1
 
 
-# ---- confirmed bugs (strict xfails: they pass once fixed) -------------------------------
+# ---- bugs the review found, fixed -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan takes the latest run, a backfill one, as its baseline: a KR added by the "
-    "unapplied config (and backfilled) no longer shows as an addition, and the digests look "
-    "applied (Store.applied picks runs ORDER BY started_at with no kind filter; backfill "
-    "sync_config adds the KR)",
-)
 def test_plan_after_a_backfill_still_compares_with_the_applied_run(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -267,12 +261,6 @@ def test_plan_after_a_backfill_still_compares_with_the_applied_run(
     assert "1 to add" in out and "\n+ merged2" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backfill renders {now} as the instant's UTC date (backfill_plan.fields_at), a live "
-    "measurement at the same instant as the period-timezone date (measure.plan.query_fields): "
-    "a Prometheus {now} KR gets a different query than live for hours every day",
-)
 def test_prometheus_now_is_rendered_as_a_live_measurement_at_that_instant_would(
     tmp_path: Path,
 ) -> None:
@@ -297,13 +285,6 @@ objectives:
     assert request.fields == {"query": 'x{day="2026-11-09"}'}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a period west of UTC starts after its first day's 00:00 UTC, so a dated KR never "
-    "gets a point for the period's first day, and --from <period start date> is exit 2 with "
-    "'2026-10-01 00:00 is before the period 2026-Q4 starts (2026-10-01)' (span_of, "
-    "Span.instants(dated=True))",
-)
 def test_day_one_of_a_new_york_period_is_backfilled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
 ) -> None:
@@ -344,12 +325,6 @@ def _slow_backfill(tmp_path: Path, sources: Sources, httpserver: HTTPServer) -> 
     return proc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after Ctrl-C the process waits for the requests in flight (ThreadPoolExecutor's "
-    "atexit join; Fetcher.close only cancels queued ones), including retry waits of up to "
-    "MAX_WAIT = 900 s",
-)
 def test_ctrl_c_exits_promptly_while_a_request_is_in_flight(
     tmp_path: Path, sources: Sources, httpserver: HTTPServer
 ) -> None:
@@ -364,11 +339,6 @@ def test_ctrl_c_exits_promptly_while_a_request_is_in_flight(
     assert proc.returncode == 130
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a second Ctrl-C (while the first waits for the requests in flight) ends with a "
-    "KeyboardInterrupt traceback from concurrent.futures' atexit join",
-)
 def test_a_second_ctrl_c_exits_130_without_a_traceback(
     tmp_path: Path, sources: Sources, httpserver: HTTPServer
 ) -> None:
@@ -381,11 +351,6 @@ def test_a_second_ctrl_c_exits_130_without_a_traceback(
     assert b"Traceback" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the daemon part of issue 12 (defaults: {backfill: true}, per-KR backfill: true, "
-    "okrsync_backfill_points_total) is not implemented: the config is rejected",
-)
 def test_daemon_backfill_setting_is_accepted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
 ) -> None:
@@ -396,12 +361,6 @@ def test_daemon_backfill_setting_is_accepted(
     assert code == 0, out + err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--dry-run's total divides rate-limited time by max_concurrency (service/backfill "
-    "_cost): 90 GitHub searches at 30 a minute are 'about 3m' on the KR's line but 'about 45s' "
-    "in the total with max_concurrency: 4; concurrency does not raise the search quota",
-)
 def test_dry_run_total_estimate_honours_the_search_rate_limit_whatever_the_concurrency(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

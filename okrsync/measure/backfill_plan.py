@@ -12,14 +12,14 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from okrsync.config import plugins, templating
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult, Measure
 from okrsync.connector import Reading
-from okrsync.measure.plan import describe
+from okrsync.measure.plan import describe, query_fields
 
 DAY = timedelta(days=1)
 RANGE_POINTS = 11_000
@@ -33,18 +33,27 @@ class Span:
     start: datetime
     end: datetime
     step: timedelta
+    first_day: date | None = None
+    """The period's first date: no dated point is for a day before it."""
 
     def instants(self, *, dated: bool = False) -> list[datetime]:
-        """The span's instants; `dated`: the span's days at 00:00 UTC (for sources whose
-        `{now}` is a date), from the first midnight at or after `start`."""
+        """The span's instants; `dated` (sources whose `{now}` is a date): one per day D,
+        every `step` from the first midnight UTC at or after `start`, at D 00:00 UTC. The
+        period's first day is the exception: a period west of UTC starts hours after that
+        midnight, so its point is taken at `start`; and a day before `first_day` (a period
+        east of UTC starts on the UTC day before) is not the period's."""
         first = self.start
         if dated:
-            midnight = datetime.combine(self.start.astimezone(UTC).date(), time(), UTC)
-            first = midnight if midnight >= self.start else midnight + DAY
+            day = self.start.astimezone(UTC).date()
+            if self.first_day is not None and day < self.first_day:
+                day = self.first_day
+            first = datetime.combine(day, time(), UTC)
+            if first < self.start and day != self.first_day:
+                first += DAY  # that day began before the span: the next one is the first
         out: list[datetime] = []
         at = first
         while at <= self.end:
-            out.append(at)
+            out.append(max(at, self.start))
             at += self.step
         return out
 
@@ -144,10 +153,14 @@ def step_problem(config: Config, kr: KeyResult, step: timedelta) -> str | None:
     )
 
 
-def fields_at(config: Config, measure: Measure, day: datetime) -> dict[str, Any]:
-    """The measure's query fields with the placeholders of `day` (its UTC date)."""
+def fields_at(config: Config, measure: Measure, at: datetime, *, ranged: bool) -> dict[str, Any]:
+    """The measure's query fields as of `at`: a range source's as a live measurement at
+    that instant has them (`{now}`: the date in the period's timezone); a dated source's
+    with `{now}` = the UTC date whose point `at` is."""
+    if ranged:
+        return query_fields(config, measure, at)
     period = config.period
-    values = templating.variables(period.name, period.start, period.end, day.astimezone(UTC).date())
+    values = templating.variables(period.name, period.start, period.end, at.astimezone(UTC).date())
     rendered: dict[str, Any] = templating.render(measure.query_fields(), values)
     return rendered
 
@@ -171,7 +184,7 @@ def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
             daily = _uses_now(measure)  # else one rendering fits every instant
             instants = grid if is_ranged else job.instants
             for at in instants if daily else instants[:1]:
-                fields = fields_at(config, measure, at)
+                fields = fields_at(config, measure, at, ranged=is_ranged)
                 key = json.dumps([source, fields], sort_keys=True, default=str)
                 groups.setdefault(key, []).append(at)
                 rendered[key] = fields

@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
@@ -92,12 +92,19 @@ def span_of(
     """The span asked for, within the period and not after `now` (exit 2 otherwise)."""
     period = config.period
     last = min(now, period.ends_at - timedelta(microseconds=1))
+    if now < period.starts_at:
+        raise UsageError(
+            f"the period {period.name} starts on {period.start}: there is nothing to "
+            "backfill before it"
+        )
     start = start or period.starts_at
     end = end or last
+    if start < period.starts_at and start.astimezone(UTC).date() == period.start:
+        start = period.starts_at  # the first day as a date, west of UTC: the period's start
     if start < period.starts_at:
         raise UsageError(
-            f"--from {start:%Y-%m-%d %H:%M} is before the period {period.name} starts "
-            f"({period.start}): backfill fills the configured period only"
+            f"--from {start:%Y-%m-%d %H:%M} UTC is before the period {period.name} starts "
+            f"({period.starts_at:%Y-%m-%d %H:%M} UTC): backfill fills the configured period only"
         )
     if end > last:
         raise UsageError(
@@ -107,7 +114,7 @@ def span_of(
         )
     if start > end:
         raise UsageError(f"--from {start:%Y-%m-%d %H:%M} is after --to {end:%Y-%m-%d %H:%M}")
-    return Span(start, end, timedelta(seconds=step))
+    return Span(start, end, timedelta(seconds=step), period.start)
 
 
 def prepare(
@@ -220,9 +227,9 @@ def execute(
     defs = resolve(from_config(config), store, now)
     run_id = uuid.uuid4().hex[:16]
     with store.transaction():
-        store.start_run(run_id, "backfill", now, config.digest, commit)
-        for job in todo:  # adds a KR the store does not know yet; changes nothing else
-            store.sync_config(config, now, checked_in=job.kr.id)
+        # wall time: plan's baseline and the run list order runs by when they ran
+        store.start_run(run_id, "backfill", utcnow(), config.digest, commit)
+        store.know_period(config, now)  # applies no config: plan still shows all it would
     by_id = {r.id: r for r in bf.reports}
     done_points, total, calls = 0, bf.points, len(bf.requests)
 

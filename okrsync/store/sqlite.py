@@ -181,9 +181,7 @@ class Store:
                 owner = [r for r in objectives if kr and r["id"] == kr[0]["objective_id"]]
                 for table, rows in (("objectives", owner), ("key_results", kr)):
                     self.db.table(table).insert_all(rows, pk="id", ignore=True)
-                known = "SELECT 1 FROM periods WHERE name = ?"
-                if self.db.execute(known, [config.period.name]).fetchone() is None:
-                    periods.record(self.db, from_config(config), now)
+                self.know_period(config, now)
                 return
             for table, rows in (("objectives", objectives), ("key_results", krs)):
                 self.db.table(table).upsert_all(rows, pk="id")
@@ -195,6 +193,14 @@ class Store:
                     [stamp, *live],
                 )
             periods.record(self.db, from_config(config), now)
+
+    def know_period(self, config: Config, now: datetime) -> None:
+        """Record the config's period with its definitions, only if the store has not
+        seen it yet (a backfill or check-in applies no config)."""
+        with self.transaction():
+            known = "SELECT 1 FROM periods WHERE name = ?"
+            if self.db.execute(known, [config.period.name]).fetchone() is None:
+                periods.record(self.db, from_config(config), now)
 
     def start_run(
         self, run_id: str, kind: str, started: datetime, digest: str, commit: str | None = None
