@@ -203,6 +203,8 @@ class PrometheusConnector:
                     self._number(raw, f"{_labels(m)} at {at:%Y-%m-%dT%H:%M:%SZ}")
             except (FetchError, ValueError) as exc:
                 return RangePoint(at, error=str(exc))
+        if query.reduce is None:  # one series: the value is its sample, nothing to add
+            return RangePoint(at, Reading(values[0]))
         answer = {
             "resultType": "matrix",
             "series": len(samples),
@@ -210,8 +212,6 @@ class PrometheusConnector:
                 {"metric": m, "value": v} for m, v in zip(metrics[:10], values, strict=False)
             ],
         }
-        if query.reduce is None:
-            return RangePoint(at, Reading(values[0], answer=answer))
         reduced = REDUCERS[query.reduce](values)
         note = f"{query.reduce} of {len(values)} series"
         return RangePoint(at, Reading(reduced, note=note, answer=answer))

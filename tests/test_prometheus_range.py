@@ -87,7 +87,8 @@ def major_version(server: HistoricalPrometheus) -> int:
 
 def test_one_series_hourly_for_28_days_in_one_request(history_server: HistoricalPrometheus) -> None:
     """28 days at 1 h are 673 instants, all in one query_range request, each at start + k*step
-    (aware UTC) with the value stored at that hour, and an answer that traces it."""
+    (aware UTC) with the value stored at that hour; one series' point carries no answer
+    (its value is the sample; query and instant reproduce it)."""
     conn = connector(history_server.url)
     served = history_server.requests_served()
     points = fetch_range(conn, 'okrsync_hist_level{team="api"}')
@@ -96,12 +97,7 @@ def test_one_series_hourly_for_28_days_in_one_request(history_server: Historical
     assert [p.reading.value for p in points if p.reading] == [float(k) for k in range(673)]
     assert conn.requests == 1
     assert history_server.requests_served() - served == 1
-    answer = points[30].reading.answer if points[30].reading else None
-    assert answer == {
-        "resultType": "matrix",
-        "series": 1,
-        "values": [{"metric": {"__name__": "okrsync_hist_level", "team": "api"}, "value": 30.0}],
-    }
+    assert all(p.reading and p.reading.answer is None for p in points)
 
 
 def test_sum_in_promql_at_given_instants(history_server: HistoricalPrometheus) -> None:
