@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -77,3 +79,16 @@ class Sources:
     def _hold(self, query: str) -> None:
         if self.held is not None and any(d < self.held[0] for d in self.days(query)):
             self.held[1].wait(10)
+
+
+def stored(db: Path, kr: str, order: str = "m.measured_at, m.id") -> list[dict[str, Any]]:
+    """A KR's stored measurements, each with its run's `kind`."""
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    found = conn.execute(
+        "SELECT m.*, r.kind FROM measurements m JOIN runs r ON r.id = m.run_id "
+        f"WHERE kr_id = ? ORDER BY {order}",
+        [kr],
+    ).fetchall()
+    conn.close()
+    return [dict(r) for r in found]

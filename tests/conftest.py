@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 import structlog.testing
+from backfill_sources import Sources
 from prometheus_server import PrometheusServer, start_prometheus
+from pytest_httpserver import HTTPServer
 
 # The example plugin is a separate package with its own tests; test_plugin.py installs it
 # and runs them in a subprocess, so this session never imports it.
@@ -32,3 +34,12 @@ def events() -> Iterator[list[MutableMapping[str, Any]]]:
             yield captured
     finally:
         structlog.configure(**saved)
+
+
+@pytest.fixture
+def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Sources:
+    """Loopback Jira and GitHub fakes answering by the date in their query (backfill
+    tests), with the tokens their sources read."""
+    monkeypatch.setenv("OKRSYNC_JIRA_TOKEN", "dc-pat-secret-1234")
+    monkeypatch.setenv("OKRSYNC_GH_TOKEN", "ghp_secret_token_1234")
+    return Sources(httpserver)

@@ -15,19 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backfill_sources import Sources, merged_by, resolved_by
+from backfill_sources import Sources, merged_by, resolved_by, stored
 from cli_runs import okr
 from clock import pin_cli_clock
 from pytest_httpserver import HTTPServer
 
 NOW = datetime(2026, 10, 10, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Sources:
-    monkeypatch.setenv("OKRSYNC_JIRA_TOKEN", "dc-pat-secret-1234")
-    monkeypatch.setenv("OKRSYNC_GH_TOKEN", "ghp_secret_token_1234")
-    return Sources(httpserver)
 
 
 def write_config(tmp_path: Path, server: HTTPServer, *, jql: str | None = None) -> None:
@@ -57,15 +50,7 @@ objectives:
 
 
 def history(tmp_path: Path, kr: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(tmp_path / "x.db")
-    conn.row_factory = sqlite3.Row
-    rows = conn.execute(
-        "SELECT m.*, r.kind FROM measurements m JOIN runs r ON r.id = m.run_id "
-        "WHERE kr_id = ? ORDER BY measured_at, m.id",
-        [kr],
-    ).fetchall()
-    conn.close()
-    return [dict(r) for r in rows]
+    return stored(tmp_path / "x.db", kr)
 
 
 @pytest.fixture(autouse=True)

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backfill_sources import Sources
 from cli_runs import okr
 from clock import pin_cli_clock
 from pytest_httpserver import HTTPServer
-from test_backfill import NOW, Sources, history, write_config
+from test_backfill import NOW, history, write_config
 from werkzeug import Request, Response
 
 from okrsync.config.loader import load
@@ -31,13 +32,6 @@ from okrsync.measure.plan import query_fields
 @pytest.fixture(autouse=True)
 def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
     pin_cli_clock(monkeypatch, NOW)
-
-
-@pytest.fixture
-def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Sources:
-    monkeypatch.setenv("OKRSYNC_JIRA_TOKEN", "dc-pat-secret-1234")
-    monkeypatch.setenv("OKRSYNC_GH_TOKEN", "ghp_secret_token_1234")
-    return Sources(httpserver)
 
 
 def test_from_to_accept_what_now_accepts(

@@ -4,7 +4,6 @@ loopback Jira (Data Center) and GitHub fakes, the daemon in-process on a pinned 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backfill_sources import Sources, merged_by, resolved_by
+from backfill_sources import Sources, merged_by, resolved_by, stored
 from prometheus_client import generate_latest
 from pytest_httpserver import HTTPServer
 
@@ -64,13 +63,6 @@ class Clock:
 
 
 @pytest.fixture
-def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Sources:
-    monkeypatch.setenv("OKRSYNC_JIRA_TOKEN", "dc-pat-secret-1234")
-    monkeypatch.setenv("OKRSYNC_GH_TOKEN", "ghp_secret_token_1234")
-    return Sources(httpserver)
-
-
-@pytest.fixture
 def daemons(tmp_path: Path) -> Iterator[Callable[[Clock], Daemon]]:
     """Started daemons on one config file and one store; each shut down at the end."""
     started: list[Daemon] = []
@@ -107,15 +99,7 @@ def tick(daemon: Daemon, clock: Clock) -> None:
 
 
 def rows(tmp_path: Path, kr: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(tmp_path / "okrsync.db")
-    conn.row_factory = sqlite3.Row
-    found = conn.execute(
-        "SELECT m.*, r.kind FROM measurements m JOIN runs r ON r.id = m.run_id "
-        "WHERE kr_id = ? ORDER BY m.id",
-        [kr],
-    ).fetchall()
-    conn.close()
-    return [dict(r) for r in found]
+    return stored(tmp_path / "okrsync.db", kr, order="m.id")
 
 
 def past(sources: Sources, source: str) -> list[str]:
