@@ -165,6 +165,18 @@ def fields_at(config: Config, measure: Measure, at: datetime, *, ranged: bool) -
     return rendered
 
 
+def _regular(instants: list[datetime], step: timedelta) -> list[list[datetime]]:
+    """`instants` cut where they are not one `step` apart (a range request asks start +
+    k*step; a period's first point taken at its start is off that grid)."""
+    runs: list[list[datetime]] = []
+    for at in instants:
+        if runs and at - runs[-1][-1] == step:
+            runs[-1].append(at)
+        else:
+            runs.append([at])
+    return runs
+
+
 def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
     """Fill each job's `wants` with the requests its instants need; identical requests
     (same source and rendered query over the same instants) are planned once. A range
@@ -191,7 +203,12 @@ def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
             if not daily:
                 groups = {key: list(instants) for key in groups}
             wanted = set(job.instants)
-            for key, instants in groups.items():
+            runs = [
+                (key, run)
+                for key, group in groups.items()
+                for run in (_regular(group, span.step) if is_ranged else [group])
+            ]
+            for key, instants in runs:
                 if not wanted.intersection(instants):
                     continue
                 span_key = json.dumps([key, instants[0].isoformat(), instants[-1].isoformat()])
