@@ -112,14 +112,24 @@ def backfill(args: Any, settings: Settings, config: Config) -> int:
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set `stop`: the KR being fetched is dropped, the stored stay."""
+    """Ctrl-C and SIGTERM set `stop`: the KR being fetched is dropped, the stored stay;
+    a second one leaves at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handle(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second signal: leave at once (what is stored stays)
+            from okrsync.cli.interrupt import leave
+
+            leave()
         stop.set()
+        print(
+            "okrsync: stopping after the key result being stored (again to leave at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for s in previous:
         signal.signal(s, handle)
