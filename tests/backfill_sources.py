@@ -7,7 +7,6 @@ import json
 import re
 import sqlite3
 import threading
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,8 @@ class Sources:
         self.asked: list[tuple[str, str]] = []
         self.fail: set[str] = set()
         self.delay = 0.0
-        """Seconds each GitHub search waits before answering."""
+        """Seconds each GitHub search waits before answering (cut short by `release`)."""
+        self.released = threading.Event()
         self.held: tuple[str, threading.Event] | None = None
         """(day, event): a query naming a day before `day` waits (up to 10 s) for `event`."""
         jira = json.loads((FIXTURES / "jira" / "dc_search_count.json").read_text())
@@ -61,7 +61,8 @@ class Sources:
             q = request.args["q"]
             self.asked.append(("github", q))
             self._hold(q)
-            time.sleep(self.delay)
+            if self.delay:
+                self.released.wait(self.delay)
             day = DATE.search(q)
             total = merged_by(date.fromisoformat(day[1])) if day else 999
             body = {**gh, "total_count": total, "items": gh["items"][:1]}
@@ -70,6 +71,13 @@ class Sources:
 
         server.expect_request("/rest/api/2/search").respond_with_handler(jira_search)
         server.expect_request("/api/v3/search/issues").respond_with_handler(gh_search)
+
+    def release(self) -> None:
+        """Answer every waiting request now (a test's end: the server is shared)."""
+        self.delay = 0.0
+        self.released.set()
+        if self.held is not None:
+            self.held[1].set()
 
     @staticmethod
     def days(query: str) -> list[str]:

@@ -37,9 +37,12 @@ def events() -> Iterator[list[MutableMapping[str, Any]]]:
 
 
 @pytest.fixture
-def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Sources:
+def sources(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sources]:
     """Loopback Jira and GitHub fakes answering by the date in their query (backfill
-    tests), with the tokens their sources read."""
+    tests), with the tokens their sources read; at the end no request is left waiting
+    (the server is shared with the next test)."""
     monkeypatch.setenv("OKRSYNC_JIRA_TOKEN", "dc-pat-secret-1234")
     monkeypatch.setenv("OKRSYNC_GH_TOKEN", "ghp_secret_token_1234")
-    return Sources(httpserver)
+    fakes = Sources(httpserver)
+    yield fakes
+    fakes.release()

@@ -50,33 +50,24 @@ def backfill(args: Any, settings: Settings, config: Config) -> int:
     )
     measurer = Measurer(config)
     try:
-        if args.dry_run:
-            reader = Store(settings.db, create=False)
-            try:
-                bf = prepare(
-                    config,
-                    reader,
-                    krs,
-                    span,
-                    explicit=bool(args.kr_ids),
-                    replace=args.replace,
-                    measurer=measurer,
-                )
-            finally:
-                reader.close()
-            _print(args, bf, None, dry_run=True)
-            return EXIT_OK
-        store = Store(settings.db)
+        reader = Store(settings.db, create=False)  # a refused backfill creates no store
         try:
             bf = prepare(
                 config,
-                store,
+                reader,
                 krs,
                 span,
                 explicit=bool(args.kr_ids),
                 replace=args.replace,
                 measurer=measurer,
             )
+        finally:
+            reader.close()
+        if args.dry_run:
+            _print(args, bf, None, dry_run=True)
+            return EXIT_OK
+        store = Store(settings.db)
+        try:
             before = measurer.requests_by_source()
             stop = threading.Event()
             with _stop_on_signals(stop), _bar(args.json) as bar:
@@ -98,7 +89,7 @@ def backfill(args: Any, settings: Settings, config: Config) -> int:
         measurer.close()
     _print(args, bf, sent, run_id=run_id)
     if stop.is_set():
-        kept = sum(r.done and r.skipped_reason is None for r in bf.reports)
+        kept = sum(r.done and r.points > r.skipped_existing for r in bf.reports)
         print(
             f"okrsync: interrupted; {kept} key result(s) stored, the rest not started: "
             "run the same backfill again to continue",
@@ -240,7 +231,7 @@ def _print(
         mark = "✗" if r.failed else "✓"
         print(f"{mark} {r.id:<{width}}  " + ", ".join(parts))
         for at, error in r.failed[:10]:
-            print(f"    {to_text(at)}: {error}")
+            print(f"    {at:%Y-%m-%dT%H:%M:%SZ}: {error}")
         if len(r.failed) > 10:
             print(f"    ... and {len(r.failed) - 10} more failed points (--json lists all)")
     counts = bf.by_source if sent is None else sent

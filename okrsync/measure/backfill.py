@@ -34,7 +34,7 @@ within a minute, an hourly one within the hour: past this the points fail, a re-
 tries them again)."""
 
 
-class Stopped(Exception):
+class Stopped(OkrsyncError):
     """A retry's wait was cut short by a stop (Ctrl-C, SIGTERM, a reload)."""
 
 
@@ -81,12 +81,12 @@ class Fetcher:
                 self._pools[request.source] = pool
             self._futures[id(request)] = pool.submit(self._run, request)
 
-    def wait(self, job: Job, stop: threading.Event) -> bool:
-        """Wait until every request of `job` is answered; False if `stop` was set first."""
+    def wait(self, job: Job) -> bool:
+        """Wait until every request of `job` is answered; False if stopped first."""
         for request in job.requests():
             future = self._futures[id(request)]
             while not future.done():
-                if stop.wait(0.1):
+                if self.stop.wait(0.1):
                     return False
         return True
 

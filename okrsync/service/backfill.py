@@ -15,7 +15,7 @@ from okrsync.config.model import KeyResult
 from okrsync.errors import UsageError
 from okrsync.measure.backfill import Fetcher, outcome
 from okrsync.measure.backfill_plan import Job, Request, Span, dated, plan, skip_reason, step_problem
-from okrsync.measure.measurer import Measurer
+from okrsync.measure.measurer import Measurer, as_query
 from okrsync.progress.definitions import Definitions, from_config
 from okrsync.progress.maths import Observation
 from okrsync.progress.periods import resolve
@@ -195,8 +195,6 @@ def _pace(measurer: Measurer | None, request: Request) -> float:
     pace = getattr(conn, "pace", None)
     if not callable(pace):
         return 0.0
-    from okrsync.measure.measurer import as_query
-
     try:
         return float(pace(as_query(measurer.config, request.source, request.fields)))
     except Exception:
@@ -242,13 +240,15 @@ def execute(
     try:
         with backfilled.bulk(store):
             for job in todo:
-                if not fetcher.wait(job, stop):
+                if not fetcher.wait(job):
                     break
                 _store_one(config, store, bf, job, defs, run_id, by_id[job.kr.id])
                 done_points += len(job.instants)
                 tick()
-    finally:
-        fetcher.close(cancel=stop.is_set())
+    except BaseException:  # a store error: the requests still queued are not waited for
+        fetcher.close(cancel=True)
+        raise
+    fetcher.close(cancel=stop.is_set())
     return run_id
 
 

@@ -1,10 +1,11 @@
 """Backfill in the daemon: a KR with `backfill: true` that the daemon sees for the first
-time, at start or on a reload, is measured at 00:00 UTC of each day of the period so far.
+time, at start or on a reload, is measured once a day over the period so far (as
+`okrsync backfill --step 1d` does).
 
 "First time": the store holds no backfilled value of the KR in the running period, and
 this process has not backfilled it (nor found it skipped) yet, so a restart spends no
 quota again. One background thread, asked for by a config's first tick and started only
-once that tick's batches are done, so live measuring is never delayed. It fetches through
+once that tick's batches are done, so the first live values come first. It fetches through
 the running config's Measurer (the same per-source semaphores as the live batches) and
 writes through its own store connection (SQLite serialises the two writers; each KR is
 one short transaction, as with `okrsync backfill` next to a running daemon).
