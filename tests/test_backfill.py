@@ -317,3 +317,12 @@ def test_plan_compares_with_the_last_applied_run_not_a_backfill(
     code, out, err = okr(tmp_path, capsys, "plan", "--only", "merged", "--json")
     assert code in (0, 2), err
     assert json.loads(out)["baseline"]["kind"] == "sync"
+
+
+def test_a_refused_backfill_creates_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sources: Sources, httpserver: HTTPServer
+) -> None:
+    write_config(tmp_path, httpserver)
+    code, _, err = okr(tmp_path, capsys, "backfill", "open-now")
+    assert code == 2 and "has no {now}" in err
+    assert not (tmp_path / "x.db").exists()
