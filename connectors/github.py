@@ -163,7 +163,7 @@ class GithubConnector:
             self._gh = client(base, token, cfg.timeout, cfg.max_response_bytes, PAGE)
             kw: dict[str, Any] = {"clock": self._clock, "sleep": self._sleep}
             self._limits = {
-                "search": RateLimiter(f"{self.name} search", 30 if token else 10, **kw),
+                "search": RateLimiter(f"{self.name} search", _search_budget(token), **kw),
                 "core": RateLimiter(self.name, None, **kw),
             }
         return self._gh
@@ -257,7 +257,7 @@ class GithubConnector:
             token = read_secret(env_name(self.name, "TOKEN"))
         except OSError:
             token = None
-        return 60.0 / (30 if token else 10)
+        return 60.0 / _search_budget(token)
 
     # --- measuring --------------------------------------------------------------------
 
@@ -389,3 +389,8 @@ class GithubConnector:
         """Release pooled connections."""
         if self._gh is not None:
             self._gh.close()
+
+
+def _search_budget(token: str | None) -> int:
+    """Search requests a minute GitHub allows: 30 with a token, 10 without."""
+    return 30 if token else 10

@@ -70,6 +70,8 @@ class PrometheusConnector:
 
     source_model: ClassVar[type[PrometheusSource]] = PrometheusSource
     query_model: ClassVar[type[PrometheusQuery]] = PrometheusQuery
+    max_range_points: ClassVar[int] = MAX_POINTS
+    """Instants one range request asks at most (so a backfill's plan counts requests)."""
 
     def __init__(self, name: str, config: PrometheusSource) -> None:
         self.name = name

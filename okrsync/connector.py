@@ -16,7 +16,10 @@ A connector whose source can evaluate a query at any past instant over a whole s
 one request (Prometheus's query_range) also implements `fetch_range` (RangeConnector);
 `okrsync backfill` uses it. Others are backfilled one `fetch` per day, and only when the
 query names the day with `{now}`; a connector may say how in a class attribute
-`as_of_hint` (e.g. 'write the JQL for an as-of date, e.g. resolved <= "{now}"').
+`as_of_hint` (e.g. 'write the JQL for an as-of date, e.g. resolved <= "{now}"'). Optional
+hints for a backfill's plan: `max_range_points` (class attribute: instants one range
+request asks at most) and `pace(query) -> float` (seconds between two requests of that
+query that the connector's own rate limits allow).
 
 It is found through the entry-point group `okrsync.connectors` (entry name: the `type:`
 written in YAML; value: `module:Class`). okrsync validates every `sources.<name>` block

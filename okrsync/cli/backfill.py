@@ -67,38 +67,46 @@ def backfill(args: Any, settings: Settings, config: Config) -> int:
             _print(args, bf, None, dry_run=True)
             return EXIT_OK
         store = Store(settings.db)
-        try:
-            before = measurer.requests_by_source()
-            stop = threading.Event()
-            with _stop_on_signals(stop), _bar(args.json) as bar:
-                run_id = execute(
-                    config,
-                    store,
-                    bf,
-                    measurer,
-                    now,
-                    stop=stop,
-                    progress=bar,
-                    commit=config_commit(settings.config),
-                )
-            after = measurer.requests_by_source()
-            sent = {n: c - before.get(n, 0) for n, c in after.items() if c - before.get(n, 0)}
-        finally:
-            store.close()
+        stop = threading.Event()
+        with _stop_on_signals(stop):  # until the end: a late second signal leaves at once
+            try:
+                before = measurer.requests_by_source()
+                with _bar(args.json) as bar:
+                    run_id = execute(
+                        config,
+                        store,
+                        bf,
+                        measurer,
+                        now,
+                        stop=stop,
+                        progress=bar,
+                        commit=config_commit(settings.config),
+                    )
+                after = measurer.requests_by_source()
+                sent = {n: c - before.get(n, 0) for n, c in after.items() if c - before.get(n, 0)}
+            finally:
+                store.close()
+            if stop.is_set():
+                _interrupted(args, bf, sent, run_id)
     finally:
         measurer.close()
     _print(args, bf, sent, run_id=run_id)
-    if stop.is_set():
-        kept = sum(r.done and r.points > r.skipped_existing for r in bf.reports)
-        print(
-            f"okrsync: interrupted; {kept} key result(s) stored, the rest not started: "
-            "run the same backfill again to continue",
-            file=sys.stderr,
-        )
-        from okrsync.cli.interrupt import leave
-
-        leave()  # requests in flight (or sleeping on a rate limit) must not hold the exit
     return EXIT_FAILED if any(r.failed for r in bf.reports) else EXIT_OK
+
+
+def _interrupted(args: Any, bf: Backfill, sent: dict[str, int], run_id: str | None) -> None:
+    """Report what was stored and leave now: requests in flight (or sleeping on a rate
+    limit) and connections being closed must not hold the exit."""
+    from okrsync.cli.interrupt import leave
+
+    _print(args, bf, sent, run_id=run_id)
+    kept = sum(r.done and r.points > r.skipped_existing for r in bf.reports)
+    print(
+        f"okrsync: interrupted; {kept} key result(s) stored, the rest not started: "
+        "run the same backfill again to continue",
+        file=sys.stderr,
+    )
+    leave()
 
 
 @contextmanager

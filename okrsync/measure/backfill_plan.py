@@ -22,8 +22,6 @@ from okrsync.connector import Reading
 from okrsync.measure.plan import describe, query_fields
 
 DAY = timedelta(days=1)
-RANGE_POINTS = 11_000
-"""Prometheus answers at most this many points per series per request."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,8 @@ class Request:
     errors: dict[datetime, str] = field(default_factory=dict)
     """Instants that gave an error (a failed request fails all of its instants)."""
     duration_s: float | None = None
+    max_points: int | None = None
+    """Instants one range request of its source asks at most (None: no limit)."""
 
     @functools.cached_property
     def text(self) -> str:
@@ -79,8 +79,10 @@ class Request:
 
     @property
     def cost(self) -> int:
-        """Requests it takes: a range query is split past RANGE_POINTS instants."""
-        return math.ceil(len(self.instants) / RANGE_POINTS) if self.ranged else 1
+        """Requests it takes: a range query is split past its source's `max_points`."""
+        if not self.ranged or not self.max_points:
+            return 1
+        return math.ceil(len(self.instants) / self.max_points)
 
 
 @dataclass
@@ -117,6 +119,13 @@ def ranged(config: Config, source: str) -> bool:
     """Whether the source's connector evaluates a span in one request (fetch_range)."""
     cls = plugins.plugin(config.sources[source].type).cls
     return callable(getattr(cls, "fetch_range", None))
+
+
+def _range_limit(config: Config, source: str) -> int | None:
+    """The most instants one range request of the source asks (None: no limit)."""
+    cls = plugins.plugin(config.sources[source].type).cls
+    limit = getattr(cls, "max_range_points", None)
+    return int(limit) if limit else None
 
 
 def dated(config: Config, kr: KeyResult) -> bool:
@@ -190,6 +199,9 @@ def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
         for name, measure in measures(job.kr):
             source = str(measure.source)
             is_ranged = ranged(config, source)
+            limit = getattr(
+                plugins.plugin(config.sources[source].type).cls, "max_range_points", None
+            )
             by_instant: dict[datetime, Request] = {}
             groups: dict[str, list[datetime]] = {}
             rendered: dict[str, dict[str, Any]] = {}
@@ -215,7 +227,10 @@ def plan(config: Config, jobs: list[Job], span: Span) -> list[Request]:
                 if not is_ranged:
                     span_key = json.dumps([key, "day", instants[0].isoformat()])
                 request = requests.setdefault(
-                    span_key, Request(source, rendered[key], instants, is_ranged, span.step)
+                    span_key,
+                    Request(
+                        source, rendered[key], instants, is_ranged, span.step, max_points=limit
+                    ),
                 )
                 for at in instants:
                     if at in wanted:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
-from okrsync.errors import UsageError
+from okrsync.errors import OkrsyncError, UsageError
 from okrsync.measure.backfill import Fetcher, outcome
 from okrsync.measure.backfill_plan import Job, Request, Span, dated, plan, skip_reason, step_problem
 from okrsync.measure.measurer import Measurer, as_query
@@ -190,14 +190,14 @@ def _pace(measurer: Measurer | None, request: Request) -> float:
         return 0.0
     try:
         conn = measurer.connector(request.source)
-    except Exception:
+    except (OkrsyncError, OSError, ValueError, TypeError):
         return 0.0
     pace = getattr(conn, "pace", None)
     if not callable(pace):
         return 0.0
     try:
         return float(pace(as_query(measurer.config, request.source, request.fields)))
-    except Exception:
+    except (OkrsyncError, OSError, ValueError, TypeError):
         return 0.0
 
 
