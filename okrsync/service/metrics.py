@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from prometheus_client import (
@@ -37,6 +38,8 @@ from okrsync.connector import (
 from okrsync.progress.definitions import Definitions
 from okrsync.progress.maths import STATUSES, Observation
 from okrsync.progress.tree import evaluate
+
+T = TypeVar("T")
 
 log = structlog.get_logger("okrsync.service.metrics")
 View = tuple[Definitions, dict[str, Observation], datetime]
@@ -202,25 +205,21 @@ class _Timed:
         self.inner.requests = value
 
     def fetch(self, query: QueryBase, window: Window) -> Reading:
-        began = time.monotonic()
-        try:
-            return self.inner.fetch(query, window)
-        except Exception:
-            self.metrics.fetch_errors.labels(source=self.source).inc()
-            raise
-        finally:
-            elapsed = time.monotonic() - began
-            self.metrics.fetch_duration.labels(source=self.source).observe(elapsed)
+        return self._timed(lambda: self.inner.fetch(query, window))
 
     def fetch_range(
         self, query: QueryBase, window: Window, first: datetime, last: datetime, step: timedelta
     ) -> list[RangePoint]:
         """A span in one request (backfill), timed and counted like `fetch`; only for a
         connector that has it (the planner asks the connector's class, not this wrapper)."""
+        ranged: RangeConnector = self.inner  # type: ignore[assignment]
+        return self._timed(lambda: ranged.fetch_range(query, window, first, last, step))
+
+    def _timed(self, call: Callable[[], T]) -> T:
+        """`call()`, its duration observed and its failure counted for the source."""
         began = time.monotonic()
         try:
-            ranged: RangeConnector = self.inner  # type: ignore[assignment]
-            return ranged.fetch_range(query, window, first, last, step)
+            return call()
         except Exception:
             self.metrics.fetch_errors.labels(source=self.source).inc()
             raise
