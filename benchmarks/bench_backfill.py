@@ -48,14 +48,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the real-Prometheus helpers of the tests
 
 import prometheus_server  # noqa: E402
+from backfill_timers import StoreTimes, fetch_cpu, profiled_fetches, store_timers  # noqa: E402
 from prometheus_server import HistoricalPrometheus, series  # noqa: E402
 
 from okrsync import logs  # noqa: E402
 from okrsync.config.loader import Config, load  # noqa: E402
-from okrsync.measure import backfill as measure_backfill  # noqa: E402
 from okrsync.measure.measurer import Measurer  # noqa: E402
 from okrsync.service.backfill import chosen, execute, prepare, span_of  # noqa: E402
-from okrsync.store import backfilled  # noqa: E402
 from okrsync.store.sqlite import Store  # noqa: E402
 from okrsync.timefmt import to_text, utcnow  # noqa: E402
 
@@ -90,108 +89,6 @@ def config_text(
             f"target: {value(i, 10_000):g}}}"
         )
     return "\n".join(lines) + "\n"
-
-
-# --- timers around the store, installed by the benchmark only --------------------------
-
-
-@dataclass
-class StoreTimes:
-    transaction: float = 0.0
-    append_many: float = 0.0
-    existing: float = 0.0
-    transactions: int = 0
-    appended: int = 0
-    first: float = 0.0
-    """The run's first transaction: start_run and sync_config per KR."""
-
-
-@contextmanager
-def store_timers() -> Iterator[StoreTimes]:
-    """Time the outermost Store.transaction blocks, append_many and backfilled.existing."""
-    times = StoreTimes()
-    original_tx, original_many = Store.transaction, Store.append_many
-    original_existing = backfilled.existing
-
-    @contextmanager
-    def transaction(self: Store) -> Iterator[None]:
-        outer = not self.db.conn.in_transaction
-        began = time.perf_counter()
-        try:
-            with original_tx(self):
-                yield
-        finally:
-            if outer:
-                took = time.perf_counter() - began
-                if not times.transactions:
-                    times.first = took
-                times.transaction += took
-                times.transactions += 1
-
-    def append_many(self: Store, run_id: str | None, rows: list[Any], period: str) -> None:
-        began = time.perf_counter()
-        try:
-            original_many(self, run_id, rows, period)
-        finally:
-            times.append_many += time.perf_counter() - began
-            times.appended += len(rows)
-
-    def existing(*args: Any, **kwargs: Any) -> set[datetime]:
-        began = time.perf_counter()
-        try:
-            return original_existing(*args, **kwargs)
-        finally:
-            times.existing += time.perf_counter() - began
-
-    Store.transaction = transaction  # type: ignore[method-assign]
-    Store.append_many = append_many  # type: ignore[method-assign]
-    backfilled.existing = existing
-    try:
-        yield times
-    finally:
-        Store.transaction = original_tx  # type: ignore[method-assign]
-        Store.append_many = original_many  # type: ignore[method-assign]
-        backfilled.existing = original_existing
-
-
-@contextmanager
-def fetch_cpu(into: list[float]) -> Iterator[None]:
-    """Sum the CPU time (time.thread_time) of each fetch thread's requests into `into`."""
-    original = measure_backfill.Fetcher._run
-
-    def run(self: Any, request: Any) -> None:
-        began = time.thread_time()
-        try:
-            original(self, request)
-        finally:
-            into.append(time.thread_time() - began)
-
-    measure_backfill.Fetcher._run = run  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        measure_backfill.Fetcher._run = original  # type: ignore[method-assign]
-
-
-@contextmanager
-def profiled_fetches(profiles: list[cProfile.Profile]) -> Iterator[None]:
-    """Profile each fetch thread's request too (cProfile sees only its own thread)."""
-    original = measure_backfill.Fetcher._run
-
-    def run(self: Any, request: Any) -> None:
-        prof = cProfile.Profile()
-        prof.enable()
-        try:
-            original(self, request)
-        finally:
-            prof.disable()
-            profiles.append(prof)
-
-    measure_backfill.Fetcher._run = run  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        measure_backfill.Fetcher._run = original  # type: ignore[method-assign]
 
 
 # --- one round ------------------------------------------------------------------------
@@ -275,11 +172,6 @@ def one_round(
         profile=text,
         checks=verify(db, start, end, krs),
     )
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def verify(db: Path, start: datetime, end: datetime, krs: int) -> list[str]:
@@ -415,7 +307,7 @@ def main() -> None:
                     f"{r.failed} failed; requests: connector {r.requests_client}, "
                     f"Prometheus served {r.requests_served:g}; store {r.store.transaction:.2f} s "
                     f"in {r.store.transactions} transactions = {share:.0%} (append_many "
-                    f"{r.store.append_many:.2f} s; the first, sync_config of every KR: "
+                    f"{r.store.append_many:.2f} s; the first (start_run, the period): "
                     f"{r.store.first:.2f} s), existing() reads {r.store.existing:.2f} s; "
                     f"CPU: main thread {r.main_cpu:.2f} s, fetch threads {r.fetch_cpu:.2f} s; "
                     f"check: {'ok' if not r.checks else '; '.join(r.checks)}"
