@@ -216,10 +216,11 @@ def execute(
     between KRs when `stop` is set (the KRs stored stay). The run's id (None: no KR had
     anything to do)."""
     stop = stop or threading.Event()
+    by_id = {r.id: r for r in bf.reports}
     todo = [j for j in bf.jobs if j.instants]
     for job in bf.jobs:
         if not job.instants:
-            next(r for r in bf.reports if r.id == job.kr.id).done = True
+            by_id[job.kr.id].done = True
     if not todo:
         return None
     defs = resolve(from_config(config), store, now)
@@ -228,7 +229,6 @@ def execute(
         # wall time: plan's baseline and the run list order runs by when they ran
         store.start_run(run_id, "backfill", utcnow(), config.digest, commit)
         store.know_period(config, now)  # applies no config: plan still shows all it would
-    by_id = {r.id: r for r in bf.reports}
     done_points, total, calls = 0, bf.points, len(bf.requests)
 
     def tick() -> None:
