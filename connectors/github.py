@@ -121,6 +121,7 @@ class GithubConnector:
 
     source_model: ClassVar[type[GithubSource]] = GithubSource
     query_model: ClassVar[type[GithubQuery]] = GithubQuery
+    main_query_key: ClassVar[str] = "search"
     as_of_hint: ClassVar[str] = (
         "write a search for an as-of date, e.g. merged:<{now}; repository metrics only know today"
     )

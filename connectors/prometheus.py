@@ -15,6 +15,7 @@ from pydantic import Field
 from okrsync.connector import (
     AuthError,
     FetchError,
+    NoDataError,
     NonBlank,
     QueryBase,
     RangePoint,
@@ -243,7 +244,7 @@ class PrometheusConnector:
         if not isinstance(result, list) or not all(isinstance(s, dict) for s in result):
             raise ShapeError("a vector result: a list of {metric: {...}, value: [time, value]}")
         if not result:
-            raise FetchError(
+            raise NoDataError(
                 f"{self.name}: no series matched {promql!r}: "
                 "check the metric name and labels, and that its target is scraped"
             )

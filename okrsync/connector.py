@@ -19,14 +19,17 @@ query names the day with `{now}`; a connector may say how in a class attribute
 `as_of_hint` (e.g. 'write the JQL for an as-of date, e.g. resolved <= "{now}"'). Optional
 hints for a backfill's plan: `max_range_points` (class attribute: instants one range
 request asks at most) and `pace(query) -> float` (seconds between two requests of that
-query that the connector's own rate limits allow).
+query that the connector's own rate limits allow). `main_query_key` (class attribute)
+names the query key a bare query string fills, as an SLO's `good: <query>` is written
+(default: the query model's one required key).
 
 It is found through the entry-point group `okrsync.connectors` (entry name: the `type:`
 written in YAML; value: `module:Class`). okrsync validates every `sources.<name>` block
 with `source_model` and every key result's query fields with `query_model` when the
 config loads, so `okrsync validate` reports their mistakes as `file:line`.
 
-`fetch` raises the errors below; it never retries (okrsync's one retry policy does) and
+`fetch` raises the errors below (NoDataError when the query matched nothing, which an
+SLO counts as no events); it never retries (okrsync's one retry policy does) and
 knows nothing of OKRs, progress or storage.
 """
 
@@ -39,12 +42,13 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from okrsync.errors import AuthError, FetchError, RateLimitedError, TransientFetchError
+from okrsync.errors import AuthError, FetchError, NoDataError, RateLimitedError, TransientFetchError
 
 __all__ = [
     "AuthError",
     "Connector",
     "FetchError",
+    "NoDataError",
     "NonBlank",
     "QueryBase",
     "RangeConnector",

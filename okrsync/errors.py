@@ -54,6 +54,10 @@ class RateLimitedError(TransientFetchError):
     """The source asked us to slow down (429, or a rate-limit 403)."""
 
 
+class NoDataError(FetchError):
+    """The query matched nothing (e.g. no series): an SLO counts that as no events."""
+
+
 class AuthError(FetchError):
     """The source refused our credentials; retrying will not help, fixing the env will."""
 

@@ -15,9 +15,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
-from okrsync.config import plugins, templating
+from okrsync.config import plugins, slo, templating
 from okrsync.config.messages import dotted, located, message, unknown_key
-from okrsync.config.model import FORMULA_NO_QUERY, MANUAL, KeyResult, Measure, Objective
+from okrsync.config.model import (
+    FORMULA_NO_QUERY,
+    MANUAL,
+    SLO_NO_QUERY,
+    KeyResult,
+    Measure,
+    Objective,
+)
 from okrsync.config.sinks import Sink, push_targets, target_problem
 from okrsync.config.yaml_reader import Loc, YamlDoc
 from okrsync.connector import SourceBase
@@ -251,6 +258,9 @@ def check_measures(
     placeholders filled in (`values`), as they are sent.
     """
     query_keys = all_query_keys()
+    if kr.slo is not None:
+        _check_slo(kr, kr.slo, types, invalid_sources, origins[kr.id], add, values)
+        return
     measures: list[tuple[Measure, Origin, bool]] = []
     if kr.formula is None:
         measures.append((kr, origins[kr.id], True))
@@ -262,6 +272,35 @@ def check_measures(
             continue  # already reported where it is defined, and its type is unknown
         fields = {k: v for k, v in measure.query_fields().items() if k in query_keys}
         _check_measure(measure.source, fields, types, origin, add, allow_manual, values)
+
+
+def _check_slo(
+    kr: KeyResult,
+    spec: slo.Slo,
+    types: dict[str, str],
+    invalid_sources: set[str],
+    origin: Origin,
+    add: Add,
+    values: Mapping[str, str],
+) -> None:
+    """An SLO KR writes no query of its own; its good (or errors) and total queries fit
+    its source's connector, a bare string filling the connector's main query key."""
+    if set(kr.query_fields()) & all_query_keys():
+        add(origin, SLO_NO_QUERY)
+    kind = types.get(str(kr.source))
+    if kind is None:
+        if kr.source not in invalid_sources:
+            _check_measure(kr.source, {}, types, origin, add, False, values)
+        return
+    main = plugins.plugin(kind).main_query_key
+    for name, query in slo.queries(spec):
+        where = origin.at("slo", name)
+        try:
+            fields = slo.fields_of(query, main)
+        except ValueError:
+            add(where, f"{kind} sources take no bare query string: write its fields as a mapping")
+            continue
+        _check_measure(kr.source, fields, types, where, add, False, values)
 
 
 def _check_measure(

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from okrsync.config import cron, plugins, templating
+from okrsync.config import cron, plugins, sloth, templating
 from okrsync.config.checks import (
     Origin,
     check_measures,
@@ -51,6 +51,8 @@ class Config:
     origins: dict[str, Origin] = field(default_factory=dict)
     digest: str = ""
     sinks: dict[str, Sink] = field(default_factory=dict)
+    also_read: tuple[Path, ...] = ()
+    """Files the config names and reads besides its own (Sloth specs): watched alike."""
 
     def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:
         for objective in self.objectives:
@@ -125,6 +127,7 @@ def load(path: Path | str) -> Config:
     parsed: list[tuple[YamlDoc, Part]] = []
     unreadable = False  # a file we could not parse may hold the period
     digest = hashlib.sha256()  # of the bytes parsed: each file is read once, bounded
+    also_read: dict[Path, bytes] = {}
     for file in files:
         try:
             doc = load_yaml(file)
@@ -141,10 +144,13 @@ def load(path: Path | str) -> Config:
             )
             unreadable = True
             continue
+        specs = sloth.resolve(doc)
+        problems.extend(specs.problems)
+        also_read |= specs.files
         try:
             part = whole(ConfigFile.model_validate(doc.data), doc.data)
         except ValidationError as exc:
-            problems.extend(located(doc, exc))
+            problems.extend(p for p in located(doc, exc) if p.path not in specs.unread)
             part = salvage(doc.data)
         problems.extend(unknown_keys(doc))
         _add_sources(doc, part, problems)
@@ -152,7 +158,11 @@ def load(path: Path | str) -> Config:
     config = _merge(parsed, problems, files, unreadable)
     if problems or config is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
-    return dataclasses.replace(config, digest=digest.hexdigest()[:12])
+    for spec in sorted(also_read):
+        digest.update(also_read[spec])
+    return dataclasses.replace(
+        config, digest=digest.hexdigest()[:12], also_read=tuple(sorted(also_read))
+    )
 
 
 def _add_sources(doc: YamlDoc, part: Part, problems: list[Problem]) -> None:

@@ -16,6 +16,7 @@ from okrsync.config import cron, formula
 from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.duration import parse_duration
 from okrsync.config.sinks import Push, Sink, SinkName
+from okrsync.config.slo import Slo
 
 Id = Annotated[
     str,
@@ -28,6 +29,7 @@ Id = Annotated[
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "1h", "1d"])]
 MANUAL = "manual"
 FORMULA_NO_QUERY = "a formula KR takes its queries from `inputs`, not `source`/query fields"
+SLO_NO_QUERY = "an SLO KR takes its queries from `slo:` (good or errors, and total)"
 
 
 class Frozen(BaseModel):
@@ -148,8 +150,17 @@ class Measure(BaseModel):
         return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
 
 
+def _target_optional(schema: dict[str, Any]) -> None:
+    """`target` may be left out of an SLO KR (it defaults to the objective)."""
+    schema["required"] = [k for k in schema.get("required", []) if k != "target"]
+
+
 class KeyResult(Measure):
     """One key result: how it is measured, where it starts and what it aims for."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="allow", allow_inf_nan=False, json_schema_extra=_target_optional
+    )
 
     id: Id
     title: str | None = None
@@ -159,10 +170,13 @@ class KeyResult(Measure):
         None, description="Arithmetic over `inputs`, e.g. closed / total * 100"
     )
     inputs: dict[str, Measure] = Field(default_factory=dict)
+    slo: Slo | None = Field(
+        None, description="Measured as an SLO: good (or errors) over total events of `source`"
+    )
     start: float | Literal["previous"] = Field(
         0.0, description="Baseline; `previous`: the KR's final value in the previous period."
     )
-    target: float
+    target: float = Field(description="The value aimed for (an SLO KR's default: its objective)")
     kind: Kind | None = Field(None, description="aspirational or committed (default: inherited)")
     unit: str | None = None
     weight: float = Field(1, ge=0)
@@ -177,6 +191,15 @@ class KeyResult(Measure):
     backfill: bool | None = Field(
         None, description="Backfill in the daemon when first seen (default: defaults')"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _slo_target(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target" not in data and isinstance(data.get("slo"), dict):
+            objective = data["slo"].get("objective")
+            if isinstance(objective, int | float) and not isinstance(objective, bool):
+                return {**data, "target": objective}
+        return data
 
     @field_validator("cron")
     @classmethod
@@ -202,6 +225,11 @@ class KeyResult(Measure):
     def _consistent(self) -> KeyResult:
         if self.start != PREVIOUS and self.start == self.target:
             raise ValueError(f"start and target are both {self.target:g}: progress is undefined")
+        if self.slo is not None:
+            if self.formula is not None:
+                raise ValueError("set `slo` or `formula`, not both")
+            if self.source is None or self.source == MANUAL:
+                raise ValueError("an SLO KR needs the `source` its good and total queries ask")
         if self.formula is None and self.source is None:
             raise ValueError("needs a `source` (or `source: manual`) or a `formula` with `inputs`")
         if self.formula is not None:

@@ -62,6 +62,18 @@ class Plugin:
         """The keys a KR writes for this connector (a field's alias where it has one)."""
         return keys_of(self.query_model)
 
+    @property
+    def main_query_key(self) -> str | None:
+        """The query key a bare query string fills (an SLO's `good: <PromQL>`): the
+        connector's `main_query_key`, else its query model's one required key."""
+        declared = getattr(self.cls, "main_query_key", None)
+        if isinstance(declared, str):
+            return declared
+        required = [
+            f.alias or n for n, f in self.query_model.model_fields.items() if f.is_required()
+        ]
+        return required[0] if len(required) == 1 else None
+
 
 def keys_of(model: type[QueryBase]) -> frozenset[str]:
     """The YAML keys of a query model's fields: their aliases where they have one."""

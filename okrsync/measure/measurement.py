@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from okrsync.measure.slo_reading import SloReading
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -34,6 +36,8 @@ class Measurement:
     """A manual override of an automated KR holds until then (automation still records)."""
     backfilled: bool = False
     """Measured afterwards for a past instant (`okrsync backfill`), not live."""
+    slo: SloReading | None = None
+    """An SLO KR's SLI, budget and burn rates (its value is the SLI)."""
 
     @property
     def failed(self) -> bool:

@@ -23,10 +23,11 @@ from okrsync.config import formula, plugins
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult
 from okrsync.connector import ANSWER_LIMIT, Connector, QueryBase, bound_answer
-from okrsync.errors import FetchError, OkrsyncError
+from okrsync.errors import FetchError, NoDataError, OkrsyncError
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.plan import Fetch, Plan, plan
 from okrsync.measure.retry import call_with_retry
+from okrsync.measure.slo_measurement import slo_measurement
 from okrsync.secrets import redact
 
 log = structlog.get_logger("okrsync.measure")
@@ -188,6 +189,7 @@ class Measurer:
                 )
         except OkrsyncError as exc:
             fetch.error = redact(str(exc))
+            fetch.no_data = isinstance(exc, NoDataError)
         except Exception as exc:  # a connector bug must fail its KRs, not the run
             fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
         fetch.finished = time.monotonic()
@@ -206,7 +208,7 @@ class Measurer:
     def _measurement(
         self, kr: KeyResult, wanted: list[tuple[str | None, Fetch]], now: datetime
     ) -> Measurement:
-        if not kr.formula:
+        if not kr.formula and not kr.slo:
             fetch = wanted[0][1]
             reading = fetch.reading
             return Measurement(
@@ -221,7 +223,11 @@ class Measurer:
                 fetched_at=fetch.fetched_at,
                 duration_s=fetch.duration_s,
             )
-        m = self._formula(kr, wanted, now)
+        m = (
+            slo_measurement(kr, wanted, self.config.period, now)
+            if kr.slo
+            else self._formula(kr, wanted, now)
+        )
         answers = {str(n): f.reading.answer for n, f in wanted if f.reading and f.reading.answer}
         stamps = [f.fetched_at for _, f in wanted if f.fetched_at is not None]
         durations = [f.duration_s for _, f in wanted if f.duration_s is not None]

@@ -7,7 +7,7 @@ KRs that share a query cost one request.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult, Measure
 from okrsync.connector import Reading, Window
 from okrsync.errors import UsageError
+from okrsync.measure import slo_queries
 
 
 def select(config: Config, only: list[str] | None = None) -> list[KeyResult]:
@@ -52,6 +53,8 @@ class Fetch:
     kr_ids: list[str] = field(default_factory=list)
     reading: Reading | None = None
     error: str | None = None
+    no_data: bool = False
+    """The error is that the query matched nothing (an SLO counts that as 0 events)."""
     fetched_at: datetime | None = None
     """When the fetch finished (retries included), on the clock of the run's `now`."""
     finished: float | None = None
@@ -87,7 +90,13 @@ def plan(config: Config, krs: list[KeyResult], now: datetime) -> Plan:
     fetches: dict[str, Fetch] = {}
     wants: dict[str, list[tuple[str | None, Fetch]]] = {}
     for kr in krs:
-        measures = kr.inputs.items() if kr.formula else [(None, kr)]
+        measures: Iterable[tuple[str | None, Measure]] = (
+            slo_queries.measures(config, kr, now)
+            if kr.slo
+            else kr.inputs.items()
+            if kr.formula
+            else [(None, kr)]
+        )
         every = config.every_seconds(kr)
         for input_name, measure in measures:
             assert measure.source is not None

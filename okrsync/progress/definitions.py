@@ -6,12 +6,27 @@ ended period is judged with the targets it had, not today's.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
 from okrsync.config.loader import Config
 from okrsync.config.model import MANUAL, Grading, KeyResult, Kind, Period, Thresholds
+from okrsync.config.slo import PERIOD
+
+
+@dataclass(frozen=True)
+class SloTarget:
+    """An SLO KR's objective (percent of good events) and window (`period` or rolling)."""
+
+    objective: float
+    window: str
+
+    @property
+    def rolling(self) -> bool:
+        return self.window != PERIOD
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,8 @@ class KRDef:
     kind: Kind
     max_age: float | None
     start_from_previous: bool = False
+    slo: SloTarget | None = None
+    """Set for an SLO KR: its status follows the error budget, not the linear rule."""
 
     @property
     def is_manual(self) -> bool:
@@ -114,6 +131,7 @@ def from_config(config: Config) -> Definitions:
                 kind=k.kind or kind,
                 max_age=max_age(config, k),
                 start_from_previous=k.start_from_previous,
+                slo=_slo_target(k),
             )
             for k in o.key_results
         )
@@ -121,6 +139,12 @@ def from_config(config: Config) -> Definitions:
     return Definitions(
         config.period, config.defaults.thresholds, config.defaults.grading, tuple(objectives)
     )
+
+
+def _slo_target(kr: KeyResult) -> SloTarget | None:
+    if kr.slo is None or kr.slo.objective is None:
+        return None
+    return SloTarget(kr.slo.objective, kr.slo.window)
 
 
 def kr_row(kr: KRDef) -> dict[str, Any]:
@@ -137,6 +161,7 @@ def kr_row(kr: KRDef) -> dict[str, Any]:
         "weight": kr.weight,
         "kind": kr.kind,
         "max_age": kr.max_age,
+        "slo": json.dumps(dataclasses.asdict(kr.slo)) if kr.slo else None,
     }
 
 
@@ -174,6 +199,7 @@ def from_rows(
                 kind=r["kind"],
                 max_age=r["max_age"],
                 start_from_previous=bool(r["start_from_previous"]),
+                slo=SloTarget(**json.loads(r["slo"])) if r.get("slo") else None,
             )
         )
     return Definitions(

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from okrsync.config.model import Thresholds
+from okrsync.measure.slo_reading import SloReading
 
 Status = Literal["done", "on_track", "at_risk", "off_track", "no_data", "stale"]
 STATUSES: tuple[Status, ...] = ("done", "on_track", "at_risk", "off_track", "stale", "no_data")
@@ -64,6 +65,8 @@ class Observation:
     sent it); the override has expired since."""
     backfilled: bool = False
     """The value was measured afterwards for its instant (`okrsync backfill`), not live."""
+    slo: SloReading | None = None
+    """An SLO KR's reading with the value (budget, burn rates, firing alerts)."""
 
     def holds(self, at: datetime) -> bool:
         """Whether this is an override that still holds at `at`."""
@@ -77,11 +80,12 @@ def observe(
     at: datetime,
     progress: float | None = None,
     status: str | None = None,
+    slo: SloReading | None = None,
 ) -> Observation:
     """What is known after an attempt at `at`: its value (with the progress and status
     stored with it), or the prior value and its error."""
     if value is not None:
-        return Observation(value, at, False, at, None, progress, status)
+        return Observation(value, at, False, at, None, progress, status, slo=slo)
     return Observation(
         prior.value,
         prior.measured_at,
@@ -91,6 +95,7 @@ def observe(
         prior.progress,
         prior.status,
         backfilled=prior.backfilled,
+        slo=prior.slo,
     )
 
 
@@ -101,12 +106,13 @@ def observe_held(
     at: datetime,
     progress: float | None = None,
     status: str | None = None,
+    slo: SloReading | None = None,
 ) -> Observation:
     """`observe`, except that an override holding at `at` keeps its value: the attempt is
     only noted (automation records under an override but does not replace it)."""
     if prior.holds(at):
         return replace(prior, attempted_at=at)
-    return observe(prior, value, error, at, progress, status)
+    return observe(prior, value, error, at, progress, status, slo)
 
 
 def kr_status(
@@ -119,19 +125,54 @@ def kr_status(
 ) -> Status:
     """`no_data` without a value; `stale` when the last attempt failed or the value is older
     than `max_age` seconds (None: never by age); otherwise the progress classification."""
-    if obs.value is None or progress is None or obs.measured_at is None:
+    if progress is None:
+        return "no_data"
+    return _unknown(obs, now, max_age) or classify(clamp(progress), expected, thresholds)
+
+
+def _unknown(obs: Observation, now: datetime, max_age: float | None) -> Status | None:
+    """`no_data` without a value, `stale` when the last attempt failed or the value is
+    older than `max_age` seconds; None when the value stands (a holding override always)."""
+    if obs.value is None or obs.measured_at is None:
         return "no_data"
     if obs.until is not None:  # a holding override: neither failed attempts nor age count
-        return classify(clamp(progress), expected, thresholds)
+        return None
     failed_since = (
         obs.error is not None
         and obs.attempted_at is not None
         and (obs.attempted_at >= obs.measured_at)
     )
     too_old = max_age is not None and (now - obs.measured_at).total_seconds() > max_age
-    if failed_since or too_old:
-        return "stale"
-    return classify(clamp(progress), expected, thresholds)
+    return "stale" if failed_since or too_old else None
+
+
+def slo_status(
+    obs: Observation,
+    objective: float,
+    rolling: bool,
+    elapsed: float,
+    ended: bool,
+    now: datetime,
+    max_age: float | None,
+) -> Status:
+    """An SLO KR's status, by its budget: `off_track` once spent (SLI below the objective),
+    even while an alert fires; `at_risk` while a burn alert fires or, over the period, the
+    budget goes faster than the period (`elapsed`: its fraction gone); `done` only once
+    the period has ended with the objective met. No value or stale: as any KR."""
+    unknown = _unknown(obs, now, max_age)
+    if unknown is not None or obs.value is None:
+        return unknown or "no_data"
+    if obs.value < objective:
+        return "off_track"
+    if ended:
+        return "done"
+    reading = obs.slo if obs.until is None else None  # an override's value has no burn rates
+    if reading is not None and reading.alerts_firing:
+        return "at_risk"
+    spent = (1 - obs.value / 100) / (1 - objective / 100)
+    if not rolling and spent > elapsed:
+        return "at_risk"
+    return "on_track"
 
 
 def weighted_mean(items: list[tuple[float | None, float]]) -> tuple[float | None, int]:

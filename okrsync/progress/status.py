@@ -21,6 +21,7 @@ from okrsync.progress.maths import (
     kr_progress,
     kr_status,
     observe,
+    slo_status,
 )
 
 
@@ -36,6 +37,11 @@ def judge(
     )
     period = defs.period
     expected = expected_progress(period.starts_at, period.ends_at, now)
+    if kr.slo is not None:
+        ended = now >= period.ends_at
+        return progress, slo_status(
+            obs, kr.slo.objective, kr.slo.rolling, expected, ended, now, max_age
+        )
     return progress, kr_status(obs, progress, expected, now, max_age, defs.thresholds)
 
 
@@ -55,7 +61,7 @@ def assess(defs: Definitions, kr: KRDef, m: Measurement, prior: Observation) -> 
         if not math.isfinite(progress):
             m = replace(m, value=None, error=f"value {m.value:g} is too large to give a progress")
             progress = None
-    _, status = judge(defs, kr, observe(prior, m.value, m.error, now), now, None)
+    _, status = judge(defs, kr, observe(prior, m.value, m.error, now, slo=m.slo), now, None)
     return replace(m, progress=progress, status=status)
 
 

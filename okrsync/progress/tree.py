@@ -21,6 +21,18 @@ from okrsync.progress.maths import (
 )
 from okrsync.progress.status import judge
 
+SLO_FIELDS = (
+    "objective",
+    "window",
+    "sli",
+    "good",
+    "total",
+    "error_budget_remaining",
+    "burn_rates",
+    "alerts_firing",
+    "rendered_window",
+)
+
 
 @dataclass(frozen=True)
 class Previous:
@@ -87,7 +99,22 @@ class KRView:
             "override": None
             if self.obs.until is None
             else {"author": self.obs.author, "note": self.obs.note, "until": _iso(self.obs.until)},
+            "slo": self.slo_json(),
         }
+
+    def slo_json(self) -> dict[str, Any] | None:
+        """An SLO KR's objective and window with its latest reading (null fields before
+        the first one, or when the value shown is a check-in)."""
+        if self.kr.slo is None:
+            return None
+        reading = self.obs.slo if self.obs.until is None else None
+        out: dict[str, Any] = dict.fromkeys(SLO_FIELDS)
+        if reading is not None:
+            out |= {k: v for k, v in reading.as_json().items() if k in SLO_FIELDS}
+        out |= {"objective": self.kr.slo.objective, "window": self.kr.slo.window}
+        if reading is None:
+            out |= {"burn_rates": {}, "alerts_firing": []}
+        return out
 
 
 @dataclass

@@ -222,7 +222,9 @@ def after(
     observations = dict(known)
     for m in measured:
         prior = observations.get(m.kr_id, Observation())
-        observations[m.kr_id] = observe_held(prior, m.value, m.error, now, m.progress, m.status)
+        observations[m.kr_id] = observe_held(
+            prior, m.value, m.error, now, m.progress, m.status, m.slo
+        )
     return evaluate(defs, observations, now)
 
 

@@ -346,7 +346,7 @@ class Daemon:
                 return  # measured for a period the running config has left
             for r in rows:
                 self.obs[r.kr_id] = observe_held(  # a holding override keeps its value
-                    before[r.kr_id], r.value, r.error, r.measured_at, r.progress, r.status
+                    before[r.kr_id], r.value, r.error, r.measured_at, r.progress, r.status, r.slo
                 )
         log.info("batch", run_id=run_id, krs=len(rows), failed=failed)
 

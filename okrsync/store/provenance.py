@@ -11,6 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from okrsync.config.model import Period
+from okrsync.measure.slo_reading import SloReading
 from okrsync.progress.maths import Observation
 from okrsync.store import periods
 from okrsync.timefmt import from_text, to_text
@@ -28,6 +29,7 @@ def decoded(row: dict[str, Any]) -> dict[str, Any]:
     and `superseded` bools."""
     row["inputs"] = json.loads(row["inputs"]) if row["inputs"] else None
     row["answer"] = json.loads(row["answer"]) if row.get("answer") else None
+    row["slo"] = json.loads(row["slo"]) if row.get("slo") else None
     for flag in ("manual", "backfilled", "superseded"):
         row[flag] = bool(row[flag])
     return row
@@ -129,8 +131,8 @@ def observations(
     out: dict[str, Observation] = {}
     for kr_id in kr_ids:
         value = db.execute(
-            "SELECT value, measured_at, manual, progress, status, backfilled FROM measurements "
-            "WHERE kr_id = ? AND "
+            "SELECT value, measured_at, manual, progress, status, backfilled, slo "
+            "FROM measurements WHERE kr_id = ? AND "
             f"{where} AND measured_at <= ? AND value IS NOT NULL AND superseded = 0 "
             "ORDER BY measured_at DESC, id DESC LIMIT 1",
             [kr_id, *params, at],
@@ -168,5 +170,6 @@ def observations(
             progress=value[3] if value else None,
             status=value[4] if value else None,
             backfilled=bool(value[5]) if value else False,
+            slo=SloReading.from_json(json.loads(value[6])) if value and value[6] else None,
         )
     return out

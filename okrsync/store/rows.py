@@ -11,8 +11,8 @@ from okrsync.timefmt import to_text
 INSERT = (
     "INSERT INTO measurements (kr_id, period, run_id, measured_at, value, progress, "
     "status, source, query, inputs, error, manual, note, answer, fetched_at, "
-    "duration_s, author, until, backfilled) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "duration_s, author, until, backfilled, slo) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -38,4 +38,5 @@ def row(run_id: str | None, r: Measurement, period: str) -> list[Any]:
         r.author,
         to_text(r.until) if r.until else None,
         int(r.backfilled),
+        json.dumps(r.slo.as_json()) if r.slo is not None else None,
     ]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -196,6 +196,13 @@ def _migrate_v7(db: sqlite_utils.Database) -> None:
         db.table("measurements").add_column(name, int, not_null_default=0)
 
 
+def _migrate_v8(db: sqlite_utils.Database) -> None:
+    """SLO KRs: each measurement keeps its SLI, counts, budget and burn rates (JSON), and a
+    period's KR definitions keep the SLO's objective and window, to judge by its budget."""
+    db.table("measurements").add_column("slo", str)
+    db.table("period_key_results").add_column("slo", str)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
@@ -204,6 +211,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     5: _migrate_v5,
     6: _migrate_v6,
     7: _migrate_v7,
+    8: _migrate_v8,
 }
 
 

@@ -1,0 +1,262 @@
+"""SLO key results: their queries, SLI, error budget, burn rates and budget-based status
+(engine side, with a scripted source; tests/test_slo_prometheus.py asks a real one)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runs import okr
+from fakes import ScriptedConnector, factory
+
+from okrsync.config.loader import Config, load
+from okrsync.errors import AuthError, NoDataError
+from okrsync.measure.measurer import Measurer
+from okrsync.measure.plan import plan
+from okrsync.measure.slo_reading import SloReading
+from okrsync.progress.maths import Observation, slo_status
+from okrsync.service.once import run_once
+from okrsync.store.sqlite import Store
+
+NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
+ELAPSED = "3931200s"  # 2026-10-01 to 2026-11-15 12:00 UTC, in seconds
+GOOD = 'sum(increase(req{job="JOB",code!~"5.."}[W]))'
+BAD = 'sum(increase(req{job="JOB",code=~"5.."}[W]))'
+TOTAL = 'sum(increase(req{job="JOB"}[W]))'
+CONFIG = """\
+period: {name: Q4, start: 2026-10-01, end: 2026-12-31}
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:1"}
+objectives:
+  - id: reliability
+    title: Reliable checkout
+    key_results:
+      - id: checkout
+        source: prom
+        slo:
+          good: 'sum(increase(req{job="checkout",code!~"5.."}[{window}]))'
+          total: 'sum(increase(req{job="checkout"}[{window}]))'
+          objective: 99.9
+        start: 99.0
+      - id: search
+        source: prom
+        slo:
+          errors: 'sum(increase(req{job="search",code=~"5.."}[{window}]))'
+          total: 'sum(increase(req{job="search"}[{window}]))'
+          objective: 99
+          window: 28d
+"""
+
+
+def answers(
+    job: str, counts: dict[str, tuple[float, float]], errors: bool = False
+) -> dict[str, Any]:
+    """Scripted answers for one job: window -> (good or errors, total)."""
+    events = BAD if errors else GOOD
+    out: dict[str, Any] = {}
+    for window, (part, total) in counts.items():
+        out[events.replace("JOB", job).replace("W", window)] = part
+        out[TOTAL.replace("JOB", job).replace("W", window)] = total
+    return out
+
+
+def healthy(job: str, window: str = ELAPSED, errors: bool = False) -> dict[str, Any]:
+    """Met over the window (99.96%), calm in every burn window (99.99%)."""
+    counts = {window: (400.0 if errors else 999_600.0, 1_000_000.0)}
+    counts |= {w: (1.0 if errors else 9_999.0, 10_000.0) for w in ("5m", "30m", "1h", "6h")}
+    return answers(job, counts, errors)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "okrs.yaml").write_text(CONFIG)
+    return load(tmp_path / "okrs.yaml")
+
+
+def measure(config: Config, script: dict[str, Any], store: Store | None = None) -> dict[str, Any]:
+    conn = ScriptedConnector(script)
+    result = run_once(config, store, NOW, measurer=Measurer(config, factory({"prom": conn})))
+    return {"rows": {r.kr_id: r for r in result.measurements}, "asked": conn.asked}
+
+
+def test_an_slo_asks_its_window_and_each_burn_window_once(config: Config) -> None:
+    """good and total over the period so far, then over 5m, 30m, 1h and 6h: 10 queries."""
+    krs = [kr for _, kr in config.key_results()]
+    todo = plan(config, krs[:1], NOW)
+    texts = sorted(f.text for f in todo.fetches)
+    assert len(texts) == 10
+    assert 'sum(increase(req{job="checkout"}[3931200s]))' in texts
+    assert 'sum(increase(req{job="checkout",code!~"5.."}[30m]))' in texts
+    names = [n for n, _ in todo.wants["checkout"]]
+    assert names[:2] == ["good", "total"] and "total@6h" in names
+    rolling = plan(config, krs[1:], NOW)
+    assert 'sum(increase(req{job="search"}[28d]))' in {f.text for f in rolling.fetches}
+
+
+def test_sli_budget_and_burn_rates_are_ratios_of_sums(config: Config) -> None:
+    script = healthy("checkout") | healthy("search", "28d", errors=True)
+    script[GOOD.replace("JOB", "checkout").replace("W", "1h")] = 9_800  # 2% errors in 1h
+    got = measure(config, script)
+    row = got["rows"]["checkout"]
+    assert row.error is None
+    assert row.value == pytest.approx(99.96)
+    assert row.slo.good == 999_600 and row.slo.total == 1_000_000
+    assert row.slo.error_budget_remaining == pytest.approx(0.6)
+    assert row.slo.burn_rates["1h"] == pytest.approx(20.0)  # 0.02 / 0.001
+    assert row.slo.burn_rates["5m"] == pytest.approx(0.1)
+    assert row.slo.alerts_firing == ()  # 1h burns at 20 but 5m does not: no page
+    assert row.inputs["good@1h"] == 9_800 and row.inputs["total"] == 1_000_000
+    assert row.status == "on_track"
+    search = got["rows"]["search"]
+    assert search.value == pytest.approx(99.96) and search.slo.good == pytest.approx(999_600)
+    assert search.slo.error_budget_remaining == pytest.approx(0.96)
+    assert search.slo.window == "28d" and search.slo.rendered_window == "28d"
+    assert len(got["asked"]) == 20
+
+
+def test_a_fast_burn_fires_its_pair_and_puts_the_kr_at_risk(config: Config) -> None:
+    script = healthy("checkout") | healthy("search", "28d", errors=True)
+    for window in ("5m", "1h"):
+        script[GOOD.replace("JOB", "checkout").replace("W", window)] = 9_800
+    row = measure(config, script)["rows"]["checkout"]
+    assert row.slo.alerts_firing == ({"long": "1h", "short": "5m", "factor": 14.4},)
+    assert row.status == "at_risk"
+
+
+def test_a_breached_slo_is_off_track_even_while_alerts_fire(config: Config) -> None:
+    script = healthy("checkout") | healthy("search", "28d", errors=True)
+    script |= answers("checkout", {ELAPSED: (998_000, 1_000_000), "5m": (9_000, 10_000)})
+    script |= answers("checkout", {"1h": (9_000, 10_000)})
+    row = measure(config, script)["rows"]["checkout"]
+    assert row.value == pytest.approx(99.8)
+    assert row.slo.error_budget_remaining == pytest.approx(-1.0)  # shown as is
+    assert row.slo.alerts_firing and row.status == "off_track"
+
+
+def test_no_events_and_good_above_total_are_errors_never_values(config: Config) -> None:
+    script = healthy("checkout") | healthy("search", "28d", errors=True)
+    script |= answers("checkout", {ELAPSED: (0, 0)})
+    script |= answers("search", {"28d": (5, 3)}, errors=True)
+    rows = measure(config, script)["rows"]
+    assert rows["checkout"].value is None and rows["checkout"].status == "no_data"
+    assert rows["checkout"].error == "slo: no events in the window (total = 0)"
+    assert rows["search"].value is None
+    assert "errors > total: check the queries" in (rows["search"].error or "")
+    assert rows["search"].inputs["errors"] == 5  # the counts are kept to look into
+
+
+def test_a_query_without_series_counts_no_events_and_a_failed_one_fails_the_kr(
+    config: Config,
+) -> None:
+    """No 5xx series at all is 0 errors; a refused query is the KR's error, no value."""
+    script = healthy("checkout") | healthy("search", "28d", errors=True)
+    for window in ("28d", "5m", "30m", "1h", "6h"):
+        script[BAD.replace("JOB", "search").replace("W", window)] = NoDataError("no series")
+    script[TOTAL.replace("JOB", "checkout").replace("W", "6h")] = AuthError("prom: HTTP 401")
+    rows = measure(config, script)["rows"]
+    assert rows["search"].value == 100.0 and rows["search"].slo.burn_rates["5m"] == 0.0
+    assert rows["checkout"].value is None
+    assert rows["checkout"].error == "total@6h: prom: HTTP 401"
+
+
+def test_history_keeps_the_counts_and_status_json_shows_the_slo(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store(tmp_path / "x.db")
+    measure(config, healthy("checkout") | healthy("search", "28d", errors=True), store)
+    store.close()
+    code, out, _ = okr(tmp_path, capsys, "history", "checkout", "--json")
+    assert code == 0
+    entry = json.loads(out)[0]
+    assert entry["inputs"]["good"] == 999_600 and entry["inputs"]["total"] == 1_000_000
+    code, out, _ = okr(tmp_path, capsys, "status", "--json", "--now", "2026-11-15T12:00:00Z")
+    assert code == 0
+    krs = {k["id"]: k for k in json.loads(out)["objectives"][0]["key_results"]}
+    slo = krs["checkout"]["slo"]
+    assert slo["objective"] == 99.9 and slo["window"] == "period"
+    assert slo["sli"] == pytest.approx(99.96) and slo["good"] == 999_600
+    assert slo["error_budget_remaining"] == pytest.approx(0.6)
+    assert set(slo["burn_rates"]) == {"5m", "30m", "1h", "6h"} and slo["alerts_firing"] == []
+    assert krs["checkout"]["status"] == "on_track" and krs["checkout"]["target"] == 99.9
+
+
+def reading(firing: bool = False) -> SloReading:
+    alerts = ({"long": "1h", "short": "5m", "factor": 14.4},) if firing else ()
+    return SloReading(99.9, "period", "1s", 99.95, 1, 1, 0.5, {}, alerts)
+
+
+def judged(
+    value: float,
+    elapsed: float,
+    *,
+    firing: bool = False,
+    rolling: bool = False,
+    ended: bool = False,
+) -> str:
+    at = NOW - timedelta(minutes=1)
+    obs = Observation(value, at, attempted_at=at, slo=reading(firing))
+    return slo_status(obs, 99.9, rolling, elapsed, ended, NOW, 3600)
+
+
+def test_status_follows_the_budget() -> None:
+    """Half the budget spent: on track past half the period, at risk before it (not for a
+    rolling window); an alert means at risk; below the objective off track; done at the end."""
+    assert judged(99.95, 0.6) == "on_track"
+    assert judged(99.95, 0.4) == "at_risk"
+    assert judged(99.95, 0.4, rolling=True) == "on_track"
+    assert judged(99.95, 0.9, firing=True) == "at_risk"
+    assert judged(99.85, 0.9, firing=True) == "off_track"
+    assert judged(99.95, 1.0, ended=True) == "done"
+    assert judged(99.85, 1.0, ended=True) == "off_track"
+    assert judged(100.0, 0.5) == "on_track"  # a full budget never makes an SLO done early
+    stale = Observation(99.95, NOW - timedelta(hours=2), attempted_at=NOW, error="down")
+    assert slo_status(stale, 99.9, False, 0.9, False, NOW, 3600) == "stale"
+
+
+BAD_CONFIG = """\
+period: {name: Q4, start: 2026-10-01, end: 2026-12-31}
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:1"}
+objectives:
+  - id: o
+    title: O
+    key_results:
+      - id: both
+        source: prom
+        slo:
+          good: a[{window}]
+          errors: b[{window}]
+          total: c[{window}]
+          objective: 100
+      - id: pair
+        source: prom
+        slo:
+          good: a[{window}]
+          total: c[{window}]
+          objective: 99.9
+          window: 30m
+          burn_alerts: [{long: 5m, short: 1h, factor: 2}]
+      - id: short
+        source: prom
+        slo: {good: a, total: c, objective: 99, window: 30m}
+      - id: missing
+        source: prom
+        slo: {sloth: slos/none.yaml#x}
+"""
+
+
+def test_every_slo_mistake_is_reported_at_its_line_at_once(tmp_path: Path) -> None:
+    (tmp_path / "okrs.yaml").write_text(BAD_CONFIG)
+    with pytest.raises(Exception) as caught:
+        load(tmp_path / "okrs.yaml")
+    text = str(caught.value)
+    lines = {line.split(": ", 1)[0].rsplit(":", 1)[1]: line for line in text.splitlines()}
+    assert "set `good` or `errors` (not both)" in lines["10"]
+    assert "objective 100 is not a percent strictly between 0 and 100" in lines["14"]
+    assert "short window 1h is not shorter than long window 5m" in lines["22"]
+    assert "window 30m is shorter than the longest burn window (6h)" in lines["25"]
+    assert "Sloth file slos/none.yaml: no such file or directory" in lines["28"]
+    assert "target" not in text  # a target the Sloth file would give is not "missing"
