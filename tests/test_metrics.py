@@ -15,6 +15,7 @@ from okrsync.config.loader import Config, load
 from okrsync.connector import Window
 from okrsync.connectors.prometheus import PrometheusQuery
 from okrsync.errors import TransientFetchError
+from okrsync.measure.slo_reading import SloReading
 from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation
 from okrsync.service.metrics import Metrics, View
@@ -50,6 +51,8 @@ EXPECTED = {
     "okrsync_config_info",
     "okrsync_period_end_timestamp_seconds",  # issue 9: periods
     "okrsync_backfill_points",  # backfill in the daemon (exposed as _total)
+    "okrsync_kr_error_budget_remaining",  # issue 13: SLO key results
+    "okrsync_kr_burn_rate",
 }
 
 
@@ -103,6 +106,44 @@ def test_every_kr_has_series_from_start_up(config: Config) -> None:
         "stale": 0,
         "no_data": 1,
     }
+
+
+SLO_CONFIG = """\
+period: {name: Q4, start: 2026-10-01, end: 2026-12-31}
+sources:
+  prom: {type: prometheus, url: "http://127.0.0.1:1"}
+objectives:
+  - id: reliability
+    title: R
+    key_results:
+      - id: checkout
+        source: prom
+        slo: {good: "g[{window}]", total: "t[{window}]", objective: 99.9}
+      - id: search
+        source: prom
+        slo: {good: "g2[{window}]", total: "t2[{window}]", objective: 99}
+"""
+
+
+def test_slo_krs_have_budget_and_burn_rate_series(tmp_path: Path) -> None:
+    """Budget remaining per SLO KR (NaN before its first reading), a burn rate per window
+    (NaN for a window without events), labelled by KR and OKR objective."""
+    (tmp_path / "okrs.yaml").write_text(SLO_CONFIG)
+    config = load(tmp_path / "okrs.yaml")
+    reading = SloReading(
+        99.9, "period", "3931200s", 99.95, 999_500, 1_000_000, 0.5, {"5m": None, "1h": 20.0}
+    )
+    at = NOW - timedelta(minutes=1)
+    view: View = (from_config(config), {"checkout": Observation(99.95, at, slo=reading)}, NOW)
+    samples = scrape(Metrics(lambda: view, process=False))
+    budget = samples["okrsync_kr_error_budget_remaining"]
+    assert budget[(("kr", "checkout"), ("objective", "reliability"))] == 0.5
+    assert math.isnan(budget[(("kr", "search"), ("objective", "reliability"))])
+    burn = samples["okrsync_kr_burn_rate"]
+    labels = (("kr", "checkout"), ("objective", "reliability"))
+    assert burn[(*labels, ("window", "1h"))] == 20.0
+    assert math.isnan(burn[(*labels, ("window", "5m"))])
+    assert not any(dict(k)["kr"] == "search" for k in burn)
 
 
 def test_reload_metrics_keep_the_running_config_on_failure(config: Config) -> None:

@@ -29,6 +29,30 @@ def test_an_edited_config_file_is_noticed(tmp_path: Path, mode: str) -> None:
         watcher.stop()
 
 
+@pytest.mark.parametrize("mode", ["auto", "poll"])
+def test_a_sloth_spec_the_config_reads_is_watched_too(tmp_path: Path, mode: str) -> None:
+    """An edited file in a subfolder is noticed when the config reads it (`also`), and
+    only then: other files there are not."""
+    (tmp_path / "okrs.yaml").write_text("a: 1\n")
+    (tmp_path / "slos").mkdir()
+    spec, other = tmp_path / "slos" / "checkout.yaml", tmp_path / "slos" / "other.yaml"
+    spec.write_text("x: 0\n")
+    changed = threading.Event()
+    watcher = ConfigWatcher(tmp_path, changed.set, mode, 0.05, also=lambda: [spec])
+    watcher.start()
+    try:
+        for i in range(10):
+            other.write_text(f"y: {i}\n")
+            assert not changed.wait(0.1)
+        for i in range(100):
+            spec.write_text(f"x: {i}\n")
+            if changed.wait(0.1):
+                break
+        assert changed.is_set()
+    finally:
+        watcher.stop()
+
+
 def test_other_files_beside_a_config_file_are_ignored(tmp_path: Path) -> None:
     """The store written next to a watched config file never suggests a reload."""
     config = tmp_path / "okrs.yaml"

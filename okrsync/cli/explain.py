@@ -75,8 +75,10 @@ def _measurement(m: dict[str, Any], unit: str | None, pad: str = "  ") -> list[s
             f"{pad}backfilled: measured afterwards for this instant by `okrsync backfill`{run}"
         )
     lines.append(f"{pad}source: {m['source']}")
-    formula = m["formula"]
-    if formula:
+    formula, slo = m["formula"], m.get("slo")
+    if slo:
+        lines += _slo(slo, pad)
+    elif formula:
         lines.append(f"{pad}formula: {formula['expression']}")
         for name, i in formula["inputs"].items():
             lines.append(
@@ -102,6 +104,25 @@ def _measurement(m: dict[str, Any], unit: str | None, pad: str = "  ") -> list[s
             f"{pad}run {run['id']} ({run['kind']}), config hash {run['config_digest']}, "
             f"commit {commit}"
         )
+    return lines
+
+
+def _slo(slo: dict[str, Any], pad: str) -> list[str]:
+    """Each SLO query with its window and count, then the arithmetic of the reading."""
+    lines = [f"{pad}slo queries (a query matching no series counts 0):"]
+    for q in slo["queries"]:
+        lines.append(
+            f"{pad}  {q['name']} = {_unit(q['count'], None)}  over {q['window'] or '?'}  "
+            f"({q['source']}: {q['query']})"
+        )
+    a = slo["arithmetic"]
+    if a:
+        lines.append(f"{pad}  {a['sli']}")
+        lines.append(f"{pad}  error budget = {a['error_budget']}")
+        lines.append(f"{pad}  error budget remaining = {a['error_budget_remaining']}")
+        for window, rate in a["burn_rates"].items():
+            lines.append(f"{pad}  burn rate {window} = {rate}")
+        lines += [f"{pad}  alert {alert}" for alert in a["alerts"]]
     return lines
 
 

@@ -176,6 +176,18 @@ def _flags(row: dict[str, Any]) -> str:
     return f"[{', '.join(flags)}] " if flags else ""
 
 
+def _slo_counts(row: dict[str, Any]) -> str | None:
+    """`good 999,600 / total 1,000,000 over 3931200s, budget 0.6 left` for an SLO row."""
+    slo = row.get("slo")
+    if not slo:
+        return None
+    return (
+        f"good {number(slo['good'])} / total {number(slo['total'])} over {slo['rendered_window']}, "
+        f"budget {slo['error_budget_remaining']:.3g} left"
+        + (", burn alert firing" if slo["alerts_firing"] else "")
+    )
+
+
 def history_lines(kr_id: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The history table one line at a time (a long history streams); a backfilled or
     superseded row says so before its source."""
@@ -186,7 +198,8 @@ def history_lines(kr_id: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
             empty = False
         progress = "" if r["progress"] is None else f"{percent(r['progress'])}%"
         detail = _flags(r) + (
-            r["error"] or (_manual(r) if r["manual"] else r["query"] or r["source"])
+            r["error"]
+            or (_manual(r) if r["manual"] else _slo_counts(r) or r["query"] or r["source"])
         )
         value = "" if r["value"] is None else f"{r['value']:,.6g}"
         yield f"{r['measured_at']:<27} {value:>12} {progress:>8}  {r['status'] or '':<9} {detail}"

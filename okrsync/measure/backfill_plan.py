@@ -137,6 +137,11 @@ def skip_reason(config: Config, kr: KeyResult, first_day: str) -> str | None:
     """Why `kr` cannot be backfilled (None: it can). `first_day` names the span's start."""
     if kr.is_manual:
         return "manual key result: its values are check-ins, there is no source to ask"
+    if kr.slo is not None:
+        return (
+            "SLO key result: backfill does not ask SLO queries over the past yet (its "
+            "window and burn windows move with each instant); live measurements keep its history"
+        )
     for name, measure in measures(kr):
         source = str(measure.source)
         if ranged(config, source) or _uses_now(measure):

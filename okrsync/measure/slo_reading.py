@@ -34,6 +34,8 @@ class SloReading:
     """Burn rate per burn window (None: no events in it)."""
     alerts_firing: tuple[dict[str, Any], ...] = ()
     """The firing burn-alert pairs: {long, short, factor}."""
+    burn_alerts: tuple[dict[str, Any], ...] = ()
+    """Every burn-alert pair it was judged by, firing or not (what explain shows)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class SloReading:
             "error_budget_remaining": self.error_budget_remaining,
             "burn_rates": dict(self.burn_rates),
             "alerts_firing": [dict(a) for a in self.alerts_firing],
+            "burn_alerts": [dict(a) for a in self.burn_alerts],
         }
 
     @classmethod
@@ -60,6 +63,7 @@ class SloReading:
             error_budget_remaining=float(data["error_budget_remaining"]),
             burn_rates={str(k): v for k, v in dict(data.get("burn_rates") or {}).items()},
             alerts_firing=tuple(dict(a) for a in data.get("alerts_firing") or ()),
+            burn_alerts=tuple(dict(a) for a in data.get("burn_alerts") or ()),
         )
 
 
@@ -81,6 +85,10 @@ def _good_and_total(slo: Slo, values: Mapping[str, float], suffix: str) -> tuple
     return (total - part if slo.counts_errors else part), total
 
 
+def _at_least(rate: float | None, factor: float) -> bool:
+    return rate is not None and rate >= factor
+
+
 def reading(slo: Slo, values: Mapping[str, float], rendered_window: str) -> SloReading:
     """SLI, budget and burn rates from the fetched values (a query with no series counts
     0); SloProblem when the SLO window has no events or the counts contradict."""
@@ -95,10 +103,12 @@ def reading(slo: Slo, values: Mapping[str, float], rendered_window: str) -> SloR
         for window in slo.burn_windows():
             good_w, total_w = _good_and_total(slo, values, f"@{window}")
             rates[window] = None if total_w == 0 else (1 - good_w / total_w) / budget
+    alerts = slo.burn_alerts if rates else ()
+    pairs = tuple({"long": a.long, "short": a.short, "factor": a.factor} for a in alerts)
     firing = tuple(
-        {"long": a.long, "short": a.short, "factor": a.factor}
-        for a in slo.burn_alerts
-        if all((r := rates.get(w)) is not None and r >= a.factor for w in (a.long, a.short))
+        pair
+        for pair, a in zip(pairs, alerts, strict=True)
+        if all(_at_least(rates.get(w), a.factor) for w in (a.long, a.short))
     )
     return SloReading(
         objective=slo.objective,
@@ -110,4 +120,5 @@ def reading(slo: Slo, values: Mapping[str, float], rendered_window: str) -> SloR
         error_budget_remaining=1 - (1 - sli / 100) / budget,
         burn_rates=rates,
         alerts_firing=firing,
+        burn_alerts=pairs,
     )

@@ -16,6 +16,7 @@ from okrsync.errors import UsageError
 from okrsync.progress.definitions import Definitions, KRDef
 from okrsync.progress.maths import Observation, clamp, expected_progress
 from okrsync.progress.status import judge
+from okrsync.review.explain_slo import slo_part, slo_rule
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import to_text
 
@@ -100,6 +101,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
         "answer": row.get("answer"),
         "note": row["note"],
         "formula": _formula(row),
+        "slo": slo_part(row),
         "fetched_at": row.get("fetched_at"),
         "duration_s": row.get("duration_s"),
         "stored_progress": row["progress"],
@@ -196,6 +198,10 @@ def _status(
         "stale_after_s": max_age,
         "period_ended": ended,
     }
+    rule = slo_rule(kr.slo, obs, status, expected) if kr.slo and problem is None else None
+    if rule is not None:
+        out["rule"] = rule
+        out["slo"] = {"objective": kr.slo.objective, "window": kr.slo.window} if kr.slo else None
     if ended:
         out["rule"] += " (the period has ended: judged as of its end, never stale by age)"
     return out

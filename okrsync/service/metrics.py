@@ -95,6 +95,16 @@ class OkrCollector(Collector):
             "Weighted progress of an objective (its key results and child objectives).",
             labels=["objective"],
         )
+        budget = GaugeMetricFamily(
+            "okrsync_kr_error_budget_remaining",
+            "Error budget an SLO key result has left: 1 untouched, 0 spent, below 0 breached.",
+            labels=["kr", "objective"],
+        )
+        burn = GaugeMetricFamily(
+            "okrsync_kr_burn_rate",
+            "How fast an SLO key result spends its budget over a window (1: exactly on budget).",
+            labels=["kr", "objective", "window"],
+        )
         counts = dict.fromkeys(STATUSES, 0)
         for view in tree.walk():
             oid = view.objective.id
@@ -106,12 +116,19 @@ class OkrCollector(Collector):
                 stamp = kr.obs.measured_at.timestamp() if kr.obs.measured_at else 0.0
                 success.add_metric(labels, stamp)
                 counts[kr.status] += 1
+                if kr.kr.slo is not None:
+                    reading = kr.obs.slo if kr.obs.until is None else None
+                    budget.add_metric(
+                        labels, math.nan if reading is None else reading.error_budget_remaining
+                    )
+                    for window, rate in reading.burn_rates.items() if reading else ():
+                        burn.add_metric([*labels, window], _nan(rate))
         statuses = GaugeMetricFamily(
             "okrsync_key_results", "Key results by status.", labels=["status"]
         )
         for status, count in counts.items():
             statuses.add_metric([status], count)
-        return [value, progress, success, objective, statuses, period_end]
+        return [value, progress, success, budget, burn, objective, statuses, period_end]
 
 
 def _nan(number: float | None) -> float:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from okrsync.config import cron
 from okrsync.config.loader import Config
@@ -35,7 +36,10 @@ class Timing:
 def timing(config: Config, kr: KeyResult) -> Timing:
     """The KR's timing: its `cron` if set, else its `every` (or the defaults')."""
     measures = sorted(kr.inputs.items()) if kr.formula else [("", kr)]
-    phase = json.dumps([[m.source, m.query_fields()] for _, m in measures], sort_keys=True)
+    asked: list[Any] = [[m.source, m.query_fields()] for _, m in measures]
+    if kr.slo is not None:
+        asked.append(kr.slo.model_dump(mode="json"))
+    phase = json.dumps(asked, sort_keys=True)
     if kr.cron:
         zone = config.period.timezone
         return Timing(config.every_seconds(kr), cron.parse(kr.cron), zone, phase)

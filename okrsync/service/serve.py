@@ -61,6 +61,7 @@ def serve(opts: Options) -> bool:
         opts.watch,
         opts.poll_interval,
         on_method=lambda method: setattr(daemon.health, "watch", method),
+        also=lambda: daemon.active.config.also_read if daemon.active else (),
     )
     if server:
         server.start()

@@ -7,7 +7,7 @@ callback only *suggests* a reload: the daemon validates and compares the content
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,15 @@ log = structlog.get_logger("okrsync.service.watch")
 POLL_INTERVAL = 2.0
 
 
-def fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times of the config files: changes when they do."""
+def fingerprint(path: Path, also: Iterable[Path] = ()) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the config files and of the files they read
+    (`also`: Sloth specs): changes when they do."""
     out = []
     try:
         files = config_files(path) if path.exists() else []
     except OSError:
         files = []
-    for file in files:
+    for file in [*files, *also]:
         try:
             st = file.stat()  # follows symlinks, so a Kubernetes ConfigMap swap shows
         except OSError:
@@ -35,16 +36,19 @@ def fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
-def _relevant(path: Path) -> Callable[[Any, str], bool]:
-    """Only config files (and Kubernetes' `..data` swaps), never e.g. the store beside them."""
+def _relevant(path: Path, also: tuple[Path, ...] = ()) -> Callable[[Any, str], bool]:
+    """Only config files, the files they read (and Kubernetes' `..data` swaps), never e.g.
+    the store beside them."""
     target = path.resolve()
+    read = {p.resolve() for p in also}
 
     def accept(_: Any, changed: str) -> bool:
         name = Path(changed).name
-        if name.startswith(".."):
+        if name.startswith("..") or Path(changed).resolve() in read:
             return True
         if target.is_dir() or not target.exists():
-            return name.endswith((".yaml", ".yml"))
+            beside = not target.is_dir() or Path(changed).resolve().parent == target
+            return beside and name.endswith((".yaml", ".yml"))
         return Path(changed).resolve() == target or name == path.name
 
     return accept
@@ -60,6 +64,7 @@ class ConfigWatcher:
         mode: str = "auto",
         poll_interval: float = POLL_INTERVAL,
         on_method: Callable[[str], None] = lambda method: None,
+        also: Callable[[], Iterable[Path]] = tuple,
     ) -> None:
         self.path = path
         self.on_change = on_change
@@ -68,6 +73,8 @@ class ConfigWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="okrsync-watch", daemon=True)
         self.on_method = on_method
+        self.also = also
+        """The files the running config reads besides its own (asked again after changes)."""
 
     def start(self) -> None:
         if self.mode != "off":
@@ -91,22 +98,37 @@ class ConfigWatcher:
         folder = self.path if self.path.is_dir() else self.path.resolve().parent
         self.on_method("watchfiles")
         log.info("config_watch", path=str(self.path), method="watchfiles")
-        for _changes in watchfiles.watch(
-            folder,
-            watch_filter=_relevant(self.path),
-            stop_event=self._stop,
-            debounce=400,
-            raise_interrupt=False,
-            recursive=False,
-        ):
-            self.on_change()
+        while not self._stop.is_set():
+            also = self._also()
+            folders = sorted({folder, *(p.parent for p in also if p.parent.is_dir())})
+            for changes in watchfiles.watch(
+                *folders,
+                watch_filter=_relevant(self.path, also),
+                stop_event=self._stop,
+                debounce=400,
+                raise_interrupt=False,
+                recursive=False,
+                rust_timeout=int(self.poll_interval * 1000),
+                yield_on_timeout=True,
+            ):
+                if changes:
+                    self.on_change()
+                if self._also() != also:
+                    break  # the config now reads other files: watch their folders
+
+    def _also(self) -> tuple[Path, ...]:
+        try:
+            return tuple(sorted(set(self.also())))
+        except Exception:  # a watcher must keep watching the config itself
+            log.debug("config_watch_also_failed", exc_info=True)
+            return ()
 
     def _poll(self) -> None:
         self.on_method("poll")
         log.info("config_watch", path=str(self.path), method="poll")
-        seen = fingerprint(self.path)
+        seen = fingerprint(self.path, self._also())
         while not self._stop.wait(self.poll_interval):
-            now = fingerprint(self.path)
+            now = fingerprint(self.path, self._also())
             if now != seen:
                 seen = now
                 self.on_change()
