@@ -107,11 +107,15 @@ class PrometheusConnector:
         self._auth_ready = True
 
     def fetch(self, query: PrometheusQuery, window: Window) -> Reading:
-        """The value of the PromQL query now, reduced over series by `reduce` when given."""
+        """The value of the PromQL query now (at `window.at` when set), reduced over series
+        by `reduce` when given."""
         promql, reduce = query.query, query.reduce
+        params = {"query": promql}
+        if window.at is not None:
+            params["time"] = _seconds(window.at.timestamp())
         return self._call(
             self._url,
-            {"query": promql},
+            params,
             lambda data: self._reading(promql, reduce, data["resultType"], data["result"]),
         )
 

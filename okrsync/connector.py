@@ -106,6 +106,10 @@ class Window:
 
     since: datetime
     until: datetime
+    at: datetime | None = None
+    """When set, the instant to evaluate the query at, for a source that can (Prometheus'
+    `time`): an SLO's queries are asked for one instant, so good and total count the same
+    events even while new samples arrive between the requests."""
 
 
 @dataclass(frozen=True)

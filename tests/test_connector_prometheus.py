@@ -100,6 +100,17 @@ def test_single_series_request() -> None:
     conn.close()
 
 
+def test_a_window_with_an_instant_evaluates_the_query_at_it() -> None:
+    """`Window.at` (an SLO's queries) is sent as `time`, in seconds, so every query of a
+    tick counts the same samples; without it Prometheus evaluates at its own now."""
+    at = datetime(2026, 2, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    with responses.RequestsMock() as rsps:
+        rsps.get(QUERY_URL, json=load("vector_one"))
+        make().fetch(PrometheusQuery(query="x"), Window(SINCE, UNTIL, at=at))
+        sent = parse_qs(urlsplit(str(rsps.calls[0].request.url)).query)
+    assert sent == {"query": ["x"], "time": ["1769947200.25"]}
+
+
 def test_scalar() -> None:
     """A scalar result gives its value."""
     assert fetch("scalar").value == 0.875

@@ -43,6 +43,7 @@ def test_an_slo_asks_its_window_and_each_burn_window_once(config: Config) -> Non
     assert len(texts) == 10
     assert 'sum(increase(req{job="checkout"}[3931200s]))' in texts
     assert 'sum(increase(req{job="checkout",code!~"5.."}[30m]))' in texts
+    assert {f.window.at for f in todo.fetches} == {NOW}  # all counted up to one instant
     names = [n for n, _ in todo.wants["checkout"]]
     assert names[:2] == ["good", "total"] and "total@6h" in names
     rolling = plan(config, krs[1:], NOW)

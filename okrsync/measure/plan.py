@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -89,6 +89,7 @@ def plan(config: Config, krs: list[KeyResult], now: datetime) -> Plan:
     window = Window(config.period.starts_at, config.period.ends_at)
     fetches: dict[str, Fetch] = {}
     wants: dict[str, list[tuple[str | None, Fetch]]] = {}
+    at_now = replace(window, at=now)  # an SLO's queries all count up to one instant
     for kr in krs:
         measures: Iterable[tuple[str | None, Measure]] = (
             slo_queries.measures(config, kr, now)
@@ -98,15 +99,16 @@ def plan(config: Config, krs: list[KeyResult], now: datetime) -> Plan:
             else [(None, kr)]
         )
         every = config.every_seconds(kr)
+        asked = at_now if kr.slo else window
         for input_name, measure in measures:
             assert measure.source is not None
             fields = query_fields(config, measure, now)
             key = json.dumps(
-                [measure.source, fields, window.since.isoformat(), window.until.isoformat()],
+                [measure.source, fields, asked.since, asked.until, asked.at],
                 sort_keys=True,
                 default=str,
             )
-            fetch = fetches.setdefault(key, Fetch(measure.source, fields, window, every))
+            fetch = fetches.setdefault(key, Fetch(measure.source, fields, asked, every))
             fetch.max_wait = min(fetch.max_wait, every)
             fetch.kr_ids.append(kr.id)
             wants.setdefault(kr.id, []).append((input_name, fetch))

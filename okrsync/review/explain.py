@@ -201,7 +201,6 @@ def _status(
     rule = slo_rule(kr.slo, obs, status, expected) if kr.slo and problem is None else None
     if rule is not None:
         out["rule"] = rule
-        out["slo"] = {"objective": kr.slo.objective, "window": kr.slo.window} if kr.slo else None
     if ended:
         out["rule"] += " (the period has ended: judged as of its end, never stale by age)"
     return out
