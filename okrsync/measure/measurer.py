@@ -194,14 +194,15 @@ class Measurer:
             fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
         fetch.finished = time.monotonic()
         fetch.duration_s = round(fetch.finished - began, 6)
-        emit = log.info if fetch.error is None else log.warning  # failures need to be seen
+        outcome = "ok" if fetch.error is None else "no_data" if fetch.no_data else "error"
+        emit = log.warning if outcome == "error" else log.info  # failures need to be seen
         emit(
             "fetch",
             source=fetch.source,
             krs=fetch.kr_ids,
             query=fetch.text,
             duration_s=round(fetch.duration_s, 3),
-            outcome="ok" if fetch.error is None else "error",
+            outcome=outcome,
             error=fetch.error,
         )
 
