@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,19 @@ def test_a_query_without_series_counts_no_events_and_a_failed_one_fails_the_kr(
     assert rows["search"].value == 100.0 and rows["search"].slo.burn_rates["5m"] == 0.0
     assert rows["checkout"].value is None
     assert rows["checkout"].error == "total@6h: prom: HTTP 401"
+
+
+def test_an_slo_query_without_series_logs_no_data_at_info(
+    config: Config, events: list[MutableMapping[str, Any]]
+) -> None:
+    """Matching nothing is the normal state of an error query, so it is no warning there."""
+    script = healthy("checkout") | healthy("search", "28d", errors=True)
+    script[BAD.replace("JOB", "search").replace("W", "5m")] = NoDataError("prom: no series")
+    measure(config, script)
+    fetches = [e for e in events if e["event"] == "fetch" and "[5m]" in e["query"]]
+    empty = next(e for e in fetches if e["query"].startswith('sum(increase(req{job="search",code'))
+    assert empty["outcome"] == "no_data" and empty["log_level"] == "info"
+    assert all(e["outcome"] == "ok" for e in fetches if e is not empty)
 
 
 def test_history_keeps_the_counts_and_status_json_shows_the_slo(

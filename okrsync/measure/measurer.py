@@ -194,7 +194,8 @@ class Measurer:
             fetch.error = redact(f"{fetch.source}: unexpected {type(exc).__name__}: {exc}")
         fetch.finished = time.monotonic()
         fetch.duration_s = round(fetch.finished - began, 6)
-        outcome = "ok" if fetch.error is None else "no_data" if fetch.no_data else "error"
+        zero = fetch.no_data and fetch.empty_is_zero
+        outcome = "ok" if fetch.error is None else "no_data" if zero else "error"
         emit = log.warning if outcome == "error" else log.info  # failures need to be seen
         emit(
             "fetch",

@@ -54,7 +54,9 @@ class Fetch:
     reading: Reading | None = None
     error: str | None = None
     no_data: bool = False
-    """The error is that the query matched nothing (an SLO counts that as 0 events)."""
+    """The error is that the query matched nothing."""
+    empty_is_zero: bool = False
+    """An SLO's query: matching nothing is 0 events, not a failure."""
     fetched_at: datetime | None = None
     """When the fetch finished (retries included), on the clock of the run's `now`."""
     finished: float | None = None
@@ -108,7 +110,9 @@ def plan(config: Config, krs: list[KeyResult], now: datetime) -> Plan:
                 sort_keys=True,
                 default=str,
             )
-            fetch = fetches.setdefault(key, Fetch(measure.source, fields, asked, every))
+            fetch = fetches.setdefault(
+                key, Fetch(measure.source, fields, asked, every, empty_is_zero=bool(kr.slo))
+            )
             fetch.max_wait = min(fetch.max_wait, every)
             fetch.kr_ids.append(kr.id)
             wants.setdefault(kr.id, []).append((input_name, fetch))
