@@ -19,6 +19,7 @@ from okrsync.errors import AuthError, NoDataError
 from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import plan
 from okrsync.measure.slo_reading import SloReading
+from okrsync.progress.definitions import SloTarget
 from okrsync.progress.maths import Observation, slo_status
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
@@ -149,6 +150,20 @@ def test_history_keeps_the_counts_and_status_json_shows_the_slo(
     assert slo["error_budget_remaining"] == pytest.approx(0.6)
     assert set(slo["burn_rates"]) == {"5m", "30m", "1h", "6h"} and slo["alerts_firing"] == []
     assert krs["checkout"]["status"] == "on_track" and krs["checkout"]["target"] == 99.9
+
+
+def test_a_stored_period_keeps_each_slo_objective_and_window(
+    config: Config, tmp_path: Path
+) -> None:
+    """A past period is judged by its budget too: its definitions keep the SLO."""
+    store = Store(tmp_path / "x.db")
+    measure(config, healthy("checkout") | healthy("search", "28d", errors=True), store)
+    defs = store.definitions("Q4")
+    store.close()
+    assert defs is not None
+    checkout, search = defs.kr("checkout"), defs.kr("search")
+    assert checkout is not None and checkout.slo == SloTarget(99.9, "period")
+    assert search is not None and search.slo == SloTarget(99.0, "28d") and search.slo.rolling
 
 
 def reading(firing: bool = False) -> SloReading:
