@@ -96,3 +96,15 @@ def test_history_keeps_good_and_total_with_each_measurement(
     code, out, _ = okr(tmp_path, capsys, "history", "checkout", "--json")
     row = json.loads(out)[0]
     assert row["slo"]["good"] == 999_600 and row["slo"]["burn_rates"]["1h"] == pytest.approx(20)
+
+
+def test_status_text_shows_the_budget_and_burn_beside_the_kr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored(tmp_path, fast_burn())
+    code, out, _ = okr(tmp_path, capsys, "status", "--now", AT)
+    assert code == 0
+    assert (
+        "SLO 99.9% (period): SLI 99.96% · budget 60% left · burning: 1h/5m at 20.0x ≥ 14.4x" in out
+    )
+    assert "SLO 99% (28d): SLI 99.96% · budget 96% left · burn ok (5m 0.0x, 30m 0.0x" in out

@@ -11,6 +11,7 @@ from typing import Any
 from okrsync.config.model import Period
 from okrsync.numfmt import number
 from okrsync.progress.tree import KRView, ObjectiveView, Tree
+from okrsync.report.slo import slo_line, slo_part
 
 BAR = 20
 MARK = {
@@ -149,6 +150,9 @@ def _kr(view: KRView, depth: int, lines: list[str], ended: bool) -> None:
         f"{pad}  {bar(view.progress)} {pct(view.progress)}  {verdict:<9} "
         f"{value}{manual}  (goal {goal})"
     )
+    slo = slo_part(view)
+    if slo is not None:
+        lines.append(f"{pad}  {slo_line(slo)}")
     if view.obs.value is None and view.previous is not None:
         lines.append(
             f"{pad}  last period: {number(view.previous.value, kr.unit)} "

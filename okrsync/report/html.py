@@ -10,6 +10,14 @@ from okrsync.progress.maths import STATUSES, clamp, classify
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
+from okrsync.report.slo import (
+    SloPart,
+    budget_text,
+    firing_text,
+    objective_text,
+    rates_text,
+    sli_text,
+)
 from okrsync.report.svg import COLOUR, chart
 from okrsync.report.text import LABEL, change, goal, no_values, outlook, percent, when
 
@@ -32,6 +40,7 @@ white-space:nowrap}
 .objective h3{font-size:15px;margin:2px 0 6px}.id{color:#57606a;font:12px ui-monospace,monospace}
 .small{font-size:12px;color:#57606a}svg.chart{display:block}
 .nw{white-space:nowrap}summary{cursor:pointer;color:#57606a;margin:4px 0}
+.slo{margin-top:4px}
 """
 
 
@@ -49,6 +58,43 @@ def _bar(progress: float | None, status: str) -> str:
     return (
         f'<span class="nw"><span class="bar" title="{percent(progress)}"><i style="width:{width}%;'
         f'background:{COLOUR[status]}"></i></span>{percent(progress)}</span>'
+    )
+
+
+def _budget(part: SloPart, status: str) -> str:
+    """The error budget left as a meter (0-100% filled), with its words: an empty bar
+    outlined in the off-track colour once breached, its negative number written."""
+    said = budget_text(part)
+    if part.breached:
+        width, colour = 0, COLOUR["off_track"]
+        ring = f' style="box-shadow:inset 0 0 0 1px {colour}"'
+        words = f'<span style="color:{colour}">{_e(said)}</span>'
+    else:
+        width = round(clamp(part.budget) * 100)
+        shown = status if status in ("on_track", "at_risk", "done") else "on_track"
+        colour, ring, words = COLOUR["at_risk" if part.firing else shown], "", _e(said)
+    return (
+        f'<span class="nw"><span class="bar" role="meter" aria-label="error budget remaining" '
+        f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{width}" '
+        f'aria-valuetext="{_e(said)}" title="{_e(said)}"{ring}>'
+        f'<i style="width:{width}%;background:{colour}"></i></span>{words}</span>'
+    )
+
+
+def _slo(k: KRReport) -> str:
+    """An SLO KR's budget bar, objective and SLI, and burn status; nothing for other KRs."""
+    part = k.slo
+    if part is None:
+        return ""
+    if part.firing:
+        burn = f"<strong>burning fast</strong>: {_e(firing_text(part, fast=True))}"
+    else:
+        rates = rates_text(part, " · ")
+        burn = f"burn ok: {_e(rates)}" if rates else "burn ok"
+    return (
+        f'<div class="slo">{_budget(part, k.view.status)}'
+        f'<div class="small">{_e(objective_text(part))}: SLI {_e(sli_text(part))}</div>'
+        f'<div class="small burn">{burn}</div></div>'
     )
 
 
@@ -174,7 +220,7 @@ def _objective(report: Report, view: ObjectiveView, depth: int) -> str:
             out.append(
                 f'<tr id="kr-{_e(kv.kr.id)}"><td>{_name(k)}'
                 f'<div class="small">{_e(source)}{seen}</div></td>'
-                f"<td>{_bar(kv.progress, kv.status)}</td>"
+                f"<td>{_bar(kv.progress, kv.status)}{_slo(k)}</td>"
                 f'<td class="nw">{_e(number(kv.obs.value, kv.kr.unit))}</td>'
                 f'<td class="nw">{_e(goal(k))}</td>'
                 f"<td>{_badge(kv.status)}{grade}</td>"

@@ -9,6 +9,7 @@ from okrsync.numfmt import number
 from okrsync.progress.tree import ObjectiveView
 from okrsync.report.forecast import METHOD
 from okrsync.report.model import KRReport, Report, by_owner
+from okrsync.report.slo import slo_line
 from okrsync.report.text import LABEL, bar, change, goal, no_values, outlook, percent, spark, when
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
@@ -118,7 +119,19 @@ def _objective(report: Report, view: ObjectiveView, depth: int) -> list[str]:
             f"{esc(number(kv.obs.value, kv.kr.unit))} | {esc(goal(k))} | {status} | {spark(k)} | "
             f"{esc(outlook(k))} |"
         )
-    return [*lines, ""]
+    return [*lines, "", *_slos(report, view)]
+
+
+def _slos(report: Report, view: ObjectiveView) -> list[str]:
+    """Under an objective's table, one line per SLO KR: its SLI, budget (a text bar, empty
+    once breached) and burn, in words (a table cell cannot hold them and stay readable)."""
+    lines = []
+    for kv in view.key_results:
+        part = report.krs[kv.kr.id].slo
+        if part is not None:
+            k = report.krs[kv.kr.id]
+            lines.append(f"- {_kr_name(k)} `{bar(part.budget)}` {esc(slo_line(part))}")
+    return [*lines, ""] if lines else []
 
 
 def render(report: Report) -> str:

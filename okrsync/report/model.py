@@ -11,6 +11,7 @@ from okrsync.progress.definitions import Definitions
 from okrsync.progress.periods import choose, previous_values, resolve
 from okrsync.progress.tree import KRView, ObjectiveView, Tree, evaluate
 from okrsync.report.forecast import FALLBACK_POINTS, MAX_POINTS, WINDOW, Forecast, forecast
+from okrsync.report.slo import SloPart, slo_part
 from okrsync.store.series import SeriesPoint, recent_sums, series
 from okrsync.store.sqlite import Store
 
@@ -40,6 +41,8 @@ class KRReport:
     then: KRView | None
     points: list[SeriesPoint]
     forecast: Forecast | str
+    slo: SloPart | None = None
+    """An SLO KR's objective, SLI, budget and burn (None for other KRs, or unread)."""
 
 
 @dataclass
@@ -139,7 +142,9 @@ def build(
                     held_since=held,
                 )
                 outlook = forecast(s, tree.now, period.ends_at)
-            report.krs[kr_id] = KRReport(view, objective, then.get(kr_id), points, outlook)
+            report.krs[kr_id] = KRReport(
+                view, objective, then.get(kr_id), points, outlook, slo_part(view)
+            )
     return report
 
 
