@@ -106,6 +106,7 @@ class JiraConnector:
 
     source_model: ClassVar[type[JiraSource]] = JiraSource
     query_model: ClassVar[type[JiraQuery]] = JiraQuery
+    main_query_key: ClassVar[str] = "jql"
     as_of_hint: ClassVar[str] = 'write the JQL for an as-of date, e.g. resolved <= "{now}"'
     """How to write a query that answers for a past day (`okrsync backfill`)."""
 

@@ -71,6 +71,7 @@ class PrometheusConnector:
 
     source_model: ClassVar[type[PrometheusSource]] = PrometheusSource
     query_model: ClassVar[type[PrometheusQuery]] = PrometheusQuery
+    main_query_key: ClassVar[str] = "query"
     max_range_points: ClassVar[int] = MAX_POINTS
     """Instants one range request asks at most (so a backfill's plan counts requests)."""
 

@@ -21,7 +21,7 @@ hints for a backfill's plan: `max_range_points` (class attribute: instants one r
 request asks at most) and `pace(query) -> float` (seconds between two requests of that
 query that the connector's own rate limits allow). `main_query_key` (class attribute)
 names the query key a bare query string fills, as an SLO's `good: <query>` is written
-(default: the query model's one required key).
+(without it, an SLO's queries on that source are mappings of its query fields).
 
 It is found through the entry-point group `okrsync.connectors` (entry name: the `type:`
 written in YAML; value: `module:Class`). okrsync validates every `sources.<name>` block

@@ -21,6 +21,7 @@ from okrsync.measure.plan import plan
 from okrsync.measure.slo_reading import SloReading
 from okrsync.progress.definitions import SloTarget
 from okrsync.progress.maths import Observation, slo_status
+from okrsync.progress.status import judged_slo
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
 
@@ -143,7 +144,9 @@ def test_history_keeps_the_counts_and_status_json_shows_the_slo(
     assert entry["inputs"]["good"] == 999_600 and entry["inputs"]["total"] == 1_000_000
     code, out, _ = okr(tmp_path, capsys, "status", "--json", "--now", "2026-11-15T12:00:00Z")
     assert code == 0
-    krs = {k["id"]: k for k in json.loads(out)["objectives"][0]["key_results"]}
+    objective = json.loads(out)["objectives"][0]
+    assert objective["progress"] == 1.0 and objective["status"] == "on_track"  # not done early
+    krs = {k["id"]: k for k in objective["key_results"]}
     slo = krs["checkout"]["slo"]
     assert slo["objective"] == 99.9 and slo["window"] == "period"
     assert slo["sli"] == pytest.approx(99.96) and slo["good"] == 999_600
@@ -243,3 +246,22 @@ def test_every_slo_mistake_is_reported_at_its_line_at_once(tmp_path: Path) -> No
     assert "window 30m is shorter than the longest burn window (6h)" in lines["25"]
     assert "Sloth file slos/none.yaml: no such file or directory" in lines["28"]
     assert "target" not in text  # a target the Sloth file would give is not "missing"
+
+
+def test_a_reading_is_judged_against_the_objective_configured_now() -> None:
+    """After `objective` changes, the last reading's budget and burn rates follow it (the
+    SLI stays what was measured) until the next measurement."""
+    pair = {"long": "1h", "short": "5m", "factor": 14.4}
+    before = SloReading(
+        99.9, "period", "1s", 99.99, 9_999, 10_000, 0.9, {"5m": 20.0, "1h": 20.0}, (pair,), (pair,)
+    )
+    stricter = before.against(99.99)
+    assert stricter.error_budget_remaining == pytest.approx(0.0)
+    assert stricter.burn_rates["1h"] == pytest.approx(200.0) and stricter.alerts_firing == (pair,)
+    looser = before.against(99.0)
+    assert looser.error_budget_remaining == pytest.approx(0.99)
+    assert looser.burn_rates["5m"] == pytest.approx(2.0) and looser.alerts_firing == ()
+    at = NOW - timedelta(minutes=1)
+    obs = Observation(99.99, at, attempted_at=at, slo=before)
+    assert slo_status(obs, 99.9, False, 0.5, False, NOW, 3600) == "at_risk"  # as measured
+    assert judged_slo(SloTarget(99.0, "period"), obs).slo == looser

@@ -108,3 +108,16 @@ def test_status_text_shows_the_budget_and_burn_beside_the_kr(
         "SLO 99.9% (period): SLI 99.96% · budget 60% left · burning: 1h/5m at 20.0x ≥ 14.4x" in out
     )
     assert "SLO 99% (28d): SLI 99.96% · budget 96% left · burn ok (5m 0.0x, 30m 0.0x" in out
+
+
+def test_a_checkin_on_an_slo_kr_must_be_a_percent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never an SLI above 100% or below 0, typed or measured; a percent is judged by the
+    budget rule, without burn rates."""
+    stored(tmp_path, fast_burn())
+    for bad in ("150", "-5"):
+        code, _, err = okr(tmp_path, capsys, "checkin", "checkout", "--now", AT, "--", bad)
+        assert code == 2 and "is an SLO: its value is an SLI, a percent from 0 to 100" in err
+    code, out, _ = okr(tmp_path, capsys, "checkin", "checkout", "99.8", "--now", AT)
+    assert code == 0 and "off_track" in out

@@ -92,3 +92,25 @@ def test_a_bad_reference_is_a_config_error_at_its_line(
     (problem,) = caught.value.problems
     assert problem.line == 10 and problem.path.endswith("slo.sloth")
     assert message in problem.message
+
+
+def test_a_sloth_file_is_bounded_as_a_config_file_is(tmp_path: Path) -> None:
+    """Nested aliases (a 600-byte file expanding to billions of values) are refused at
+    once, never expanded; odd keys in `sli` are a message, never a crash."""
+    anchors = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    anchors += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (tmp_path / "slos").mkdir()
+    (tmp_path / "slos" / "bomb.yaml").write_text(
+        'version: "prometheus/v1"\n' + "\n".join(anchors) + "\nslos: [{name: *a9}]\n"
+    )
+    (tmp_path / "okrs.yaml").write_text(CONFIG.format(ref="slos/bomb.yaml#x"))
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "okrs.yaml")
+    (problem,) = caught.value.problems
+    assert problem.line == 10 and "aliases (*name) expand to more than 10,000" in problem.message
+    (tmp_path / "slos" / "mix.yaml").write_text(
+        'version: "prometheus/v1"\nslos: [{name: avail, objective: 99, sli: {1: a, b: c}}]\n'
+    )
+    (tmp_path / "okrs.yaml").write_text(CONFIG.format(ref="slos/mix.yaml#avail"))
+    with pytest.raises(ConfigError, match=r"okrsync reads `sli\.events`.*this SLO has sli: 1, b"):
+        load(tmp_path / "okrs.yaml")

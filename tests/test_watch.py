@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,34 @@ def test_a_sloth_spec_the_config_reads_is_watched_too(tmp_path: Path, mode: str)
             assert not changed.wait(0.1)
         for i in range(100):
             spec.write_text(f"x: {i}\n")
+            if changed.wait(0.1):
+                break
+        assert changed.is_set()
+    finally:
+        watcher.stop()
+
+
+def test_a_sloth_spec_is_still_watched_after_its_folder_is_replaced(tmp_path: Path) -> None:
+    """A deploy that swaps the folder (move away, copy anew) leaves no watch on it: the
+    files the config reads are also compared on each watch timeout."""
+    (tmp_path / "okrs.yaml").write_text("a: 1\n")
+    (tmp_path / "slos").mkdir()
+    spec = tmp_path / "slos" / "checkout.yaml"
+    spec.write_text("x: 0\n")
+    changed = threading.Event()
+    started = threading.Event()
+    watcher = ConfigWatcher(
+        tmp_path, changed.set, "auto", 0.05, on_method=lambda m: started.set(), also=lambda: [spec]
+    )
+    watcher.start()
+    try:
+        assert started.wait(5)
+        time.sleep(0.3)
+        (tmp_path / "slos").rename(tmp_path / "slos.old")
+        shutil.copytree(tmp_path / "slos.old", tmp_path / "slos")
+        shutil.rmtree(tmp_path / "slos.old")
+        for i in range(100):
+            spec.write_text(f"x: {i} and more\n")
             if changed.wait(0.1):
                 break
         assert changed.is_set()

@@ -61,6 +61,10 @@ def checkin(args: Any, settings: Settings) -> int:
         problem = defs.start_problem(kr)
         if problem is not None:
             raise UsageError(f"{kr.id} has {problem}: nothing recorded")
+        if kr.slo is not None and not 0 <= value <= 100:
+            raise UsageError(
+                f"{kr.id} is an SLO: its value is an SLI, a percent from 0 to 100, not {value:g}"
+            )
         until = _until(args, now, kr.is_manual)
         entry = Measurement(
             kr.id,

@@ -298,7 +298,8 @@ def _check_slo(
         try:
             fields = slo.fields_of(query, main)
         except ValueError:
-            add(where, f"{kind} sources take no bare query string: write its fields as a mapping")
+            takes = ", ".join(sorted(plugins.plugin(kind).query_keys))
+            add(where, f"{kind} sources take no bare query string: write a mapping of ({takes})")
             continue
         _check_measure(kr.source, fields, types, where, add, False, values)
 

@@ -64,15 +64,10 @@ class Plugin:
 
     @property
     def main_query_key(self) -> str | None:
-        """The query key a bare query string fills (an SLO's `good: <PromQL>`): the
-        connector's `main_query_key`, else its query model's one required key."""
+        """The query key a bare query string fills (an SLO's `good: <PromQL>`), when the
+        connector declares one (`main_query_key`); else its queries are mappings."""
         declared = getattr(self.cls, "main_query_key", None)
-        if isinstance(declared, str):
-            return declared
-        required = [
-            f.alias or n for n, f in self.query_model.model_fields.items() if f.is_required()
-        ]
-        return required[0] if len(required) == 1 else None
+        return declared if isinstance(declared, str) else None
 
 
 def keys_of(model: type[QueryBase]) -> frozenset[str]:

@@ -6,9 +6,11 @@ defaults are the SRE workbook's multiwindow burn-rate pairs.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,7 +22,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from okrsync.config.duration import PATTERN as DURATION_PATTERN
 from okrsync.config.duration import parse_duration
 
 PERIOD = "period"
@@ -30,9 +31,30 @@ SloQuery = str | dict[str, Any]
 or a mapping of its query fields (`{jql: ..., sum: ...}`)."""
 
 
+WINDOW_PATTERN = r"^([0-9]+[smhdw])+$"
+LONGEST = 3660 * 86400
+"""The longest window (10 years): Prometheus refuses ranges far past it."""
+
+
 def seconds(duration: str) -> float:
     """Seconds of a window as written (`5m`, `28d`)."""
     return parse_duration(duration)
+
+
+def window(value: str) -> str:
+    """`value` when Prometheus reads it as a range (`28d`, `1h30m`: whole numbers, no
+    spaces, at most 10 years), as it is rendered into `{window}`; else ValueError."""
+    if not re.match(WINDOW_PATTERN, value):
+        raise ValueError(
+            f"'{value}' is not a window Prometheus reads: write whole numbers with s, m, h, "
+            "d or w and no spaces, e.g. 5m, 1h30m, 28d"
+        )
+    if not 1 <= seconds(value) <= LONGEST:
+        raise ValueError(f"window '{value}' is not between 1s and {LONGEST // 86400}d")
+    return value
+
+
+Window = Annotated[str, AfterValidator(window), Field(examples=["1h", "5m", "28d"])]
 
 
 class BurnAlert(BaseModel):
@@ -40,8 +62,8 @@ class BurnAlert(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    long: Annotated[str, Field(pattern=DURATION_PATTERN, examples=["1h"])]
-    short: Annotated[str, Field(pattern=DURATION_PATTERN, examples=["5m"])]
+    long: Window
+    short: Window
     factor: float = Field(gt=0, description="Burn rate both windows reach for the alert to fire")
 
     @model_validator(mode="after")
@@ -77,7 +99,9 @@ class Slo(BaseModel):
     good: SloQuery | None = Field(None, description="Good events in `{window}`")
     errors: SloQuery | None = Field(None, description="Bad events in `{window}` (instead of good)")
     total: SloQuery | None = Field(None, description="All events in `{window}`")
-    objective: float | None = Field(None, description="Percent of good events, e.g. 99.9")
+    objective: float | None = Field(
+        None, strict=True, description="Percent of good events, e.g. 99.9"
+    )
     burn_alerts: tuple[BurnAlert, ...] = Field(
         DEFAULT_BURN_ALERTS,
         description="Multiwindow burn-rate pairs (default: 1h/5m at 14.4, 6h/30m at 6)",
@@ -101,9 +125,9 @@ class Slo(BaseModel):
         if value == PERIOD:
             return value
         try:
-            length = seconds(value)
+            length = seconds(window(value))
         except ValueError as exc:
-            raise ValueError(f"{exc}, or `period`") from None
+            raise ValueError(f"{exc}; or `period`") from None
         alerts = info.data.get("burn_alerts") or ()
         longest = max(alerts, key=lambda a: seconds(a.long), default=None)
         if longest is not None and length < seconds(longest.long):
@@ -167,6 +191,12 @@ def _events_problem(data: dict[str, Any]) -> str | None:
         return "`total` is required: the count of all events"
     if data.get("objective") is None:
         return "`objective` is required: the percent of good events, e.g. 99.9"
+    events = data.get("good") if data.get("good") is not None else data.get("errors")
+    if (WINDOW in str(events)) != (WINDOW in str(data["total"])):
+        return (
+            "use {window} in both queries or in neither: good and total must count over "
+            "the same window"
+        )
     return None
 
 

@@ -12,17 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from okrsync.config.messages import dotted
 from okrsync.config.slo import WINDOW
-from okrsync.config.yaml_reader import Loc, YamlDoc, read_bounded
+from okrsync.config.yaml_reader import Loc, YamlDoc, load_documents, read_bounded
 from okrsync.errors import ConfigError, Problem
 
 SLOTH_VERSION = "prometheus/v1"
 FROM_SLOTH = ("good", "errors", "total", "objective")
 _SLOTH_WINDOW = re.compile(r"\{\{\s*\.window\s*\}\}")
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SlothError(ValueError):
@@ -45,8 +42,8 @@ class Resolved:
     problems: list[Problem] = field(default_factory=list)
     files: dict[Path, bytes] = field(default_factory=dict)
     unread: set[str] = field(default_factory=set)
-    """Dotted paths of the `target`s an unread reference would have given (not missing
-    on their own: the reference's problem says why)."""
+    """Dotted paths of the `target`s an SLO's objective gives: when one is still missing,
+    the `slo:` block's own problem says why, so "target: field required" is not repeated."""
 
 
 def as_window(query: str) -> str:
@@ -80,7 +77,9 @@ def pick(documents: list[Any], name: str, shown: str) -> SlothSlo:
                 if str(slo.get("name")) == wanted and service in ("", str(doc.get("service"))):
                     found.append((str(doc.get("service")), slo))
     if not names and not found:
-        raise SlothError(f"{shown} is not a Sloth {SLOTH_VERSION} spec (no `slos:` list)")
+        versions = sorted({str(d.get("version")) for d in documents if isinstance(d, dict)})
+        has = f"version: {', '.join(versions)}" if versions else "no mapping"
+        raise SlothError(f"{shown} is not a Sloth {SLOTH_VERSION} spec with `slos:` ({has})")
     if not found:
         raise SlothError(f"{shown} has no SLO named '{name}' (it has: {', '.join(names)})")
     if len(found) > 1:
@@ -93,7 +92,7 @@ def _events(slo: dict[str, Any], shown: str, name: str) -> SlothSlo:
     sli = slo.get("sli")
     events = sli.get("events") if isinstance(sli, dict) else None
     if not isinstance(events, dict):
-        kinds = ", ".join(sorted(sli)) if isinstance(sli, dict) else "none"
+        kinds = ", ".join(sorted(map(str, sli))) if isinstance(sli, dict) else "none"
         raise SlothError(
             f"SLO '{name}' in {shown}: okrsync reads `sli.events` (error_query and "
             f"total_query); this SLO has sli: {kinds}"
@@ -118,15 +117,11 @@ def read(base: Path, reference: str) -> tuple[SlothSlo, Path, bytes]:
     path = base / relative
     try:
         raw = read_bounded(path, relative)
+        documents = load_documents(raw, relative)
     except ConfigError as exc:
-        raise SlothError(f"Sloth file {relative}: {exc.problems[0].message}") from None
-    try:
-        documents = list(yaml.load_all(raw.decode("utf-8"), Loader=_Loader))
-    except UnicodeDecodeError:
-        raise SlothError(f"Sloth file {relative}: not UTF-8 text") from None
-    except (yaml.YAMLError, RecursionError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SlothError(f"Sloth file {relative}: not valid YAML: {first}") from None
+        first = exc.problems[0]
+        where = f":{first.line}" if first.line else ""
+        raise SlothError(f"Sloth file {relative}{where}: {first.message}") from None
     return pick(documents, name, relative), path, raw
 
 
@@ -139,8 +134,11 @@ def resolve(doc: YamlDoc) -> Resolved:
         krs = objective.get("key_results") if isinstance(objective, dict) else None
         for j, kr in enumerate(krs if isinstance(krs, list) else []):
             slo = kr.get("slo") if isinstance(kr, dict) else None
+            loc: Loc = ("objectives", i, "key_results", j)
             if isinstance(slo, dict) and isinstance(slo.get("sloth"), str):
-                _fill(doc, ("objectives", i, "key_results", j, "slo"), kr, slo, out)
+                _fill(doc, (*loc, "slo"), kr, slo, out)
+            if isinstance(kr, dict) and "slo" in kr and "target" not in kr:
+                out.unread.add(dotted((*loc, "target")))  # the slo block's problem says why
     return out
 
 
@@ -159,7 +157,6 @@ def _fill(doc: YamlDoc, loc: Loc, kr: dict[str, Any], slo: dict[str, Any], out: 
         found, path, raw = read(Path(doc.file).parent, slo["sloth"])
     except SlothError as exc:
         problem(str(exc))
-        out.unread.add(dotted((*loc[:-1], "target")))
         return
     out.files[path] = raw
     slo.update(errors=found.errors, total=found.total, objective=found.objective)

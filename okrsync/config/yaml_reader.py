@@ -313,3 +313,28 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     if builder.problems:
         raise ConfigError(builder.problems)
     return YamlDoc(name, data, builder.lines, raw)
+
+
+def load_documents(raw: bytes, name: str) -> list[Any]:
+    """Every YAML document of `raw` (a file read with `read_bounded`) as plain data, each
+    bounded as a config file is (aliases, nesting); a ConfigError says what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(name, None, "", "not UTF-8 text")]) from None
+    documents = []
+    try:
+        for node in yaml.compose_all(text, Loader=_Loader):
+            _check_bounds(name, node)
+            builder = _Builder(name)
+            documents.append(builder.build(node, ()))
+            if builder.problems:
+                raise ConfigError(builder.problems)
+    except yaml.MarkedYAMLError as exc:
+        line, what = syntax_message(exc, text)
+        raise ConfigError([Problem(name, line, "", f"YAML syntax: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(name, None, "", f"YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(name, None, "", "YAML nested too deeply")]) from None
+    return documents

@@ -5,6 +5,7 @@ The SLI is a ratio of sums over the window, never an average of ratios.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,26 @@ class SloReading:
     """The firing burn-alert pairs: {long, short, factor}."""
     burn_alerts: tuple[dict[str, Any], ...] = ()
     """Every burn-alert pair it was judged by, firing or not (what explain shows)."""
+
+    def against(self, objective: float) -> SloReading:
+        """This reading judged against another objective (the config's changed since it was
+        measured): its budget, burn rates and firing pairs as that objective gives them."""
+        if objective == self.objective:
+            return self
+        old, new = 1 - self.objective / 100, 1 - objective / 100
+        rates = {w: None if r is None else r * old / new for w, r in self.burn_rates.items()}
+        firing = tuple(
+            a
+            for a in self.burn_alerts
+            if all(_at_least(rates.get(str(a[w])), float(a["factor"])) for w in ("long", "short"))
+        )
+        return dataclasses.replace(
+            self,
+            objective=objective,
+            error_budget_remaining=1 - (1 - self.sli / 100) / new,
+            burn_rates=rates,
+            alerts_firing=firing,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ from datetime import datetime
 from okrsync.config.model import KeyResult
 from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import failure
-from okrsync.progress.definitions import Definitions, KRDef
+from okrsync.progress.definitions import Definitions, KRDef, SloTarget
 from okrsync.progress.maths import (
     Observation,
     Status,
@@ -38,11 +38,20 @@ def judge(
     period = defs.period
     expected = expected_progress(period.starts_at, period.ends_at, now)
     if kr.slo is not None:
+        obs = judged_slo(kr.slo, obs)
         ended = now >= period.ends_at
         return progress, slo_status(
             obs, kr.slo.objective, kr.slo.rolling, expected, ended, now, max_age
         )
     return progress, kr_status(obs, progress, expected, now, max_age, defs.thresholds)
+
+
+def judged_slo(slo: SloTarget, obs: Observation) -> Observation:
+    """`obs` with its SLO reading against the KR's objective now (a reading taken before
+    the objective changed is rescaled); unchanged without a reading."""
+    if obs.slo is None or obs.slo.objective == slo.objective:
+        return obs
+    return replace(obs, slo=obs.slo.against(slo.objective))
 
 
 def assess(defs: Definitions, kr: KRDef, m: Measurement, prior: Observation) -> Measurement:

@@ -19,7 +19,7 @@ from okrsync.progress.maths import (
     kr_progress,
     weighted_mean,
 )
-from okrsync.progress.status import judge
+from okrsync.progress.status import judge, judged_slo
 
 SLO_FIELDS = (
     "objective",
@@ -202,6 +202,8 @@ def evaluate(
 
     def kr_view(kr: KRDef) -> KRView:
         obs = observations.get(kr.id, Observation())
+        if kr.slo is not None:
+            obs = judged_slo(kr.slo, obs)  # what status, metrics and the report show
         max_age = None if ended else kr.max_age  # an ended period's values are final, not old
         raw, status = judge(defs, kr, obs, now, max_age)
         problem = defs.start_problem(kr)
@@ -215,6 +217,8 @@ def evaluate(
         items += [(c.progress, c.objective.weight) for c in kids]
         progress, missing = weighted_mean(items)
         status: Status = "no_data" if progress is None else classify(progress, expected, thresholds)
+        if status == "done" and _still_running(krs, kids):
+            status = "on_track"
         scores = [(k.score, k.kr.weight) for k in krs]
         scores += [(c.score, c.objective.weight) for c in kids]
         score = mean_score(scores)
@@ -280,6 +284,14 @@ def _bottom_up(children: dict[str | None, list[ObjectiveDef]]) -> list[Objective
         order.append(objective)
         stack.extend(children.get(objective.id, []))
     return order[::-1]
+
+
+def _still_running(krs: list[KRView], kids: list[ObjectiveView]) -> bool:
+    """An SLO KR at its objective is not done while the period runs, nor is an objective
+    whose full progress rests on one."""
+    return any(k.kr.slo is not None and k.progress == 1 and k.status != "done" for k in krs) or any(
+        c.progress == 1 and c.status != "done" for c in kids
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 from okrsync.errors import UsageError
 from okrsync.progress.definitions import Definitions, KRDef
 from okrsync.progress.maths import Observation, clamp, expected_progress
-from okrsync.progress.status import judge
+from okrsync.progress.status import judge, judged_slo
 from okrsync.review.explain_slo import slo_part, slo_rule
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import to_text
@@ -198,7 +198,11 @@ def _status(
         "stale_after_s": max_age,
         "period_ended": ended,
     }
-    rule = slo_rule(kr.slo, obs, status, expected) if kr.slo and problem is None else None
+    rule = (
+        slo_rule(kr.slo, judged_slo(kr.slo, obs), status, expected)
+        if kr.slo and problem is None
+        else None
+    )
     if rule is not None:
         out["rule"] = rule
     if ended:

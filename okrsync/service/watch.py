@@ -21,15 +21,21 @@ POLL_INTERVAL = 2.0
 
 def fingerprint(path: Path, also: Iterable[Path] = ()) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of the config files and of the files they read
-    (`also`: Sloth specs): changes when they do."""
-    out = []
+    (`also`: Sloth specs): changes when they do. Follows symlinks, so a Kubernetes
+    ConfigMap swap shows."""
     try:
         files = config_files(path) if path.exists() else []
     except OSError:
         files = []
-    for file in [*files, *also]:
+    return _stats([*files, *also])
+
+
+def _stats(files: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Modification times and sizes of `files` (the ones that exist)."""
+    out = []
+    for file in files:
         try:
-            st = file.stat()  # follows symlinks, so a Kubernetes ConfigMap swap shows
+            st = file.stat()
         except OSError:
             continue
         out.append((str(file), st.st_mtime_ns, st.st_size))
@@ -100,6 +106,7 @@ class ConfigWatcher:
         log.info("config_watch", path=str(self.path), method="watchfiles")
         while not self._stop.is_set():
             also = self._also()
+            seen = _stats(also)
             folders = sorted({folder, *(p.parent for p in also if p.parent.is_dir())})
             for changes in watchfiles.watch(
                 *folders,
@@ -111,7 +118,9 @@ class ConfigWatcher:
                 rust_timeout=int(self.poll_interval * 1000),
                 yield_on_timeout=True,
             ):
-                if changes:
+                now = _stats(also)  # also on each timeout: a folder swapped under a watch
+                if changes or now != seen:
+                    seen = now
                     self.on_change()
                 if self._also() != also:
                     break  # the config now reads other files: watch their folders
