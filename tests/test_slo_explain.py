@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from cli_runs import okr
 from fakes import ScriptedConnector, factory
-from slo_script import CONFIG, ELAPSED, GOOD, NOW, answers, healthy
+from slo_script import CONFIG, ELAPSED, GOOD, NOW, TOTAL, answers, healthy
 
 from okrsync.config.loader import load
+from okrsync.errors import AuthError
 from okrsync.measure.measurer import Measurer
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
@@ -75,14 +76,22 @@ def test_explain_of_an_errors_slo_writes_good_as_total_minus_errors(
 def test_explain_of_a_failed_slo_shows_the_counts_it_got(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """No events, or one refused query: the windows and the counts that came back show."""
     script = fast_burn() | answers("checkout", {ELAPSED: (0, 0)})
+    script[TOTAL.replace("JOB", "search").replace("W", "6h")] = AuthError("prom: HTTP 401")
     stored(tmp_path, script)
     code, out, _ = okr(tmp_path, capsys, "explain", "checkout", "--at", AT, "--json")
     assert code == 0
     latest = json.loads(out)["latest_attempt"] or json.loads(out)["measurement"]
     assert latest["error"] == "slo: no events in the window (total = 0)"
-    counts = {q["name"]: q["count"] for q in latest["slo"]["queries"]}
-    assert counts["total"] == 0 and latest["slo"]["arithmetic"] is None
+    counts = {q["name"]: (q["count"], q["window"]) for q in latest["slo"]["queries"]}
+    assert counts["total"] == (0, ELAPSED) and latest["slo"]["arithmetic"] is None
+    code, out, _ = okr(tmp_path, capsys, "explain", "search", "--at", AT, "--json")
+    latest = json.loads(out)["latest_attempt"] or json.loads(out)["measurement"]
+    assert latest["error"] == "total@6h: prom: HTTP 401"
+    counts = {q["name"]: (q["count"], q["window"]) for q in latest["slo"]["queries"]}
+    assert counts["total"] == (1_000_000, "28d") and counts["errors@6h"] == (1, "6h")
+    assert counts["total@6h"] == (None, "6h")
 
 
 def test_history_keeps_good_and_total_with_each_measurement(

@@ -114,3 +114,16 @@ def test_a_sloth_file_is_bounded_as_a_config_file_is(tmp_path: Path) -> None:
     (tmp_path / "okrs.yaml").write_text(CONFIG.format(ref="slos/mix.yaml#avail"))
     with pytest.raises(ConfigError, match=r"okrsync reads `sli\.events`.*this SLO has sli: 1, b"):
         load(tmp_path / "okrs.yaml")
+
+
+def test_a_sloth_spec_among_the_config_files_is_named_as_such(tmp_path: Path) -> None:
+    path = config_with(tmp_path, "slos/getting-started.yml#requests-availability")
+    shutil.copy(FIXTURES / "getting-started.yml", tmp_path / "slo.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("slo.yaml") and problem.line == 1
+    assert "a Sloth spec, not okrsync config: keep Sloth files out of the config folder" in str(
+        problem
+    )
+    assert load(path).also_read  # the same spec in a subfolder is read, not loaded as config

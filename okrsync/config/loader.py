@@ -144,6 +144,9 @@ def load(path: Path | str) -> Config:
             )
             unreadable = True
             continue
+        if doc.data.get("version") == sloth.SLOTH_VERSION:
+            problems.append(Problem(doc.file, doc.line_of(("version",)), "", sloth.NOT_CONFIG))
+            continue
         specs = sloth.resolve(doc)
         problems.extend(specs.problems)
         also_read |= specs.files

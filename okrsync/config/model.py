@@ -151,8 +151,9 @@ class Measure(BaseModel):
 
 
 def _target_optional(schema: dict[str, Any]) -> None:
-    """`target` may be left out of an SLO KR (it defaults to the objective)."""
+    """`target` may be left out of an SLO KR (it defaults to the objective), of no other."""
     schema["required"] = [k for k in schema.get("required", []) if k != "target"]
+    schema["anyOf"] = [{"required": ["target"]}, {"required": ["slo"]}]
 
 
 class KeyResult(Measure):

@@ -18,6 +18,10 @@ from okrsync.config.yaml_reader import Loc, YamlDoc, load_documents, read_bounde
 from okrsync.errors import ConfigError, Problem
 
 SLOTH_VERSION = "prometheus/v1"
+NOT_CONFIG = (
+    "a Sloth spec, not okrsync config: keep Sloth files out of the config folder's "
+    "top level (e.g. in slos/) and name them from an SLO KR's `sloth:`"
+)
 FROM_SLOTH = ("good", "errors", "total", "objective")
 _SLOTH_WINDOW = re.compile(r"\{\{\s*\.window\s*\}\}")
 

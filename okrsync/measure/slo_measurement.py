@@ -17,18 +17,23 @@ def slo_measurement(
     """The KR's measurement from its fetched queries: the SLI as its value, every count as
     its inputs, or the error of a failed query (one that matched nothing counts 0)."""
     assert kr.slo is not None
+    rendered = window_text(kr.slo, period, now)
     asked = "; ".join(f"{name} = {fetch.source}: {fetch.text}" for name, fetch in wanted)
-    query = f"slo {kr.slo.objective:g}% over {kr.slo.window}: {asked}"
+    shown = kr.slo.window if kr.slo.rolling else f"{kr.slo.window} ({rendered})"
+    query = f"slo {kr.slo.objective:g}% over {shown}: {asked}"
     source = str(kr.source)
     failed: dict[str, list[str]] = {}
+    values: dict[str, float] = {}
     for name, fetch in wanted:
         if fetch.error and not fetch.no_data:
             failed.setdefault(fetch.error, []).append(str(name))
+        else:
+            values[str(name)] = fetch.reading.value if fetch.reading else 0.0
     if failed:
-        return Measurement(kr.id, now, source, query, error=_failures(failed, len(wanted)))
-    values = {str(n): (f.reading.value if f.reading else 0.0) for n, f in wanted}
+        error = _failures(failed, len(wanted))
+        return Measurement(kr.id, now, source, query, inputs=values or None, error=error)
     try:
-        found = reading(kr.slo, values, window_text(kr.slo, period, now))
+        found = reading(kr.slo, values, rendered)
     except SloProblem as exc:
         return Measurement(kr.id, now, source, query, inputs=values, error=f"slo: {exc}")
     return Measurement(kr.id, now, source, query, value=found.sli, inputs=values, slo=found)

@@ -41,7 +41,11 @@ def slo_part(row: dict[str, Any]) -> dict[str, Any] | None:
         return None
     reading: dict[str, Any] | None = row.get("slo")
     counts: dict[str, float] = row.get("inputs") or {}
+    head = query.partition(": ")[0]  # `slo 99.9% over period (3931200s)` or `... over 28d`
+    written = re.search(r"over (\S+)(?: \((\S+)\))?$", head)
     rendered = reading["rendered_window"] if reading else None
+    if rendered is None and written:
+        rendered = written.group(2) or written.group(1)
     asked = [
         {
             "name": name,
