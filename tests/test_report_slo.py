@@ -4,12 +4,13 @@ in HTML and Markdown, from a store measured through a scripted Prometheus."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import ScriptedConnector, factory
+from slo_script import CONFIG as SLO_CONFIG
+from slo_script import ELAPSED, NOW, answers
 
 from okrsync.config.loader import Config, load
 from okrsync.measure.measurer import Measurer
@@ -21,40 +22,20 @@ from okrsync.report.svg import COLOUR
 from okrsync.service.once import run_once
 from okrsync.store.sqlite import Store
 
-NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
-ELAPSED = "3931200s"  # 2026-10-01 to NOW, in seconds: the `period` window
-GOOD = 'sum(increase(req{job="checkout",code!~"5.."}[W]))'
-TOTAL = 'sum(increase(req{job="checkout"}[W]))'
-CONFIG = """\
-period: {name: Q4, start: 2026-10-01, end: 2026-12-31}
-sources:
-  prom: {type: prometheus, url: "http://127.0.0.1:1"}
-objectives:
-  - id: reliability
-    title: Reliable checkout
-    key_results:
-      - id: checkout
-        source: prom
-        slo:
-          good: 'sum(increase(req{job="checkout",code!~"5.."}[{window}]))'
-          total: 'sum(increase(req{job="checkout"}[{window}]))'
-          objective: 99.9
-        start: 99.0
-      - {id: uptime, source: prom, query: avg(up), start: 0, target: 1}
-"""
+CONFIG = (  # the `checkout` SLO beside a plain KR
+    SLO_CONFIG.partition("      - id: search")[0]
+    + "      - {id: uptime, source: prom, query: avg(up), start: 0, target: 1}\n"
+)
 BURN_WINDOWS = ("5m", "30m", "1h", "6h")
 
 
 def script(good: float = 999_600, burning: dict[str, float] | None = None) -> dict[str, Any]:
     """Answers: `good` of 1,000,000 over the period, 9,999 of 10,000 in each burn window
     unless `burning` says otherwise, and the plain KR's `avg(up)`."""
-    out: dict[str, Any] = {"avg(up)": 0.5}
     counts = {ELAPSED: (good, 1_000_000.0)}
     counts |= {w: ((burning or {}).get(w, 9_999.0), 10_000.0) for w in BURN_WINDOWS}
-    for window, (part, total) in counts.items():
-        out[GOOD.replace("W", window)] = part
-        out[TOTAL.replace("W", window)] = total
-    return out
+    plain: dict[str, Any] = {"avg(up)": 0.5}
+    return plain | answers("checkout", counts)
 
 
 @pytest.fixture
