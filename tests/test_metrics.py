@@ -53,6 +53,7 @@ EXPECTED = {
     "okrsync_backfill_points",  # backfill in the daemon (exposed as _total)
     "okrsync_kr_error_budget_remaining",  # issue 13: SLO key results
     "okrsync_kr_burn_rate",
+    "okrsync_leader",  # issue 14: replicas
 }
 
 

@@ -346,6 +346,7 @@ def run_daemon(args: Any, settings: Settings) -> int:
         grace=args.grace,
         workers=args.workers,
         watch=args.watch,
+        lease=args.lease,
     )
     if service.serve(opts):  # fetches abandoned after --grace: their threads must not hold us
         sys.stdout.flush()

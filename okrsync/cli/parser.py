@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from okrsync.cli import backfill_args
+from okrsync.cli import backfill_args, run_args
 
 DESCRIPTION = """\
 okrsync measures key results from their sources (Prometheus, Jira, GitHub, any JSON API),
@@ -351,35 +351,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable (fields in README)")
 
-    p = sub.add_parser(
-        "run",
-        help="the daemon: measure each key result on its schedule until SIGTERM",
-        description="Measure every automated key result on its own schedule (`every` "
-        "or `cron`), resuming from the store's history, until SIGTERM/SIGINT. The config "
-        "is watched (and re-read on SIGHUP): a valid change applies at once, an invalid "
-        "one is logged and the running config kept. Serves /healthz, /readyz, /metrics "
-        "and /report (the HTML report; ?owner=, ?objective=, ?period= filter it). "
-        "Exit 0 after a signal; 2 invalid config at start; 3 store error.",
-    )
-    _common(p)
-    p.add_argument("--once", action="store_true", help="measure everything once (= sync --once)")
-    p.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help="HTTP endpoint (env OKRSYNC_LISTEN; default 127.0.0.1:9464; "
-        "0.0.0.0:9464 in a container)",
-    )
-    _grace(p, "on SIGTERM/SIGINT,")
-    _no_now(p)
-    p.add_argument(
-        "--workers", type=int, default=8, metavar="N", help="batches in flight at once (default 8)"
-    )
-    p.add_argument(
-        "--watch",
-        choices=["auto", "poll", "off"],
-        default="auto",
-        help="config watching: auto (inotify, else polling), poll, off (SIGHUP only)",
-    )
+    run_args.add(sub, _common, _grace, _no_now)
     p = sub.add_parser(
         "deliveries",
         help="the outbox: deliveries of progress to sinks, and re-queueing failed ones",

@@ -29,13 +29,15 @@ from okrsync.measure.measurement import Measurement
 from okrsync.measure.measurer import Measurer, failure
 from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation, observe_held
-from okrsync.progress.periods import contains, resolve
+from okrsync.progress.periods import resolve
 from okrsync.progress.status import assess_all
 from okrsync.review.gitinfo import config_commit
 from okrsync.service.active import Active
 from okrsync.service.background_backfill import Backfiller
 from okrsync.service.health import HealthState
+from okrsync.service.leadership import Leadership, NotLeader
 from okrsync.service.metrics import Metrics, View
+from okrsync.service.replica import Replica
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
 from okrsync.service.waker import Waker
 from okrsync.sinks.delivery import Courier
@@ -56,6 +58,7 @@ class Options:
     workers: int = 8
     watch: str = "auto"
     poll_interval: float = 2.0
+    lease: float = 15.0  # seconds of the leader lease, renewed every third of it
 
 
 def _factory(name: str, config: Config) -> Connector:
@@ -63,7 +66,7 @@ def _factory(name: str, config: Config) -> Connector:
 
 
 @dataclass
-class Daemon:
+class Daemon(Replica):
     """The long-lived service; `run()` returns True when in-flight fetches were abandoned."""
 
     opts: Options
@@ -83,6 +86,7 @@ class Daemon:
         self.stopping = False
         self.signals: list[str] = []  # appended by signal handlers, logged by the loop
         self.reload_wanted = False
+        self.replan_wanted = False  # leadership was just taken: schedule from the store
         self.closing = False
         self.obs: dict[str, Observation] = {}
         self.active: Active | None = None
@@ -102,6 +106,10 @@ class Daemon:
         sinks = lambda: self.active.config.sinks if self.active else {}  # noqa: E731
         self.courier = Courier(self.store, sinks, self.store_lock)
         self._apply(config)
+        self.leadership = Leadership(
+            self.store, self.store_lock, self.opts.lease, self.clock, self._led, self._follow
+        )
+        self.leadership.start()
 
     def _load(self) -> Config:
         return config_module.load(self.opts.config)
@@ -201,6 +209,9 @@ class Daemon:
                     self.reload()
                 except Exception:  # a bug in reloading must not end the service
                     log.exception("reload_failed", keeping=self.health.digest)
+            if self.replan_wanted:
+                self.replan_wanted = False
+                self._replan()
             idle = self.tick()
             with self.lock:
                 upcoming = None if idle else self.schedule.next_due()
@@ -230,8 +241,10 @@ class Daemon:
     def tick(self) -> bool:
         """Start a batch for every lane with due KRs (KRs of a busy lane wait for it).
 
-        True when idle because the config's period is not running: nothing is fetched
-        (no quota spent) until a config with a running period is loaded."""
+        True when idle because the config's period is not running, or another replica
+        leads: nothing is fetched (no quota spent) meanwhile."""
+        if not self.leadership.leading:
+            return True
         self._deliver_pending()
         with self.lock:
             active = self.active
@@ -248,25 +261,9 @@ class Daemon:
 
     def _idle(self, active: Active) -> bool:
         """Whether the period of `active` is not running now; says so once per config."""
-        period = active.config.period
         now = self.now()
-        ended = now >= period.ends_at
-        self.health.period_ended = ended
-        if contains(period, now):
-            return False
-        state = "ended" if ended else "not_started"
-        if active.idle_logged != state:
-            active.idle_logged = state
-            if ended:
-                log.warning(
-                    "period_ended",
-                    period=period.name,
-                    end=str(period.end),
-                    action="measuring nothing until the config sets a new period",
-                )
-            else:
-                log.info("period_not_started", period=period.name, start=str(period.start))
-        return True
+        self.health.period_ended = now >= active.config.period.ends_at
+        return active.idle(now)
 
     def _submit(self, key: Lane, ids: list[str]) -> None:
         with self.lock:
@@ -323,7 +320,7 @@ class Daemon:
                 log.warning("batch_abandoned", krs=kr_ids, reason="shutting down")
                 return
             try:
-                with self.store.transaction():
+                with self.store.transaction(fence=self.leadership.fence):
                     ids = self.store.record_run(
                         run_id,
                         "daemon",
@@ -335,6 +332,9 @@ class Daemon:
                         active.commit,
                     )
                     enqueue(self.store, outgoing, ids, now)
+            except NotLeader as exc:  # another replica leads now: it measures these KRs
+                log.warning("batch_refused", krs=kr_ids, reason=str(exc))
+                return
             except StoreError as exc:
                 self.health.store_ok = False
                 log.error("store_failed", error=str(exc), krs=kr_ids)
@@ -359,6 +359,7 @@ class Daemon:
         _, abandoned = wait(pending, timeout=self.opts.grace)
         clean = self.backfiller.join(self.opts.grace - (time.monotonic() - began))
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.leadership.stop()  # after the last write: a standby takes over at once
         with self.store_lock:
             self.closing = True
             self.store.close()

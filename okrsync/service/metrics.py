@@ -175,6 +175,11 @@ class Metrics:
             "When the config was last loaded successfully.",
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "okrsync_leader",
+            "Whether this replica holds the store's leader lease and measures (1) or not (0).",
+            registry=self.registry,
+        )
         self.config_info = Gauge(
             "okrsync_config_info",
             "The running config, by the hash of its files.",

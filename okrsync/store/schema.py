@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -203,6 +203,16 @@ def _migrate_v8(db: sqlite_utils.Database) -> None:
     db.table("period_key_results").add_column("slo", str)
 
 
+def _migrate_v9(db: sqlite_utils.Database) -> None:
+    """Replicas: the leader lease (holder, epoch as fencing token, expiry in epoch seconds),
+    so several `okrsync run` on one store have one leader and a late write is refused."""
+    db.table("leases").create(
+        {"name": str, "holder": str, "epoch": int, "expires_at": float, "acquired_at": float},
+        pk="name",
+        not_null={"holder", "epoch", "expires_at"},
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
@@ -212,6 +222,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     6: _migrate_v6,
     7: _migrate_v7,
     8: _migrate_v8,
+    9: _migrate_v9,
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -115,12 +115,14 @@ class Store:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, fence: Callable[[], None] | None = None) -> Iterator[None]:
         """All writes inside commit together or not at all.
 
         The outermost level is BEGIN IMMEDIATE: it takes the write lock up front, so a
         writer busy elsewhere (the daemon, a checkin) is waited for up to LOCK_TIMEOUT
         instead of failing at once on a read-to-write upgrade. Inner levels are savepoints.
+        `fence` runs first, under that lock: it raises to refuse the writes (a replica
+        whose leader lease has lapsed), and nothing is written.
         """
         try:
             if self.db.conn.in_transaction:
@@ -129,6 +131,8 @@ class Store:
                 return
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                if fence is not None:
+                    fence()
                 yield
                 self.db.execute("COMMIT")
             except BaseException:

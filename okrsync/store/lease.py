@@ -1,0 +1,78 @@
+"""The leader lease, kept in the store itself (in the style of a Kubernetes Lease): one row
+with its holder, expiry and epoch, the fencing token every write of a run checks.
+
+Times are seconds since the epoch on the writers' clock (one host shares it for SQLite).
+Each function runs inside the caller's transaction (BEGIN IMMEDIATE takes the write
+lock first, so two replicas never both see the lease free).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+LEADER = "leader"
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds the lease, under which epoch, until when."""
+
+    holder: str
+    epoch: int
+    expires_at: float
+
+
+def current(db: sqlite_utils.Database) -> Holding | None:
+    row = db.execute(
+        "SELECT holder, epoch, expires_at FROM leases WHERE name = ?", [LEADER]
+    ).fetchone()
+    return None if row is None else Holding(str(row[0]), int(row[1]), float(row[2]))
+
+
+def acquire(db: sqlite_utils.Database, holder: str, seconds: float, now: float) -> int | None:
+    """Take the lease for `seconds` when it is free or expired (a new epoch), or extend it
+    when `holder` has it already; None while another holder's lease runs."""
+    held = current(db)
+    if held is not None and held.holder != holder and held.expires_at > now:
+        return None
+    if held is None:
+        db.execute(
+            "INSERT INTO leases (name, holder, epoch, expires_at, acquired_at) "
+            "VALUES (?, ?, 1, ?, ?)",
+            [LEADER, holder, now + seconds, now],
+        )
+        return 1
+    epoch = held.epoch if held.holder == holder and held.expires_at > now else held.epoch + 1
+    db.execute(
+        "UPDATE leases SET holder = ?, epoch = ?, expires_at = ?, acquired_at = ? WHERE name = ?",
+        [holder, epoch, now + seconds, now, LEADER],
+    )
+    return epoch
+
+
+def renew(db: sqlite_utils.Database, holder: str, epoch: int, seconds: float, now: float) -> bool:
+    """Extend the lease by `seconds` from `now` while `holder` holds it under `epoch`. A
+    lapsed lease nobody has taken since is still this holder's: no one else can have
+    written under it (taking it starts a new epoch)."""
+    cursor = db.execute(
+        "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?",
+        [now + seconds, LEADER, holder, epoch],
+    )
+    return cursor.rowcount == 1
+
+
+def holds(db: sqlite_utils.Database, holder: str, epoch: int) -> bool:
+    """Whether `holder` still holds the lease under `epoch`: the fencing check. Another
+    replica that took it over has raised the epoch, so a late write is refused."""
+    held = current(db)
+    return held is not None and (held.holder, held.epoch) == (holder, epoch)
+
+
+def release(db: sqlite_utils.Database, holder: str, epoch: int) -> None:
+    """Give the lease up (a clean stop), so a standby takes over at its next check."""
+    db.execute(
+        "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?",
+        [LEADER, holder, epoch],
+    )
