@@ -18,6 +18,7 @@ import structlog
 
 from okrsync.errors import OkrsyncError, StoreError
 from okrsync.store import lease
+from okrsync.store.errors import LOCK_TIMEOUT
 from okrsync.store.sqlite import Store
 
 log = structlog.get_logger("okrsync.service.leadership")
@@ -76,6 +77,8 @@ class Leadership:
     def stop(self) -> None:
         """Stop renewing and give the lease up, so a standby takes over at its next check."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=LOCK_TIMEOUT + 1)  # a step in progress ends first
         epoch = self.epoch
         if epoch is None:
             return
