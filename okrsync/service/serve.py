@@ -63,9 +63,13 @@ def serve(opts: Options) -> bool:
         on_method=lambda method: setattr(daemon.health, "watch", method),
         also=lambda: daemon.active.config.also_read if daemon.active else (),
     )
-    if server:
-        server.start()
-    watcher.start()
+    try:
+        if server:
+            server.start()
+        watcher.start()
+    except BaseException:  # not serving after all: give the lease up for a standby at once
+        daemon.leadership.stop()
+        raise
     log.info(
         "serving",
         listen=server.address if server else None,
