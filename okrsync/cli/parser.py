@@ -9,7 +9,7 @@ from okrsync.cli import backfill_args, run_args
 DESCRIPTION = """\
 okrsync measures key results from their sources (Prometheus, Jira, GitHub, any JSON API),
 computes progress and status, rolls them up into objectives and keeps the history in an
-OKR store (SQLite).
+OKR store (SQLite). A key result with `slo:` is an SLO, judged by its error budget.
 
 typical use:
   okrsync validate                    check config/ (exit 2 with file:line on errors)
