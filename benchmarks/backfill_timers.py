@@ -35,11 +35,11 @@ def store_timers() -> Iterator[StoreTimes]:
     original_existing = backfilled.existing
 
     @contextmanager
-    def transaction(self: Store) -> Iterator[None]:
+    def transaction(self: Store, fence: Callable[[], None] | None = None) -> Iterator[None]:
         outer = not self.db.conn.in_transaction
         began = time.perf_counter()
         try:
-            with original_tx(self):
+            with original_tx(self, fence):
                 yield
         finally:
             if outer:
