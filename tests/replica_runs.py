@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from clock import running_period
 from prometheus_server import free_port
+from waiting import wait_until
 
 LEASE = 3.0  # --lease of every replica, seconds
 EVERY = 2.0  # `every` of every KR, seconds
@@ -196,17 +197,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield replicas
     finally:
         replicas.close()
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
-    """Poll `check` until it returns something true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout:g}s: {what}")
 
 
 @dataclass(frozen=True)

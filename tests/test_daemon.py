@@ -20,6 +20,7 @@ import pytest
 import requests
 from clock import running_period
 from prometheus_server import PrometheusServer, free_port, wait_for_value
+from waiting import wait_until
 
 TOKEN = "tok-5f1e-SECRET-9a7c"
 
@@ -121,16 +122,6 @@ def _ready(daemon: Daemon) -> bool:
         return daemon.get("/readyz").status_code == 200
     except requests.ConnectionError:
         return False
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout:g}s: {what}")
 
 
 def replace(path: Path, text: str) -> None:

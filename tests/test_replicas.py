@@ -26,8 +26,8 @@ from replica_runs import (
     measurements,
     rows_of,
     runs,
-    wait_until,
 )
+from waiting import wait_until
 
 # A measurement is late at most: the lease left to run, a standby's check, one tick.
 FAILOVER = LEASE + LEASE / 3 + EVERY + SLACK

@@ -38,18 +38,7 @@ LOG_FORMATS = ["auto", "console", "json"]
 
 def grace(text: str) -> float:
     """`--grace`: a duration (`3s`, `1m`) or a bare number of seconds, at least 0."""
-    from okrsync.config.duration import parse_duration
-
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            return parse_duration(text, minimum=0)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more seconds")
-    return seconds
+    return run_args.seconds(text, 0, "must be 0 or more seconds")
 
 
 def _positive(text: str) -> int:

@@ -9,20 +9,25 @@ from typing import Any
 Adder = Callable[..., None]
 
 
-def lease(text: str) -> float:
-    """`--lease`: a duration (`15s`, `1m`) or a bare number of seconds, at least 1s."""
+def seconds(text: str, minimum: float, too_small: str) -> float:
+    """A duration flag: `3s`, `1m` or a bare number of seconds, at least `minimum`."""
     from okrsync.config.duration import parse_duration
 
     try:
-        seconds = float(text)
+        value = float(text)
     except ValueError:
         try:
-            return parse_duration(text, minimum=1)
+            return parse_duration(text, minimum=minimum)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-    if not 1 <= seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1 second")
-    return seconds
+    if not minimum <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' {too_small}")
+    return value
+
+
+def lease(text: str) -> float:
+    """`--lease`: a duration (`15s`, `1m`) or a bare number of seconds, at least 1s."""
+    return seconds(text, 1, "must be at least 1 second")
 
 
 def add(sub: Any, common: Adder, grace: Adder, no_now: Adder) -> None:
