@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from clock import running_period
+from daemon_configs import config_text
 from prometheus_server import free_port
 from waiting import wait_until
 
@@ -80,16 +80,10 @@ class FakeSource:
         return Handler
 
 
-def config_text(url: str) -> str:
+def replica_config(url: str) -> str:
     """Two KRs on the fake source, every EVERY seconds, in a period around the real today."""
-    lines = [
-        running_period("Q").rstrip(),
-        f"defaults: {{every: {EVERY:g}s}}",
-        f'sources:\n  prom: {{type: prometheus, url: "{url}", timeout: 30}}',
-        "objectives:\n  - id: o\n    title: O\n    key_results:",
-    ]
-    lines += [f'      - {{id: {k}, source: prom, query: "sum(up_{k})", target: 2}}' for k in KRS]
-    return "\n".join(lines) + "\n"
+    krs = [f'{{id: {k}, source: prom, query: "sum(up_{k})", target: 2}}' for k in KRS]
+    return config_text(url, *krs, every=f"{EVERY:g}s")
 
 
 @dataclass
@@ -159,7 +153,7 @@ class Cluster:
         self.tmp_path = tmp_path
         self.source = FakeSource()
         self.config = tmp_path / "okrs.yaml"
-        self.config.write_text(config_text(self.source.url))
+        self.config.write_text(replica_config(self.source.url))
         self.db = tmp_path / "okrsync.db"
         self.started: list[Replica] = []
 

@@ -18,22 +18,11 @@ from typing import Any
 
 import pytest
 import requests
-from clock import running_period
+from daemon_configs import config_text
 from prometheus_server import PrometheusServer, free_port, wait_for_value
 from waiting import wait_until
 
 TOKEN = "tok-5f1e-SECRET-9a7c"
-
-
-def config_text(url: str, *krs: str, every: str = "1s") -> str:
-    lines = [
-        running_period("Q4").rstrip(),
-        f"defaults: {{every: {every}}}",
-        f'sources:\n  prom: {{type: prometheus, url: "{url}", timeout: 30}}',
-        "objectives:\n  - id: o\n    title: O\n    key_results:",
-    ]
-    lines += [f"      - {kr}" for kr in krs]
-    return "\n".join(lines) + "\n"
 
 
 KR_A = '{id: a, source: prom, query: "sum(okrsync_daemon_a)", target: 100}'
