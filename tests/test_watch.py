@@ -12,6 +12,15 @@ import pytest
 from okrsync.service.watch import ConfigWatcher, fingerprint
 
 
+def edited_until_noticed(path: Path, changed: threading.Event, extra: str = "") -> bool:
+    """Edit `path` until the watcher calls back (it starts asynchronously), for 10 s."""
+    for i in range(100):
+        path.write_text(f"b: {i} {extra}\n")
+        if changed.wait(0.1):
+            return True
+    return False
+
+
 @pytest.mark.parametrize("mode", ["auto", "poll"])
 def test_an_edited_config_file_is_noticed(tmp_path: Path, mode: str) -> None:
     """Writing a *.yaml into the watched directory calls back, with inotify or by polling."""
@@ -21,11 +30,7 @@ def test_an_edited_config_file_is_noticed(tmp_path: Path, mode: str) -> None:
     watcher = ConfigWatcher(tmp_path, changed.set, mode, 0.05, on_method=methods.append)
     watcher.start()
     try:
-        for i in range(100):  # the watcher starts asynchronously: edit until it reports
-            (tmp_path / "team.yaml").write_text(f"b: {i}\n")
-            if changed.wait(0.1):
-                break
-        assert changed.is_set()
+        assert edited_until_noticed(tmp_path / "team.yaml", changed)
         assert methods[-1] == ("poll" if mode == "poll" else "watchfiles")
     finally:
         watcher.stop()
@@ -46,11 +51,7 @@ def test_a_sloth_spec_the_config_reads_is_watched_too(tmp_path: Path, mode: str)
         for i in range(10):
             other.write_text(f"y: {i}\n")
             assert not changed.wait(0.1)
-        for i in range(100):
-            spec.write_text(f"x: {i}\n")
-            if changed.wait(0.1):
-                break
-        assert changed.is_set()
+        assert edited_until_noticed(spec, changed)
     finally:
         watcher.stop()
 
@@ -74,11 +75,7 @@ def test_a_sloth_spec_is_still_watched_after_its_folder_is_replaced(tmp_path: Pa
         (tmp_path / "slos").rename(tmp_path / "slos.old")
         shutil.copytree(tmp_path / "slos.old", tmp_path / "slos")
         shutil.rmtree(tmp_path / "slos.old")
-        for i in range(100):
-            spec.write_text(f"x: {i} and more\n")
-            if changed.wait(0.1):
-                break
-        assert changed.is_set()
+        assert edited_until_noticed(spec, changed, "and more")
     finally:
         watcher.stop()
 
