@@ -74,11 +74,6 @@ class BurnAlert(BaseModel):
             )
         return self
 
-    @property
-    def name(self) -> str:
-        """`1h/5m`: how status and reports name the pair."""
-        return f"{self.long}/{self.short}"
-
 
 DEFAULT_BURN_ALERTS = (
     BurnAlert(long="1h", short="5m", factor=14.4),

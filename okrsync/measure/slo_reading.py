@@ -43,19 +43,14 @@ class SloReading:
         measured): its budget, burn rates and firing pairs as that objective gives them."""
         if objective == self.objective:
             return self
-        old, new = 1 - self.objective / 100, 1 - objective / 100
+        old, new = error_budget(self.objective), error_budget(objective)
         rates = {w: None if r is None else r * old / new for w, r in self.burn_rates.items()}
-        firing = tuple(
-            a
-            for a in self.burn_alerts
-            if all(_at_least(rates.get(str(a[w])), float(a["factor"])) for w in ("long", "short"))
-        )
         return dataclasses.replace(
             self,
             objective=objective,
-            error_budget_remaining=1 - (1 - self.sli / 100) / new,
+            error_budget_remaining=1 - budget_spent(self.sli, objective),
             burn_rates=rates,
-            alerts_firing=firing,
+            alerts_firing=_firing(self.burn_alerts, rates),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -106,6 +101,27 @@ def _good_and_total(slo: Slo, values: Mapping[str, float], suffix: str) -> tuple
     return (total - part if slo.counts_errors else part), total
 
 
+def error_budget(objective: float) -> float:
+    """The fraction of events that may be bad: 1 - objective/100."""
+    return 1 - objective / 100
+
+
+def budget_spent(sli: float, objective: float) -> float:
+    """The fraction of the error budget an SLI has spent: above 1 once breached."""
+    return (1 - sli / 100) / error_budget(objective)
+
+
+def _firing(
+    pairs: tuple[dict[str, Any], ...], rates: Mapping[str, float | None]
+) -> tuple[dict[str, Any], ...]:
+    """The burn-alert pairs whose long and short windows both burn at their factor or more."""
+    return tuple(
+        p
+        for p in pairs
+        if all(_at_least(rates.get(str(p[w])), float(p["factor"])) for w in ("long", "short"))
+    )
+
+
 def _at_least(rate: float | None, factor: float) -> bool:
     return rate is not None and rate >= factor
 
@@ -117,7 +133,7 @@ def reading(slo: Slo, values: Mapping[str, float], rendered_window: str) -> SloR
     good, total = _good_and_total(slo, values, "")
     if total == 0:
         raise SloProblem("no events in the window (total = 0)")
-    budget = 1 - slo.objective / 100
+    budget = error_budget(slo.objective)
     sli = 100 * good / total
     rates: dict[str, float | None] = {}
     if all(f"total@{w}" in values for w in slo.burn_windows()):
@@ -126,11 +142,6 @@ def reading(slo: Slo, values: Mapping[str, float], rendered_window: str) -> SloR
             rates[window] = None if total_w == 0 else (1 - good_w / total_w) / budget
     alerts = slo.burn_alerts if rates else ()
     pairs = tuple({"long": a.long, "short": a.short, "factor": a.factor} for a in alerts)
-    firing = tuple(
-        pair
-        for pair, a in zip(pairs, alerts, strict=True)
-        if all(_at_least(rates.get(w), a.factor) for w in (a.long, a.short))
-    )
     return SloReading(
         objective=slo.objective,
         window=slo.window,
@@ -138,8 +149,8 @@ def reading(slo: Slo, values: Mapping[str, float], rendered_window: str) -> SloR
         sli=sli,
         good=good,
         total=total,
-        error_budget_remaining=1 - (1 - sli / 100) / budget,
+        error_budget_remaining=1 - budget_spent(sli, slo.objective),
         burn_rates=rates,
-        alerts_firing=firing,
+        alerts_firing=_firing(pairs, rates),
         burn_alerts=pairs,
     )

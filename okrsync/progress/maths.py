@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from okrsync.config.model import Thresholds
-from okrsync.measure.slo_reading import SloReading
+from okrsync.measure.slo_reading import SloReading, budget_spent
 
 Status = Literal["done", "on_track", "at_risk", "off_track", "no_data", "stale"]
 STATUSES: tuple[Status, ...] = ("done", "on_track", "at_risk", "off_track", "stale", "no_data")
@@ -169,8 +169,7 @@ def slo_status(
     reading = obs.slo if obs.until is None else None  # an override's value has no burn rates
     if reading is not None and reading.alerts_firing:
         return "at_risk"
-    spent = (1 - obs.value / 100) / (1 - objective / 100)
-    if not rolling and spent > elapsed:
+    if not rolling and budget_spent(obs.value, objective) > elapsed:
         return "at_risk"
     return "on_track"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from okrsync.measure.slo_reading import budget_spent, error_budget
 from okrsync.progress.definitions import SloTarget
 from okrsync.progress.maths import Observation
 
@@ -63,7 +64,7 @@ def slo_part(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _arithmetic(r: dict[str, Any], counts: dict[str, float]) -> dict[str, Any]:
-    objective, budget = r["objective"], 1 - r["objective"] / 100
+    objective, budget = r["objective"], error_budget(r["objective"])
     errors = "errors" in counts
     good = (
         f"good = total - errors = {num(counts['total'])} - {num(counts['errors'])} "
@@ -110,7 +111,7 @@ def slo_rule(slo: SloTarget, obs: Observation, status: str, expected: float) -> 
     if obs.value is None or status in ("no_data", "stale"):
         return None
     sli, objective = obs.value, slo.objective
-    spent = (1 - sli / 100) / (1 - objective / 100)
+    spent = budget_spent(sli, objective)
     if status == "off_track":
         return f"off_track: SLI {num(sli)} < objective {num(objective)}: the error budget is spent"
     if status == "done":
