@@ -68,6 +68,12 @@ class Observation:
     slo: SloReading | None = None
     """An SLO KR's reading with the value (budget, burn rates, firing alerts)."""
 
+    @property
+    def slo_shown(self) -> SloReading | None:
+        """The SLO reading behind the value shown: none while a check-in override holds
+        (a typed value has no budget or burn rates of its own)."""
+        return self.slo if self.until is None else None
+
     def holds(self, at: datetime) -> bool:
         """Whether this is an override that still holds at `at`."""
         return self.until is not None and at < self.until
@@ -166,7 +172,7 @@ def slo_status(
         return "off_track"
     if ended:
         return "done"
-    reading = obs.slo if obs.until is None else None  # an override's value has no burn rates
+    reading = obs.slo_shown
     if reading is not None and reading.alerts_firing:
         return "at_risk"
     if not rolling and budget_spent(obs.value, objective) > elapsed:

@@ -107,7 +107,7 @@ class KRView:
         the first one, or when the value shown is a check-in)."""
         if self.kr.slo is None:
             return None
-        reading = self.obs.slo if self.obs.until is None else None
+        reading = self.obs.slo_shown
         out: dict[str, Any] = dict.fromkeys(SLO_FIELDS)
         if reading is not None:
             out |= {k: v for k, v in reading.as_json().items() if k in SLO_FIELDS}

@@ -51,7 +51,7 @@ class SloPart:
 def slo_part(view: KRView) -> SloPart | None:
     """The SLO part of a KR: None for a KR without an SLO, before its first reading, or
     while a check-in override holds the value (a typed value has no budget or burn)."""
-    reading = view.obs.slo if view.obs.until is None else None
+    reading = view.obs.slo_shown
     if view.kr.slo is None or reading is None:
         return None
     rates = reading.burn_rates

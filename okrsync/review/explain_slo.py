@@ -116,7 +116,7 @@ def slo_rule(slo: SloTarget, obs: Observation, status: str, expected: float) -> 
         return f"off_track: SLI {num(sli)} < objective {num(objective)}: the error budget is spent"
     if status == "done":
         return f"done: the period has ended with SLI {num(sli)} >= objective {num(objective)}"
-    reading = obs.slo if obs.until is None else None
+    reading = obs.slo_shown
     if reading is not None and reading.alerts_firing:
         pairs = ", ".join(f"{a['long']}/{a['short']}" for a in reading.alerts_firing)
         return f"at_risk: burn alert {pairs} firing (both windows burn at or above its factor)"

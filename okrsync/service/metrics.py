@@ -117,7 +117,7 @@ class OkrCollector(Collector):
                 success.add_metric(labels, stamp)
                 counts[kr.status] += 1
                 if kr.kr.slo is not None:
-                    reading = kr.obs.slo if kr.obs.until is None else None
+                    reading = kr.obs.slo_shown
                     budget.add_metric(
                         labels, math.nan if reading is None else reading.error_budget_remaining
                     )
