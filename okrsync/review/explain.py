@@ -17,8 +17,11 @@ from okrsync.progress.definitions import Definitions, KRDef
 from okrsync.progress.maths import Observation, clamp, expected_progress
 from okrsync.progress.status import judge, judged_slo
 from okrsync.review.explain_slo import slo_part, slo_rule
+from okrsync.review.stored_query import named_queries
 from okrsync.store.sqlite import Store
 from okrsync.timefmt import to_text
+
+_INPUT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*) = ")
 
 
 def unknown_kr(kr_id: str, defs: Definitions, where: str) -> UsageError:
@@ -128,19 +131,11 @@ def _formula(row: dict[str, Any]) -> dict[str, Any] | None:
         return None
     expression, _, rest = row["query"].partition(" with ")
     values: dict[str, float] = row["inputs"] or {}
-    queries: dict[str, str] = {}
-    name: str | None = None
-    for part in rest.split("; "):
-        head = re.match(r"([A-Za-z_][A-Za-z0-9_]*) = ", part)
-        if head:
-            name = head.group(1)
-            queries[name] = part[head.end() :]
-        elif name is not None:
-            queries[name] += "; " + part
-    inputs = {}
-    for key, query in queries.items():
-        source, _, text = query.partition(": ")
-        inputs[key] = {"value": values.get(key), "source": source, "query": text}
+    queries = named_queries(rest, _INPUT)
+    inputs = {
+        key: {"value": values.get(key), "source": source, "query": text}
+        for key, (source, text) in queries.items()
+    }
     arithmetic = None
     if values and all(k in values for k in queries):
         filled = re.sub(

@@ -9,6 +9,7 @@ from typing import Any
 from okrsync.measure.slo_reading import budget_spent, error_budget
 from okrsync.progress.definitions import SloTarget
 from okrsync.progress.maths import Observation
+from okrsync.review.stored_query import named_queries
 
 _NAME = re.compile(r"((?:good|errors|total)(?:@[0-9.smhdw]+)?) = ")
 
@@ -20,19 +21,9 @@ def num(value: float) -> str:
 
 def queries(stored: str) -> dict[str, dict[str, str]]:
     """The stored query text `slo 99.9% over period: good = SOURCE: Q; total = ...` as
-    {name: {source, query}} (a `; ` inside a query stays in it)."""
-    _, _, rest = stored.partition(": ")
-    out: dict[str, dict[str, str]] = {}
-    name: str | None = None
-    for part in rest.split("; "):
-        head = _NAME.match(part)
-        if head:
-            name = head.group(1)
-            source, _, text = part[head.end() :].partition(": ")
-            out[name] = {"source": source, "query": text}
-        elif name is not None:
-            out[name]["query"] += "; " + part
-    return out
+    {name: {source, query}}."""
+    found = named_queries(stored.partition(": ")[2], _NAME)
+    return {n: {"source": source, "query": query} for n, (source, query) in found.items()}
 
 
 def slo_part(row: dict[str, Any]) -> dict[str, Any] | None:
