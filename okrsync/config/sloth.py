@@ -164,5 +164,3 @@ def _fill(doc: YamlDoc, loc: Loc, kr: dict[str, Any], slo: dict[str, Any], out: 
         return
     out.files[path] = raw
     slo.update(errors=found.errors, total=found.total, objective=found.objective)
-    if "target" not in kr:
-        kr["target"] = found.objective

@@ -12,6 +12,8 @@ from typing import Any
 
 PLACEHOLDER = re.compile(r"\{(period\.[a-z_]+|now)\}")
 KNOWN = ("period.start", "period.end", "period.name", "now")
+WINDOW = re.compile(r"\{(window)\}")
+"""An SLO query's `{window}`, filled per window before the placeholders above."""
 
 
 def unknown_placeholders(text: str) -> list[str]:
@@ -29,12 +31,13 @@ def variables(name: str, start: date, end: date, today: date) -> dict[str, str]:
     }
 
 
-def render(value: Any, values: Mapping[str, str]) -> Any:
-    """`value` with placeholders filled, recursing into dicts and lists (HTTP bodies)."""
+def render(value: Any, values: Mapping[str, str], pattern: re.Pattern[str] = PLACEHOLDER) -> Any:
+    """`value` with placeholders filled, recursing into dicts and lists (HTTP bodies);
+    `pattern` says which (default: the period and `{now}`; an SLO's `{window}`)."""
     if isinstance(value, str):
-        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), value)
+        return pattern.sub(lambda m: values.get(m.group(1), m.group(0)), value)
     if isinstance(value, dict):
-        return {k: render(v, values) for k, v in value.items()}
+        return {k: render(v, values, pattern) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, values) for v in value]
+        return [render(v, values, pattern) for v in value]
     return value

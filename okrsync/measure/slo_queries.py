@@ -5,12 +5,12 @@ count over `{window}`, over each burn window. The plan fetches them like formula
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from okrsync.config import plugins
+from okrsync.config import plugins, templating
 from okrsync.config.loader import Config
 from okrsync.config.model import KeyResult, Measure, Period
-from okrsync.config.slo import WINDOW, Slo, fields_of, queries
+from okrsync.config.slo import Slo, fields_of, queries
+from okrsync.config.templating import WINDOW
 
 
 def window_text(slo: Slo, period: Period, now: datetime) -> str:
@@ -24,7 +24,7 @@ def window_text(slo: Slo, period: Period, now: datetime) -> str:
 
 def counts_windows(slo: Slo) -> bool:
     """Whether both queries count over `{window}` (else there are no burn rates to ask)."""
-    return all(WINDOW in str(q) for _, q in queries(slo))
+    return all(WINDOW.search(str(q)) for _, q in queries(slo))
 
 
 def measures(config: Config, kr: KeyResult, now: datetime) -> list[tuple[str, Measure]]:
@@ -38,16 +38,6 @@ def measures(config: Config, kr: KeyResult, now: datetime) -> list[tuple[str, Me
     out = []
     for suffix, window in windows:
         for name, query in queries(kr.slo):
-            fields = _with_window(fields_of(query, main), window)
+            fields = templating.render(fields_of(query, main), {"window": window}, WINDOW)
             out.append((name + suffix, Measure.model_validate({"source": kr.source, **fields})))
     return out
-
-
-def _with_window(value: Any, window: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(WINDOW, window)
-    if isinstance(value, dict):
-        return {k: _with_window(v, window) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_with_window(v, window) for v in value]
-    return value
