@@ -2,6 +2,7 @@
 #   docker build -t okrsync .
 #   docker run -v ./config:/etc/okrsync:ro -v okrsync-data:/data -p 9464:9464 okrsync
 # Secrets come from the environment (OKRSYNC_<SOURCE>_TOKEN, or *_FILE for mounted secrets).
+# A PostgreSQL store: OKRSYNC_DB=postgresql://user@host:5432/db, OKRSYNC_DB_PASSWORD(_FILE).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -11,7 +12,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY okrsync ./okrsync
 COPY connectors ./connectors
-RUN /opt/okrsync/bin/pip install . \
+RUN /opt/okrsync/bin/pip install ".[postgres]" \
     && /opt/okrsync/bin/okrsync --version
 
 FROM ${PYTHON_IMAGE}

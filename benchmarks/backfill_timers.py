@@ -13,7 +13,7 @@ from typing import Any
 
 from okrsync.measure.backfill import Fetcher
 from okrsync.store import backfilled
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 @dataclass
@@ -36,7 +36,7 @@ def store_timers() -> Iterator[StoreTimes]:
 
     @contextmanager
     def transaction(self: Store, fence: Callable[[], None] | None = None) -> Iterator[None]:
-        outer = not self.db.conn.in_transaction
+        outer = not self.db.in_transaction
         began = time.perf_counter()
         try:
             with original_tx(self, fence):

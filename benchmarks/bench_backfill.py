@@ -55,7 +55,7 @@ from okrsync import logs  # noqa: E402
 from okrsync.config.loader import Config, load  # noqa: E402
 from okrsync.measure.measurer import Measurer  # noqa: E402
 from okrsync.service.backfill import chosen, execute, prepare, span_of  # noqa: E402
-from okrsync.store.sqlite import Store  # noqa: E402
+from okrsync.store.store import Store  # noqa: E402
 from okrsync.timefmt import to_text, utcnow  # noqa: E402
 
 HOUR = timedelta(hours=1)

@@ -38,7 +38,7 @@ from okrsync.connectors.github import GithubConnector, GithubSource
 from okrsync.measure.measurer import ConnectorFactory, Measurer
 from okrsync.measure.plan import select as plan
 from okrsync.service.once import run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"

@@ -24,7 +24,7 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
 from okrsync.sinks.delivery import Policy, deliver
 from okrsync.sinks.enqueue import enqueue, prepare
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 ROUNDS = 7

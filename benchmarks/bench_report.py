@@ -24,7 +24,7 @@ from okrsync.config.loader import load
 from okrsync.progress.definitions import from_config
 from okrsync.report import html, markdown
 from okrsync.report.model import Filters, build
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import to_text
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,7 +78,7 @@ def make_store(folder: Path, krs: int) -> tuple[Path, Path]:
             for v in (round(h * slope + 3 * math.sin(h / 24 + k), 3),)
         )
         with store.transaction():
-            store.db.conn.executemany(sql, rows)
+            store.db.executemany(sql, rows)
     store.close()
     print(f"store: {krs * HOURS:,} rows in {time.perf_counter() - began:.0f} s ({db})")
     return config, db

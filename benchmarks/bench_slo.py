@@ -41,7 +41,7 @@ from okrsync.measure import slo_queries
 from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import Fetch, plan, select
 from okrsync.service.once import RunResult, run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 SHARED = 20
 """Latency SLOs of one job (`checkout`), all counting over its one `total` query."""

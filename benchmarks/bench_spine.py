@@ -27,7 +27,7 @@ from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import select as plan
 from okrsync.progress.definitions import from_config
 from okrsync.progress.status import assess_all
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import to_text
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
@@ -123,7 +123,7 @@ def bench_status(workdir: Path, krs: int, rows: int) -> float:
     start = NOW - timedelta(days=45)
     rng = random.Random(1)
     with store.transaction():
-        store.db.conn.executemany(
+        store.db.executemany(
             "INSERT INTO measurements (kr_id, run_id, measured_at, value, progress, status, "
             "source, query, manual) VALUES (?, 'r', ?, ?, ?, 'on_track', 'prom', 'q', 0)",
             (

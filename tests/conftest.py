@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog.testing
 from backfill_sources import Sources
+from postgres_server import PASSWORD, PostgresServer, start_postgres
 from prometheus_server import PrometheusServer, start_prometheus
 from pytest_httpserver import HTTPServer
 
@@ -22,6 +24,28 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
     """A real Prometheus on 127.0.0.1 scraping `.exporter` every second; skipped if absent."""
     with start_prometheus(tmp_path_factory.mktemp("prometheus")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL on 127.0.0.1; skipped (failed on CI) if it cannot be installed."""
+    with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh empty PostgreSQL database's URL, its password in OKRSYNC_DB_PASSWORD."""
+    monkeypatch.setenv("OKRSYNC_DB_PASSWORD", PASSWORD)
+    return postgres_server.database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store's `--db`, once on each backend: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

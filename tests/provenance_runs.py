@@ -21,7 +21,7 @@ from okrsync.connector import Connector
 from okrsync.connectors.prometheus import PrometheusConnector
 from okrsync.measure.measurer import Measurer
 from okrsync.service.once import RunResult, run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import parse_instant
 
 URL = "http://prometheus.test:9090"

@@ -1,12 +1,12 @@
-"""Several `okrsync run` subprocesses on one SQLite store, for the replica tests: a loopback
-fake Prometheus, the replicas' JSON logs and /metrics, and the store's lease and rows."""
+"""Several `okrsync run` subprocesses on one store (a SQLite file or a PostgreSQL database),
+for the replica tests: a loopback fake Prometheus, the replicas' JSON logs and /metrics,
+and the store's lease and rows (read through okrsync's own store, on either backend)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +23,8 @@ import requests
 from daemon_configs import config_text
 from prometheus_server import free_port
 from waiting import wait_until
+
+from okrsync.store.store import Store
 
 LEASE = 3.0  # --lease of every replica, seconds
 EVERY = 2.0  # `every` of every KR, seconds
@@ -149,12 +151,12 @@ class Replica:
 class Cluster:
     """Replicas of one config and store under `tmp_path`, on one fake source."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, db: str) -> None:
         self.tmp_path = tmp_path
         self.source = FakeSource()
         self.config = tmp_path / "okrs.yaml"
         self.config.write_text(replica_config(self.source.url))
-        self.db = tmp_path / "okrsync.db"
+        self.db = db
         self.started: list[Replica] = []
 
     def start(self, name: str) -> Replica:
@@ -162,7 +164,7 @@ class Cluster:
         port = free_port()
         log = self.tmp_path / f"{name}.log"
         command = [sys.executable, "-m", "okrsync", "run", "--config", str(self.config)]
-        command += ["--db", str(self.db), "--listen", f"127.0.0.1:{port}"]
+        command += ["--db", self.db, "--listen", f"127.0.0.1:{port}"]
         command += ["--lease", f"{LEASE:g}s", "--watch", "off"]
         with log.open("wb") as err:
             proc = subprocess.Popen(
@@ -184,9 +186,9 @@ class Cluster:
 
 
 @contextmanager
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, db: str) -> Iterator[Cluster]:
     """A Cluster whose replicas are all killed at the end, whatever the test did."""
-    replicas = Cluster(tmp_path)
+    replicas = Cluster(tmp_path, db)
     try:
         yield replicas
     finally:
@@ -201,12 +203,18 @@ class Lease:
     acquired_at: float
 
 
-def lease_row(db: Path) -> Lease | None:
-    with sqlite3.connect(db, timeout=10) as conn:
-        row = conn.execute(
-            "SELECT holder, epoch, expires_at, acquired_at FROM leases WHERE name = 'leader'"
-        ).fetchone()
-    return None if row is None else Lease(str(row[0]), int(row[1]), row[2], row[3])
+def select(db: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query on the store, read the way `okrsync status` reads it."""
+    store = Store(db, create=False)
+    try:
+        return [tuple(r) for r in store.db.execute(sql).fetchall()]
+    finally:
+        store.close()
+
+
+def lease_row(db: str) -> Lease | None:
+    rows = select(db, "SELECT holder, epoch, expires_at, acquired_at FROM leases")
+    return None if not rows else Lease(str(rows[0][0]), int(rows[0][1]), rows[0][2], rows[0][3])
 
 
 @dataclass(frozen=True)
@@ -216,19 +224,15 @@ class Row:
     run_id: str
 
 
-def measurements(db: Path) -> list[Row]:
+def measurements(db: str) -> list[Row]:
     """The measurements, oldest first, with measured_at in unix seconds."""
-    with sqlite3.connect(db, timeout=10) as conn:
-        rows = conn.execute(
-            "SELECT kr_id, measured_at, run_id FROM measurements ORDER BY measured_at"
-        ).fetchall()
+    rows = select(db, "SELECT kr_id, measured_at, run_id FROM measurements ORDER BY measured_at")
     return [Row(str(k), stamp(m), str(r)) for k, m, r in rows]
 
 
-def runs(db: Path) -> dict[str, tuple[float, float]]:
+def runs(db: str) -> dict[str, tuple[float, float]]:
     """Each run's (started_at, finished_at) in unix seconds, by run id."""
-    with sqlite3.connect(db, timeout=10) as conn:
-        rows = conn.execute("SELECT id, started_at, finished_at FROM runs").fetchall()
+    rows = select(db, "SELECT id, started_at, finished_at FROM runs")
     return {str(i): (stamp(s), stamp(f)) for i, s, f in rows}
 
 
@@ -236,12 +240,12 @@ def stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def rows_of(db: Path, replica: Replica) -> list[Row]:
+def rows_of(db: str, replica: Replica) -> list[Row]:
     ids = replica.run_ids()
     return [r for r in measurements(db) if r.run_id in ids]
 
 
-def measured_each(db: Path, replica: Replica, times: int) -> bool:
+def measured_each(db: str, replica: Replica, times: int) -> bool:
     """Whether `replica` has written at least `times` measurements of every KR."""
     rows = rows_of(db, replica)
     return all(sum(r.kr_id == kr for r in rows) >= times for kr in KRS)

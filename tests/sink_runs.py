@@ -11,7 +11,7 @@ from typing import Any
 from okrsync.cli.main import main
 from okrsync.config.loader import load
 from okrsync.sinks.delivery import Policy, Report, deliver
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 FAST = Policy(attempts_per_run=3, backoff=0.01, max_backoff=0.05, max_wait=1.0)
 

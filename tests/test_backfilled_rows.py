@@ -22,7 +22,8 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import Observation, observe
 from okrsync.report.forecast import Forecast, forecast
 from okrsync.store.series import recent_sums, series
-from okrsync.store.sqlite import Store
+from okrsync.store.sqlite import SqliteDatabase
+from okrsync.store.store import Store
 
 CONFIG = """\
 period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
@@ -231,14 +232,16 @@ def test_the_readers_still_search_by_index(store: Store) -> None:
     with store.transaction():
         store.append("r", hourly, "2026-Q4")
     sent: list[str] = []
-    store.db.conn.set_trace_callback(sent.append)
+    assert isinstance(store.db, SqliteDatabase)
+    conn = store.db.db.conn
+    conn.set_trace_callback(sent.append)
     store.observations(["uptime", "deploys"], AT, period)
     store.measurement("uptime", AT, valued=True, period=period)
     store.measurement("uptime", AT, automated=True)
     series(store, "deploys", period, AT)
     recent_sums(store, "uptime", period, AT, timedelta(days=30), 1000, 10, held_since=day(2))
     store.final_values(["uptime"], period, AT)
-    store.db.conn.set_trace_callback(None)
+    conn.set_trace_callback(None)
     reads = [q for q in sent if "FROM measurements" in q and "superseded = 0" in q]
     assert len(reads) >= 8 and any("WITH b" in q for q in reads)
     for q in reads:

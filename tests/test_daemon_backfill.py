@@ -18,7 +18,8 @@ from prometheus_client import generate_latest
 from pytest_httpserver import HTTPServer
 
 from okrsync.config.loader import load
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
+from okrsync.service.options import Options
 
 NOW = datetime(2026, 10, 10, 15, tzinfo=UTC)
 TODAY = "2026-10-10"

@@ -11,7 +11,8 @@ from clock import running_period
 from fakes import ScriptedConnector, factory
 from webhook_receiver import receiving
 
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
+from okrsync.service.options import Options
 
 CONFIG = """\
 defaults: {{every: 1m}}

@@ -21,7 +21,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from okrsync.connector import QueryBase, Reading, Window
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
+from okrsync.service.options import Options
 
 Q4 = "period: {name: Q4, start: 2026-10-01, end: 2026-12-31}"
 Q1 = "period: {name: Q1, start: 2027-01-01, end: 2027-03-31}"

@@ -15,7 +15,8 @@ from clock import running_period
 from fakes import ScriptedConnector, factory
 
 from okrsync.connector import QueryBase, Reading, Window
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
+from okrsync.service.options import Options
 
 CONFIG = (
     running_period("Q4")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from okrsync.cli.main import main
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 ROWS = 40_000
 

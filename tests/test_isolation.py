@@ -25,9 +25,10 @@ from okrsync.measure.plan import Fetch
 from okrsync.measure.plan import plan as real_plan
 from okrsync.progress import status as status_module
 from okrsync.progress.definitions import Definitions, KRDef
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
 from okrsync.service.once import run_once
-from okrsync.store.sqlite import Store
+from okrsync.service.options import Options
+from okrsync.store.store import Store
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
 CONFIG = """\

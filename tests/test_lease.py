@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
 from okrsync.service.leadership import Leadership, NotLeader
 from okrsync.store import lease
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 class Clock:
@@ -24,8 +23,8 @@ def replica(store: Store, clock: Clock, changes: list[bool]) -> Leadership:
     return Leadership(store, threading.Lock(), 15.0, clock, changes.append)
 
 
-def test_one_holder_at_a_time_and_a_new_epoch_on_takeover(tmp_path: Path) -> None:
-    store = Store(tmp_path / "x.db")
+def test_one_holder_at_a_time_and_a_new_epoch_on_takeover(db_url: str) -> None:
+    store = Store(db_url)
     db = store.db
     with store.transaction():
         assert lease.acquire(db, "a", 15, 1_000) == 1
@@ -40,13 +39,13 @@ def test_one_holder_at_a_time_and_a_new_epoch_on_takeover(tmp_path: Path) -> Non
     store.close()
 
 
-def test_two_replicas_one_leads_and_a_late_write_is_refused(tmp_path: Path) -> None:
+def test_two_replicas_one_leads_and_a_late_write_is_refused(db_url: str) -> None:
     """The standby takes the lease once the leader's has expired; the old leader's next
     write is refused inside its transaction, nothing written, and it steps down."""
     clock = Clock()
     a_changes: list[bool] = []
     b_changes: list[bool] = []
-    a_store, b_store = Store(tmp_path / "x.db"), Store(tmp_path / "x.db")
+    a_store, b_store = Store(db_url), Store(db_url)
     a, b = replica(a_store, clock, a_changes), replica(b_store, clock, b_changes)
     a.step()
     b.step()
@@ -74,10 +73,10 @@ def test_two_replicas_one_leads_and_a_late_write_is_refused(tmp_path: Path) -> N
         store.close()
 
 
-def test_a_standby_follows_the_store_at_each_check(tmp_path: Path) -> None:
+def test_a_standby_follows_the_store_at_each_check(db_url: str) -> None:
     clock = Clock()
     followed: list[int] = []
-    stores = [Store(tmp_path / "x.db") for _ in range(2)]
+    stores = [Store(db_url) for _ in range(2)]
     leader = replica(stores[0], clock, [])
     standby = Leadership(
         stores[1], threading.Lock(), 3.0, clock, lambda _: None, lambda: followed.append(1)

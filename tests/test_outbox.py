@@ -15,7 +15,7 @@ from okrsync.config.sinks import PushTarget
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
 from okrsync.sinks.enqueue import enqueue, prepare
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 CONFIG = """\
@@ -43,14 +43,15 @@ def write(tmp_path: Path, unchanged: bool = False) -> Path:
     return path
 
 
-def checkin(tmp_path: Path, kr: str, value: str, when: str = "2026-11-02T12:00:00Z") -> None:
-    db = str(tmp_path / "x.db")
+def checkin(
+    tmp_path: Path, db: str, kr: str, value: str, when: str = "2026-11-02T12:00:00Z"
+) -> None:
     cfg = str(tmp_path / "okrs.yaml")
     assert main(["checkin", kr, value, "--now", when, "--config", cfg, "--db", db]) == 0
 
 
-def rows(tmp_path: Path) -> list[dict[str, object]]:
-    store = Store(tmp_path / "x.db")
+def rows(db: str) -> list[dict[str, object]]:
+    store = Store(db)
     try:
         return [dict(r) for r in store.db.query("SELECT * FROM deliveries ORDER BY id")]
     finally:
@@ -66,35 +67,33 @@ def test_sinks_and_push_targets_load(tmp_path: Path) -> None:
     assert found[1].push == ["okr-portal", PushTarget(sink="audit", id="x-1")]
 
 
-def test_only_changes_are_enqueued_per_sink(tmp_path: Path) -> None:
+def test_only_changes_are_enqueued_per_sink(tmp_path: Path, db_url: str) -> None:
     """A check-in enqueues one delivery per sink; the same value again enqueues nothing,
     a new value does; a KR without `push` never does."""
     write(tmp_path)
-    checkin(tmp_path, "a", "3")
-    checkin(tmp_path, "a", "3", "2026-11-02T13:00:00Z")
-    checkin(tmp_path, "a", "4", "2026-11-02T14:00:00Z")
-    checkin(tmp_path, "c", "4")
-    found = [
-        (r["kr_id"], r["sink"], json.loads(str(r["payload"]))["value"]) for r in rows(tmp_path)
-    ]
+    checkin(tmp_path, db_url, "a", "3")
+    checkin(tmp_path, db_url, "a", "3", "2026-11-02T13:00:00Z")
+    checkin(tmp_path, db_url, "a", "4", "2026-11-02T14:00:00Z")
+    checkin(tmp_path, db_url, "c", "4")
+    found = [(r["kr_id"], r["sink"], json.loads(str(r["payload"]))["value"]) for r in rows(db_url)]
     assert found == [
         ("a", "okr-portal", 3.0),
         ("a", "audit", 3.0),
         ("a", "okr-portal", 4.0),
         ("a", "audit", 4.0),
     ]
-    keys = [r["idempotency_key"] for r in rows(tmp_path)]
-    assert len(set(keys)) == 4 and all(r["state"] == "pending" for r in rows(tmp_path))
+    keys = [r["idempotency_key"] for r in rows(db_url)]
+    assert len(set(keys)) == 4 and all(r["state"] == "pending" for r in rows(db_url))
 
 
-def test_push_unchanged_on_kr_or_defaults_pushes_every_value(tmp_path: Path) -> None:
+def test_push_unchanged_on_kr_or_defaults_pushes_every_value(tmp_path: Path, db_url: str) -> None:
     """`push_unchanged: true` on the KR (b) or in defaults (a) enqueues repeated values."""
     write(tmp_path, unchanged=True)
-    checkin(tmp_path, "a", "3")
-    checkin(tmp_path, "a", "3", "2026-11-02T13:00:00Z")
-    checkin(tmp_path, "b", "5")
-    checkin(tmp_path, "b", "5", "2026-11-02T13:00:00Z")
-    assert [(r["kr_id"], r["sink"]) for r in rows(tmp_path)] == [
+    checkin(tmp_path, db_url, "a", "3")
+    checkin(tmp_path, db_url, "a", "3", "2026-11-02T13:00:00Z")
+    checkin(tmp_path, db_url, "b", "5")
+    checkin(tmp_path, db_url, "b", "5", "2026-11-02T13:00:00Z")
+    assert [(r["kr_id"], r["sink"]) for r in rows(db_url)] == [
         ("a", "okr-portal"),
         ("a", "audit"),
         ("a", "okr-portal"),
@@ -104,13 +103,15 @@ def test_push_unchanged_on_kr_or_defaults_pushes_every_value(tmp_path: Path) -> 
     ]
 
 
-def test_payload_carries_the_measurement_and_the_objective_progress(tmp_path: Path) -> None:
+def test_payload_carries_the_measurement_and_the_objective_progress(
+    tmp_path: Path, db_url: str
+) -> None:
     """The JSON names KR, objective, period, value, start/target/unit, progress, status,
     provenance and the objective's rolled-up progress."""
     write(tmp_path)
-    checkin(tmp_path, "c", "10")
-    checkin(tmp_path, "a", "5")
-    body = json.loads(str(rows(tmp_path)[0]["payload"]))
+    checkin(tmp_path, db_url, "c", "10")
+    checkin(tmp_path, db_url, "a", "5")
+    body = json.loads(str(rows(db_url)[0]["payload"]))
     assert body["kr_id"] == "a" and body["objective_id"] == "o" and body["period"] == "2026-Q4"
     assert (body["value"], body["start"], body["target"], body["progress"]) == (5, 0, 10, 0.5)
     assert body["source"] == "manual" and body["measured_at"] == "2026-11-02T12:00:00.000000Z"
@@ -118,11 +119,13 @@ def test_payload_carries_the_measurement_and_the_objective_progress(tmp_path: Pa
     assert body["status"] and "query" in body
 
 
-def test_deliveries_commit_with_their_measurement_or_not_at_all(tmp_path: Path) -> None:
+def test_deliveries_commit_with_their_measurement_or_not_at_all(
+    tmp_path: Path, db_url: str
+) -> None:
     """A transaction that fails after enqueueing leaves neither measurement nor delivery."""
     config = load(write(tmp_path))
     defs = from_config(config)
-    store = Store(tmp_path / "x.db")
+    store = Store(db_url)
     m = Measurement("a", NOW, "manual", None, 3.0, 0.3, "off_track", manual=True)
     with pytest.raises(RuntimeError), store.transaction():
         ids = store.append(None, [m], "2026-Q4")
@@ -156,12 +159,12 @@ def test_a_v2_store_is_migrated_to_hold_the_outbox(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     store = Store(path)
-    assert store.outbox.listing() == [] and "deliveries" in store.db.table_names()
+    assert store.outbox.listing() == [] and "deliveries" in store.db.tables()
     store.close()
 
 
 def test_a_late_check_in_for_an_earlier_period_goes_only_where_history_is_kept(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str
 ) -> None:
     """`checkin --period 2026-Q3` in Q4: the webhook (it keeps every value) gets it; the
     okr-tracker (it keeps the latest) does not, and its pending Q4 value is not superseded."""
@@ -172,14 +175,14 @@ def test_a_late_check_in_for_an_earlier_period_goes_only_where_history_is_kept(
     )
     kr = "objectives: [{id: o, title: O, key_results: [{id: a, source: manual, target: 10, "
     kr += 'push: [hook, {sink: tracker, id: "kr-1"}]}]}]\n'
-    path, db = tmp_path / "okrs.yaml", str(tmp_path / "x.db")
+    path, db = tmp_path / "okrs.yaml", db_url
     base = ["--config", str(path), "--db", db, "checkin", "a"]
     path.write_text("period: {name: 2026-Q3, start: 2026-07-01, end: 2026-09-30}\n" + sinks + kr)
     assert main([*base, "3", "--now", "2026-09-01T12:00:00Z"]) == 0
     path.write_text("period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}\n" + sinks + kr)
     assert main([*base, "6", "--now", "2026-11-02T12:00:00Z"]) == 0
     assert main([*base, "4", "--now", "2026-11-03T12:00:00Z", "--period", "2026-Q3"]) == 0
-    late = [(r["sink"], r["state"]) for r in rows(tmp_path) if r["measurement_id"] == 3]
+    late = [(r["sink"], r["state"]) for r in rows(db_url) if r["measurement_id"] == 3]
     assert late == [("hook", "pending")]
-    tracker = [(r["measurement_id"], r["state"]) for r in rows(tmp_path) if r["sink"] == "tracker"]
+    tracker = [(r["measurement_id"], r["state"]) for r in rows(db_url) if r["sink"] == "tracker"]
     assert tracker == [(1, "superseded"), (2, "pending")]

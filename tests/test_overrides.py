@@ -21,9 +21,10 @@ from okrsync.config.loader import load
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
 from okrsync.progress.maths import Observation, observe_held
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
+from okrsync.service.options import Options
 from okrsync.sinks.enqueue import prepare
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from okrsync.config.loader import load
 from okrsync.config.model import Grading
 from okrsync.progress.grading import grade, kr_score, mean_score, round_score
 from okrsync.store.schema import MIGRATIONS
-from okrsync.store.sqlite import SCHEMA_VERSION, Store
+from okrsync.store.store import SCHEMA_VERSION, Store
 
 Q4 = "period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}\n"
 Q1 = "period: {name: 2027-Q1, start: 2027-01-01, end: 2027-03-31}\n"
@@ -90,11 +90,11 @@ def test_a_writing_command_migrates_and_adopts_rows_within_the_period(
     }
 
 
-def test_each_period_keeps_its_own_definitions(tmp_path: Path) -> None:
+def test_each_period_keeps_its_own_definitions(tmp_path: Path, db_url: str) -> None:
     """The store keeps the targets a period had: rolling over to Q1 with a new target
     leaves Q4's definitions as they were."""
     cfg = tmp_path / "c.yaml"
-    store = Store(tmp_path / "db")
+    store = Store(db_url)
     now = datetime(2026, 12, 1, tzinfo=UTC)
     cfg.write_text(Q4 + OBJECTIVES.replace("target: 10", "target: 10, kind: committed"))
     with store.transaction():

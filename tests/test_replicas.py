@@ -35,8 +35,9 @@ MAX_GAP = EVERY + LEASE + LEASE / 3 + SLACK
 
 
 @pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[Cluster]:
-    with cluster(tmp_path) as started:
+def replicas(tmp_path: Path, db_url: str) -> Iterator[Cluster]:
+    """Replicas on a SQLite file, then on a PostgreSQL database."""
+    with cluster(tmp_path, db_url) as started:
         yield started
 
 

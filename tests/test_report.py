@@ -14,7 +14,7 @@ from okrsync.config.loader import load
 from okrsync.measure.measurement import Measurement
 from okrsync.report.forecast import fit, forecast, sums
 from okrsync.store.series import BUCKETS, series
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 CONFIG = """\
 period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}

@@ -14,7 +14,7 @@ from okrsync.measure.measurement import Measurement
 from okrsync.progress.definitions import from_config
 from okrsync.report.svg import COLOUR
 from okrsync.service.report_page import ReportPage
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 CONFIG = """\
 period: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}

@@ -20,7 +20,7 @@ from okrsync.report.model import Filters, Report, build
 from okrsync.report.slo import SloPart, budget_percent, sli_text
 from okrsync.report.svg import COLOUR
 from okrsync.service.once import run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 CONFIG = (  # the `checkout` SLO beside a plain KR
     SLO_CONFIG.partition("      - id: search")[0]

@@ -16,7 +16,8 @@ from webhook_receiver import receiving
 
 from okrsync.cli import moment
 from okrsync.cli.main import main
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
+from okrsync.service.options import Options
 from okrsync.store.schema import MIGRATIONS
 
 OBJECTIVES = """\

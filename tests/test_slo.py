@@ -23,7 +23,7 @@ from okrsync.progress.definitions import SloTarget
 from okrsync.progress.maths import Observation, slo_status
 from okrsync.progress.status import judged_slo
 from okrsync.service.once import run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from okrsync.config.loader import load
 from okrsync.errors import AuthError
 from okrsync.measure.measurer import Measurer
 from okrsync.service.once import run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 AT = "2026-11-15T12:00:00Z"
 

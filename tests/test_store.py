@@ -13,7 +13,7 @@ from okrsync.config.loader import load
 from okrsync.config.model import Period
 from okrsync.errors import StoreError
 from okrsync.measure.measurement import Measurement
-from okrsync.store.sqlite import SCHEMA_VERSION, Store
+from okrsync.store.store import SCHEMA_VERSION, Store
 
 NOW = datetime(2026, 11, 15, tzinfo=UTC)
 PERIOD = Period(name="Q", start=date(2026, 10, 1), end=date(2026, 12, 31))
@@ -32,7 +32,7 @@ def test_new_store_has_schema_version_and_wal(tmp_path: Path) -> None:
     store = Store(tmp_path / "new" / "okrsync.db")
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"objectives", "key_results", "runs", "measurements"} <= set(store.db.table_names())
+    assert {"objectives", "key_results", "runs", "measurements"} <= store.db.tables()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_read_only_database_is_a_store_error(tmp_path: Path) -> None:
 
 def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database locked by another writer gives a clear error after the lock timeout."""
-    monkeypatch.setattr("okrsync.store.sqlite.LOCK_TIMEOUT", 0.1)
+    monkeypatch.setattr("okrsync.store.errors.LOCK_TIMEOUT", 0.1)
     path = tmp_path / "db"
     Store(path).close()
     other = sqlite3.connect(path, isolation_level=None)
@@ -81,11 +81,11 @@ def test_locked_database_is_a_store_error(tmp_path: Path, monkeypatch: pytest.Mo
     assert store.history("a") == []
 
 
-def test_removed_kr_is_retired_and_keeps_history(tmp_path: Path) -> None:
+def test_removed_kr_is_retired_and_keeps_history(tmp_path: Path, db_url: str) -> None:
     """A KR removed from config is marked retired; its history stays readable."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text(BASE)
-    store = Store(tmp_path / "db")
+    store = Store(db_url)
     with store.transaction():
         store.sync_config(load(cfg), NOW)
         store.append(None, [Measurement("a", NOW, "manual", None, 4.0, manual=True)], "Q")
@@ -98,9 +98,9 @@ def test_removed_kr_is_retired_and_keeps_history(tmp_path: Path) -> None:
     assert [h["value"] for h in store.history("a")] == [4.0]
 
 
-def test_observations_are_as_of_now(tmp_path: Path) -> None:
+def test_observations_are_as_of_now(tmp_path: Path, db_url: str) -> None:
     """Observations take the latest value and attempt at or before `now`, not after."""
-    store = Store(tmp_path / "db")
+    store = Store(db_url)
     rows = [
         Measurement("a", NOW, "s", "q", 1.0),
         Measurement("a", NOW + timedelta(days=1), "s", "q", None, error="boom"),

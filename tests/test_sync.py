@@ -14,7 +14,7 @@ from okrsync.errors import AuthError, StoreError, TransientFetchError, UsageErro
 from okrsync.measure.measurer import Measurer
 from okrsync.measure.plan import describe
 from okrsync.service.once import run_once
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
 CONFIG = """\
@@ -83,9 +83,9 @@ def test_failed_input_fails_the_formula_without_a_value(config: Config) -> None:
     assert conns["other"].asked.count("total") == 3  # the retry policy tried 3 times
 
 
-def test_run_is_stored_in_one_transaction(config: Config, tmp_path: Path) -> None:
+def test_run_is_stored_in_one_transaction(config: Config, db_url: str) -> None:
     """Stored runs keep values, errors and queries; failure after a value makes it stale."""
-    store = Store(tmp_path / "s.db")
+    store = Store(db_url)
     run_once(config, store, NOW, measurer=Measurer(config, factory(scripted())))
     later = datetime(2026, 11, 15, 13, tzinfo=UTC)
     conns = scripted()
@@ -102,19 +102,17 @@ def test_run_is_stored_in_one_transaction(config: Config, tmp_path: Path) -> Non
 
 
 def test_crash_while_writing_leaves_previous_state(
-    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config: Config, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If writing a run fails half-way, nothing of that run is stored."""
-    store = Store(tmp_path / "s.db")
+    store = Store(db_url)
     run_once(config, store, NOW, measurer=Measurer(config, factory(scripted())))
 
-    def explode(*args: object) -> None:
-        import sqlite3
-
-        raise sqlite3.OperationalError("disk I/O error")
+    def explode(*args: object) -> None:  # the database fails the run's last write
+        store.db.execute("UPDATE no_such_table SET x = 1")
 
     monkeypatch.setattr(store, "finish_run", explode)
-    with pytest.raises(StoreError, match="disk I/O error"):
+    with pytest.raises(StoreError, match="no_such_table"):
         run_once(
             config,
             store,

@@ -20,7 +20,7 @@ from webhook_receiver import Receiver, receiving
 from okrsync.cli.main import main
 from okrsync.config.loader import load
 from okrsync.sinks.delivery import Policy, deliver
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 FAST = Policy(attempts_per_run=4, backoff=0.01, max_backoff=0.05, max_wait=1.0)
 

@@ -20,7 +20,7 @@ from okrsync.config.loader import Config
 from okrsync.errors import UsageError
 from okrsync.measure.measurer import Measurer
 from okrsync.service.backfill import Backfill, KRReport, chosen, execute, prepare, span_of
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import parse_instant, to_text
 
 

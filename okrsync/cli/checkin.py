@@ -13,7 +13,7 @@ from okrsync.errors import UsageError
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import clamp
 from okrsync.review.explain import unknown_kr as _unknown_kr
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import parse_instant
 
 

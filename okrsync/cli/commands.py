@@ -20,7 +20,7 @@ from okrsync.config.loader import Config
 from okrsync.errors import UsageError
 from okrsync.measure.measurement import Measurement
 from okrsync.progress.maths import clamp
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 if TYPE_CHECKING:
     from okrsync.progress.tree import Tree
@@ -50,6 +50,7 @@ def run(args: Any) -> int:
         "plan": plan,
         "apply": apply,
         "backfill": backfill,
+        "store": store,
     }[args.command]
     return handler(args, settings)
 
@@ -60,6 +61,12 @@ def _refuse_now(args: Any, command: str) -> None:
             f"{command} measures the sources as they are now, so it takes no --now "
             "(to look at a past moment: okrsync status --now T)"
         )
+
+
+def store(args: Any, settings: Settings) -> int:
+    from okrsync.cli.store_copy import store as command
+
+    return command(args, settings)
 
 
 def backfill(args: Any, settings: Settings) -> int:
@@ -146,7 +153,7 @@ def sync(args: Any, settings: Settings) -> int:
     if result.skipped_manual and not args.only:
         print(f"- manual (check-in, not measured): {', '.join(result.skipped_manual)}")
     failed = len(result.failed)
-    where = "dry run, nothing stored" if args.dry_run else f"stored in {settings.db}"
+    where = f"stored in {store.path}" if store else "dry run, nothing stored"
     failures = f", {failed} failed (recorded with the error)" if failed else ""
     print(
         f"measured {len(result.measurements) - failed} of {len(result.measurements)} "
@@ -278,7 +285,7 @@ def history(args: Any, settings: Settings) -> int:
         first = next(rows, None)
         known = store.known_kr(args.kr_id)
         if first is None and known is None:
-            raise UsageError(_unknown_kr(args.kr_id, store, settings.db))
+            raise UsageError(_unknown_kr(args.kr_id, store))
         if known and known["retired_at"] and not args.json:
             retired = known["retired_at"]
             print(f"{args.kr_id}: retired at {retired} (removed from config; history kept)")
@@ -296,13 +303,13 @@ def history(args: Any, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _unknown_kr(kr_id: str, store: Store, db: Path) -> str:
+def _unknown_kr(kr_id: str, store: Store) -> str:
     """`no key result 'deplys' in okrsync.db (did you mean deploys?)`, or that there is no
     store there yet."""
     import difflib
 
-    message = f"no key result '{kr_id}' in {db}"
-    if not Path(db).exists():
+    message = f"no key result '{kr_id}' in {store.path}"
+    if store.url.kind == "sqlite" and not Path(store.url.path).exists():
         return message + " (no store there yet: okrsync sync --once or apply creates it)"
     close = difflib.get_close_matches(kr_id, store.kr_ids(), n=3)
     return message + (f" (did you mean {', '.join(close)}?)" if close else "")
@@ -332,14 +339,14 @@ def run_daemon(args: Any, settings: Settings) -> int:
     if args.once:
         once = argparse.Namespace(**{**vars(args), "dry_run": False, "only": None})
         return sync(once, settings)
-    from okrsync.service import daemon
     from okrsync.service import serve as service
+    from okrsync.service.options import Options
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.log_level is None and "OKRSYNC_LOG_LEVEL" not in os.environ:
         logs.setup("info", settings.log_format)  # a service logs each fetch by default
-    opts = daemon.Options(
+    opts = Options(
         config=settings.config,
         db=settings.db,
         listen=args.listen or settings.listen,

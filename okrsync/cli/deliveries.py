@@ -9,7 +9,7 @@ from okrsync.cli.exits import EXIT_INVALID, EXIT_OK
 from okrsync.cli.settings import Settings
 from okrsync.errors import UsageError
 from okrsync.sinks.delivery import Report
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 def deliveries(args: Any, settings: Settings) -> int:
@@ -56,7 +56,7 @@ def retry(args: Any, settings: Settings) -> int:
         if delivery_id is not None:
             row = store.outbox.get(delivery_id)
             if row is None:
-                raise UsageError(f"no delivery #{delivery_id} in {settings.db}")
+                raise UsageError(f"no delivery #{delivery_id} in {store.path}")
             if row["state"] != "failed":
                 raise UsageError(f"delivery #{delivery_id} is {row['state']}, not failed")
         count = store.outbox.requeue(delivery_id)

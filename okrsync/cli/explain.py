@@ -9,7 +9,7 @@ from okrsync.cli import moment
 from okrsync.cli.exits import EXIT_OK
 from okrsync.cli.settings import Settings
 from okrsync.errors import UsageError
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import parse_instant
 
 

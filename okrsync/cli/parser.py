@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from okrsync.cli import backfill_args, run_args
+from okrsync.cli import backfill_args, run_args, store_args
 
 DESCRIPTION = """\
 okrsync measures key results from their sources (Prometheus, Jira, GitHub, any JSON API),
@@ -24,9 +24,11 @@ typical use:
   okrsync apply                       sync --once, recording the config's git commit
   okrsync report --html report.html   the report: tree, trends, forecasts, changes
   okrsync backfill --all --dry-run    history from the period start, from the sources
+  okrsync store copy okrsync.db postgresql://okrsync@db:5432/okrsync
 
-environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db),
-OKRSYNC_LOG_LEVEL, OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
+environment: OKRSYNC_CONFIG (default config/), OKRSYNC_DB (default okrsync.db; or a
+postgresql:// URL, password in OKRSYNC_DB_PASSWORD[_FILE]), OKRSYNC_LOG_LEVEL,
+OKRSYNC_LOG_FORMAT; source secrets as OKRSYNC_<SOURCE>_TOKEN etc.
 exit status: 0 ok, 1 some key results failed, 2 invalid config or arguments, 3 store error,
 4 (sync) all measured but some deliveries to sinks failed for good.
 """
@@ -63,9 +65,10 @@ def _common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
     p.add_argument(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=default,
-        help="SQLite OKR store (env OKRSYNC_DB; default okrsync.db)",
+        help="OKR store: a SQLite file, sqlite:///path, or postgresql://user@host:5432/db "
+        "(password from OKRSYNC_DB_PASSWORD[_FILE]; env OKRSYNC_DB; default okrsync.db)",
     )
     p.add_argument(
         "--log-level",
@@ -358,4 +361,5 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("id", nargs="?", metavar="ID", help="the delivery's id (from `deliveries`)")
     r.add_argument("--all", action="store_true", help="every failed delivery")
     backfill_args.add(sub, _common)
+    store_args.add(sub, _common)
     return root

@@ -35,10 +35,11 @@ def plan(args: Any, settings: Settings, config: Config, now: datetime) -> int:
     from okrsync.review import plan as review
     from okrsync.review.gitinfo import config_commit
     from okrsync.service.once import idle_reason, run_once
-    from okrsync.store.sqlite import Store
+    from okrsync.store.store import Store
 
     select(config, args.only)  # an unknown --only id is exit 2 before anything is measured
     store = Store(settings.db, create=False)
+    where = store.path
     try:
         applied = store.applied()
         stored = store.definitions(config.period.name)
@@ -61,7 +62,7 @@ def plan(args: Any, settings: Settings, config: Config, now: datetime) -> int:
     if args.json:
         print(json.dumps(as_json(result, applied, config.digest, commit, now, idle), indent=2))
     else:
-        print(as_text(result, applied, config.digest, commit, idle, str(settings.db)))
+        print(as_text(result, applied, config.digest, commit, idle, where))
     if result.errors:
         return EXIT_FAILED
     return EXIT_CHANGES if result.changes else EXIT_OK

@@ -15,7 +15,7 @@ from okrsync.config.loader import Config
 from okrsync.errors import UsageError
 from okrsync.progress.definitions import from_config
 from okrsync.report.model import Filters, build
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import parse_instant
 
 

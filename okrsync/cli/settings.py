@@ -14,7 +14,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OKRSYNC_", extra="ignore")
 
     config: Path = Path("config")
-    db: Path = Path("okrsync.db")
+    db: str = "okrsync.db"
+    """A SQLite path or a store URL (`okrsync.store.location`): a str, since a Path would
+    fold the `//` of `postgresql://`."""
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     log_format: Literal["auto", "console", "json"] = "auto"
     listen: str = "127.0.0.1:9464"

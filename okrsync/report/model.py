@@ -13,7 +13,7 @@ from okrsync.progress.tree import KRView, ObjectiveView, Tree, evaluate
 from okrsync.report.forecast import FALLBACK_POINTS, MAX_POINTS, WINDOW, Forecast, forecast
 from okrsync.report.slo import SloPart, slo_part
 from okrsync.store.series import SeriesPoint, recent_sums, series
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 SINCE = timedelta(days=7)
 ATTENTION = ("stale", "no_data")

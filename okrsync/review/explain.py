@@ -18,7 +18,7 @@ from okrsync.progress.maths import Observation, clamp, expected_progress
 from okrsync.progress.status import judge, judged_slo
 from okrsync.review.explain_slo import slo_part, slo_rule
 from okrsync.review.stored_query import named_queries
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import to_text
 
 _INPUT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*) = ")

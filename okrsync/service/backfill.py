@@ -21,7 +21,7 @@ from okrsync.progress.maths import Observation
 from okrsync.progress.periods import resolve
 from okrsync.progress.status import assess
 from okrsync.store import backfilled
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import utcnow
 
 LATENCY = 0.25

@@ -30,7 +30,7 @@ from okrsync.service.active import Active
 from okrsync.service.backfill import Backfill, execute, prepare, span_of
 from okrsync.service.metrics import Metrics
 from okrsync.store.backfilled import backfilled_krs
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 log = structlog.get_logger("okrsync.service.backfill")
 STEP = 86400.0
@@ -42,7 +42,7 @@ class Backfiller:
     stops the running one between KRs (the KRs stored stay) and takes its place."""
 
     def __init__(
-        self, db: Path, metrics: Metrics, lock: threading.Lock, now: Callable[[], datetime]
+        self, db: str | Path, metrics: Metrics, lock: threading.Lock, now: Callable[[], datetime]
     ) -> None:
         """`lock`: the daemon's, guarding `Active.users` (a backfill holds its config's
         Measurer open); `now`: the daemon's clock."""

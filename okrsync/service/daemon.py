@@ -14,7 +14,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -37,28 +36,18 @@ from okrsync.service.background_backfill import Backfiller
 from okrsync.service.health import HealthState
 from okrsync.service.leadership import Leadership, NotLeader
 from okrsync.service.metrics import Metrics, View
+from okrsync.service.options import Options
 from okrsync.service.replica import Replica
 from okrsync.service.scheduler import Lane, Lanes, Schedule, lane, timing
+from okrsync.service.store_open import open_store
 from okrsync.service.waker import Waker
 from okrsync.sinks.delivery import Courier
 from okrsync.sinks.enqueue import enqueue, prepare
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 log = structlog.get_logger("okrsync.service.daemon")
 MAX_SLEEP = 30.0
 DELIVERY_EVERY = 30.0  # pending deliveries (check-ins, retries, a crash's) go out this often
-
-
-@dataclass
-class Options:
-    config: Path
-    db: Path
-    listen: str | None = "127.0.0.1:9464"
-    grace: float = 10.0
-    workers: int = 8
-    watch: str = "auto"
-    poll_interval: float = 2.0
-    lease: float = 15.0  # seconds of the leader lease, renewed every third of it
 
 
 def _factory(name: str, config: Config) -> Connector:
@@ -99,17 +88,27 @@ class Daemon(Replica):
 
     # -- start-up and reload ------------------------------------------------------------
 
-    def start(self) -> None:
-        """Load the config (ConfigError if invalid), open the store, schedule from history."""
+    def start(self) -> bool:
+        """Load the config (ConfigError if invalid), open the store (waiting while it is
+        unreachable), schedule from history; False if a signal stopped that wait."""
         config = self._load()
-        self.store = Store(self.opts.db)
+        store = open_store(self.opts.db, lambda: self.stopping, self.wake.wait, self.health.down)
+        if store is None:
+            return False
+        self.store = store
         sinks = lambda: self.active.config.sinks if self.active else {}  # noqa: E731
         self.courier = Courier(self.store, sinks, self.store_lock)
         self._apply(config)
         self.leadership = Leadership(
-            self.store, self.store_lock, self.opts.lease, self.clock, self._led, self._follow
+            self.store,
+            self.store_lock,
+            self.opts.lease,
+            lambda: self.store.db.clock(self.clock()),
+            self._led,
+            self._follow,
         )
         self.leadership.start()
+        return True
 
     def _load(self) -> Config:
         return config_module.load(self.opts.config)

@@ -125,6 +125,8 @@ class HealthState:
     reload_at: float | None = None
     problems: list[str] = field(default_factory=list)
     store_ok: bool = False
+    store_error: str | None = None
+    """Why the store could not be opened yet (`okrsync run` waits for it)."""
     watch: str = "off"
     period: str | None = None
     period_ended: bool = False
@@ -132,6 +134,9 @@ class HealthState:
     def loaded(self, digest: str, at: float) -> None:
         self.digest, self.loaded_at, self.reload_ok, self.reload_at = digest, at, True, at
         self.problems = []
+
+    def down(self, error: str) -> None:
+        self.store_ok, self.store_error = False, error
 
     def rejected(self, problems: list[str], at: float) -> None:
         self.reload_ok, self.reload_at, self.problems = False, at, problems
@@ -160,7 +165,7 @@ class HealthState:
             "ready": loaded and self.store_ok,
             "config_loaded": loaded,
             "store_writable": self.store_ok,
-        }
+        } | ({"store_error": self.store_error} if self.store_error and not self.store_ok else {})
 
 
 def _iso(stamp: float | None) -> str | None:

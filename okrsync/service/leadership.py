@@ -19,7 +19,7 @@ import structlog
 from okrsync.errors import OkrsyncError, StoreError
 from okrsync.store import lease
 from okrsync.store.errors import LOCK_TIMEOUT
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 log = structlog.get_logger("okrsync.service.leadership")
 
@@ -36,6 +36,8 @@ def holder_id() -> str:
 class Leadership:
     """Holds, renews and checks this process's claim on the store's lease.
 
+    `clock` is read inside the lease's transaction; the daemon's is the database server's
+    (`Database.clock`), so replicas on several hosts agree on when a lease expires.
     `changed(leading)` is called from the lease thread when this process gains or loses
     the lease; `standby()` is called at each check while another process leads."""
 
@@ -100,10 +102,10 @@ class Leadership:
 
     def step(self) -> None:
         """Renew the lease (leader) or try to take it (standby); say when that changes."""
-        now = self.clock()
         epoch = self.epoch
         try:
             with self.store_lock, self.store.transaction():
+                now = self.clock()  # under the write lock: no replica moves the lease meanwhile
                 if epoch is not None:
                     kept = lease.renew(self.store.db, self.holder, epoch, self.seconds, now)
                     taken = epoch if kept else None

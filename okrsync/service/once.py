@@ -18,7 +18,7 @@ from okrsync.progress.periods import PeriodReader, resolve
 from okrsync.progress.status import assess_all
 from okrsync.sinks.delivery import Policy, Report, deliver
 from okrsync.sinks.enqueue import enqueue, prepare
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from okrsync.service.active import Active
 from okrsync.service.metrics import Metrics
 from okrsync.service.scheduler import Schedule, timing
 from okrsync.service.waker import Waker
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 
 class Replica:

@@ -19,7 +19,7 @@ from okrsync.progress.definitions import Definitions
 from okrsync.report import html
 from okrsync.report.model import Filters, NotFound, build
 from okrsync.store.series import version
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 
 log = structlog.get_logger("okrsync.service.report")
 PARAMS = ("owner", "objective", "period")
@@ -40,7 +40,11 @@ class ReportPage:
     """Answers GET /report?owner=&objective=&period= with (status, content type, body)."""
 
     def __init__(
-        self, db: Path, current: Current, clock: Callable[[], datetime], ticks: Callable[[], float]
+        self,
+        db: str | Path,
+        current: Current,
+        clock: Callable[[], datetime],
+        ticks: Callable[[], float],
     ) -> None:
         self.db, self.current, self.clock, self.ticks = db, current, clock, ticks
         self._cache: OrderedDict[tuple[object, ...], tuple[float, bytes]] = OrderedDict()

@@ -8,8 +8,9 @@ from types import FrameType
 import structlog
 
 from okrsync.progress.definitions import Definitions, from_config
-from okrsync.service.daemon import Daemon, Options
+from okrsync.service.daemon import Daemon
 from okrsync.service.health import HealthServer
+from okrsync.service.options import Options
 from okrsync.service.report_page import ReportPage, monotonic
 from okrsync.service.watch import ConfigWatcher
 
@@ -54,7 +55,18 @@ def serve(opts: Options) -> bool:
             daemon.metrics.registry,
             page.get,
         )
-    daemon.start()
+    if server:  # answers at once: /readyz is 503 until the store and the config are up
+        server.start()
+    try:
+        started = daemon.start()
+    except BaseException:
+        if server:
+            server.close()
+        raise
+    if not started:  # stopped by a signal while the store could not be reached
+        if server:
+            server.close()
+        return False
     watcher = ConfigWatcher(
         opts.config,
         daemon.request_reload,
@@ -64,8 +76,6 @@ def serve(opts: Options) -> bool:
         also=lambda: daemon.active.config.also_read if daemon.active else (),
     )
     try:
-        if server:
-            server.start()
         watcher.start()
     except BaseException:  # not serving after all: give the lease up for a standby at once
         daemon.leadership.stop()
@@ -74,7 +84,7 @@ def serve(opts: Options) -> bool:
         "serving",
         listen=server.address if server else None,
         config=str(opts.config),
-        db=str(opts.db),
+        db=daemon.store.path,
         workers=opts.workers,
         key_results=len(daemon.schedule.timings),
     )

@@ -29,7 +29,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from okrsync.config.sinks import AnySink
 from okrsync.sinks import senders
 from okrsync.sinks.transport import DeliveryError
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import from_text, to_text, utcnow
 
 log = structlog.get_logger("okrsync.sinks.delivery")

@@ -22,7 +22,7 @@ from okrsync.progress.definitions import Definitions
 from okrsync.progress.maths import Observation
 from okrsync.progress.tree import rolled_progress
 from okrsync.secrets import redact
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import to_text
 
 

@@ -4,13 +4,11 @@ for, and the older backfilled values a `--replace` supersedes (kept, never shown
 from __future__ import annotations
 
 import bisect
-import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from okrsync.store.errors import store_error
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import from_text, to_text
 
 
@@ -25,11 +23,8 @@ def _valued(
     )
     if backfilled is not None:
         sql += f" AND backfilled = {int(backfilled)}"
-    try:
-        rows = store.db.execute(sql + " ORDER BY measured_at", [kr_id, to_text(lo), to_text(hi)])
-        return [(int(r[0]), from_text(r[1])) for r in rows.fetchall()]
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
+    rows = store.db.execute(sql + " ORDER BY measured_at", [kr_id, to_text(lo), to_text(hi)])
+    return [(int(r[0]), from_text(r[1])) for r in rows.fetchall()]
 
 
 def near(instants: list[datetime], taken: list[datetime], half: timedelta) -> set[datetime]:
@@ -76,59 +71,42 @@ def supersede(
     rows = _valued(store, kr_id, instants[0] - half, instants[-1] + half, backfilled=True)
     kept = sorted(keep)
     ids = [i for i, at in rows if not near([at], kept, half)]
-    try:
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            store.db.execute(
-                f"UPDATE measurements SET superseded = 1 WHERE id IN ({','.join('?' * len(part))})",
-                part,
-            )
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        store.db.execute(
+            f"UPDATE measurements SET superseded = 1 WHERE id IN ({','.join('?' * len(part))})",
+            part,
+        )
     return len(ids)
 
 
 def update_run(store: Store, run_id: str, finished: datetime, written: int, failed: int) -> None:
     """Add one KR's counts to the backfill run (inside that KR's transaction)."""
-    try:
-        store.db.execute(
-            "UPDATE runs SET finished_at = ?, measured = coalesce(measured, 0) + ?, "
-            "failed = coalesce(failed, 0) + ? WHERE id = ?",
-            [to_text(finished), written, failed, run_id],
-        )
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
+    store.db.execute(
+        "UPDATE runs SET finished_at = ?, measured = coalesce(measured, 0) + ?, "
+        "failed = coalesce(failed, 0) + ? WHERE id = ?",
+        [to_text(finished), written, failed, run_id],
+    )
 
 
 def backfilled_krs(store: Store, kr_ids: list[str], since: datetime) -> set[str]:
     """The KRs with a backfilled value at or after `since` (the daemon backfills a KR once)."""
     out: set[str] = set()
-    try:
-        for kr_id in kr_ids:
-            row = store.db.execute(
-                "SELECT 1 FROM measurements WHERE kr_id = ? AND measured_at >= ? "
-                "AND backfilled = 1 LIMIT 1",
-                [kr_id, to_text(since)],
-            ).fetchone()
-            if row is not None:
-                out.add(kr_id)
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
+    for kr_id in kr_ids:
+        row = store.db.execute(
+            "SELECT 1 FROM measurements WHERE kr_id = ? AND measured_at >= ? "
+            "AND backfilled = 1 LIMIT 1",
+            [kr_id, to_text(since)],
+        ).fetchone()
+        if row is not None:
+            out.add(kr_id)
     return out
 
 
 @contextmanager
 def bulk(store: Store) -> Iterator[None]:
-    """A backfill's many small transactions commit without waiting for the disk (WAL with
-    synchronous=NORMAL: never a corrupt store; a power cut may lose the last KRs stored,
-    which a re-run measures again); the store's own setting is restored after."""
-    try:
-        before = int(store.db.execute("PRAGMA synchronous").fetchone()[0])
-        store.db.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
-    try:
+    """A backfill's many small transactions commit without waiting for the disk where the
+    engine allows it (SQLite: WAL with synchronous=NORMAL, never a corrupt store; a power
+    cut may lose the last KRs stored, which a re-run measures again)."""
+    with store.db.bulk_writes():
         yield
-    finally:
-        with suppress(sqlite3.Error):  # a failing store: its first error is the one raised
-            store.db.execute(f"PRAGMA synchronous = {before}")

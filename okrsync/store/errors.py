@@ -28,3 +28,20 @@ def store_error(path: str, exc: sqlite3.Error) -> StoreError:
             f"{path}: cannot open the database file (does its directory exist and is it writable?)"
         )
     return StoreError(f"{path}: database error: {text}")
+
+
+def check_version(where: str, version: int, known: int) -> None:
+    """Refuse a store written by a newer okrsync."""
+    if version > known:
+        raise StoreError(
+            f"{where}: the database has schema version {version}, newer than this "
+            f"okrsync understands ({known}); upgrade okrsync"
+        )
+
+
+def check_tables(where: str, problem: str | None) -> None:
+    """Refuse a store whose tables are not okrsync's (`problem`: what is missing)."""
+    if problem:
+        raise StoreError(
+            f"{where}: its tables do not match okrsync's schema ({problem}); nothing was changed"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
+from okrsync.store.database import Database
 
 LEADER = "leader"
 
@@ -24,14 +24,14 @@ class Holding:
     expires_at: float
 
 
-def current(db: sqlite_utils.Database) -> Holding | None:
+def current(db: Database) -> Holding | None:
     row = db.execute(
         "SELECT holder, epoch, expires_at FROM leases WHERE name = ?", [LEADER]
     ).fetchone()
     return None if row is None else Holding(str(row[0]), int(row[1]), float(row[2]))
 
 
-def acquire(db: sqlite_utils.Database, holder: str, seconds: float, now: float) -> int | None:
+def acquire(db: Database, holder: str, seconds: float, now: float) -> int | None:
     """Take the lease for `seconds` when it is free or expired (a new epoch), or extend it
     when `holder` has it already; None while another holder's lease runs."""
     held = current(db)
@@ -52,7 +52,7 @@ def acquire(db: sqlite_utils.Database, holder: str, seconds: float, now: float) 
     return epoch
 
 
-def renew(db: sqlite_utils.Database, holder: str, epoch: int, seconds: float, now: float) -> bool:
+def renew(db: Database, holder: str, epoch: int, seconds: float, now: float) -> bool:
     """Extend the lease by `seconds` from `now` while `holder` holds it under `epoch`. A
     lapsed lease nobody has taken since is still this holder's: no one else can have
     written under it (taking it starts a new epoch)."""
@@ -63,14 +63,14 @@ def renew(db: sqlite_utils.Database, holder: str, epoch: int, seconds: float, no
     return cursor.rowcount == 1
 
 
-def holds(db: sqlite_utils.Database, holder: str, epoch: int) -> bool:
+def holds(db: Database, holder: str, epoch: int) -> bool:
     """Whether `holder` still holds the lease under `epoch`: the fencing check. Another
     replica that took it over has raised the epoch, so a late write is refused."""
     held = current(db)
     return held is not None and (held.holder, held.epoch) == (holder, epoch)
 
 
-def release(db: sqlite_utils.Database, holder: str, epoch: int) -> None:
+def release(db: Database, holder: str, epoch: int) -> None:
     """Give the lease up (a clean stop), so a standby takes over at its next check."""
     db.execute(
         "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?",

@@ -9,15 +9,11 @@ again, with the same idempotency key.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
-from okrsync.store.errors import store_error
+from okrsync.store.database import Database
 from okrsync.timefmt import to_text
 
 STATES = ("pending", "delivered", "failed", "superseded")
@@ -35,18 +31,10 @@ SHOWN = (
 
 
 class Outbox:
-    """The deliveries table of one store; every sqlite error leaves as a StoreError."""
+    """The deliveries table of one store."""
 
-    def __init__(self, db: sqlite_utils.Database, path: str) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.path = path
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise store_error(self.path, exc) from None
 
     def enqueue(
         self, rows: list[dict[str, Any]], now: datetime, supersede: Collection[str] = ()
@@ -58,26 +46,25 @@ class Outbox:
         deliveries of the same (KR, sink) become `superseded`, never sent; the newest one
         takes over the latest `next_attempt_at` they had, so a Retry-After still holds."""
         stamp = to_text(now)
-        with self._errors():
-            self.db.conn.executemany(
-                "INSERT INTO deliveries (measurement_id, kr_id, sink, idempotency_key, state, "
-                "attempts, created_at, payload) "
-                "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
-                [
-                    (
-                        r["measurement_id"],
-                        r["kr_id"],
-                        r["sink"],
-                        r["idempotency_key"],
-                        stamp,
-                        r["payload"],
-                    )
-                    for r in rows
-                ],
-            )
-            pairs = sorted({(r["kr_id"], r["sink"]) for r in rows if r["sink"] in supersede})
-            for kr_id, sink in pairs:
-                self._supersede(kr_id, sink)
+        self.db.executemany(
+            "INSERT INTO deliveries (measurement_id, kr_id, sink, idempotency_key, state, "
+            "attempts, created_at, payload) "
+            "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+            [
+                (
+                    r["measurement_id"],
+                    r["kr_id"],
+                    r["sink"],
+                    r["idempotency_key"],
+                    stamp,
+                    r["payload"],
+                )
+                for r in rows
+            ],
+        )
+        pairs = sorted({(r["kr_id"], r["sink"]) for r in rows if r["sink"] in supersede})
+        for kr_id, sink in pairs:
+            self._supersede(kr_id, sink)
 
     def _supersede(self, kr_id: str, sink: str) -> None:
         newest, due = self.db.execute(
@@ -100,41 +87,37 @@ class Outbox:
         if not sinks:
             return 0
         marks = ", ".join("?" for _ in sinks)
-        with self._errors():
-            return int(
-                self.db.execute(
-                    "UPDATE deliveries SET state = 'superseded', next_attempt_at = NULL "
-                    f"WHERE state = 'pending' AND sink IN ({marks}) AND id < ("
-                    "SELECT MAX(d.id) FROM deliveries d WHERE d.kr_id = deliveries.kr_id "
-                    "AND d.sink = deliveries.sink AND d.state IN ('pending', 'delivered'))",
-                    sorted(sinks),
-                ).rowcount
-            )
+        return int(
+            self.db.execute(
+                "UPDATE deliveries SET state = 'superseded', next_attempt_at = NULL "
+                f"WHERE state = 'pending' AND sink IN ({marks}) AND id < ("
+                "SELECT MAX(d.id) FROM deliveries d WHERE d.kr_id = deliveries.kr_id "
+                "AND d.sink = deliveries.sink AND d.state IN ('pending', 'delivered'))",
+                sorted(sinks),
+            ).rowcount
+        )
 
     def pending(self) -> list[dict[str, Any]]:
         """Every pending delivery, oldest first within each (KR, sink)."""
-        with self._errors():
-            return [
-                dict(r)
-                for r in self.db.query(
-                    "SELECT * FROM deliveries WHERE state = 'pending' ORDER BY kr_id, sink, id"
-                )
-            ]
+        return [
+            dict(r)
+            for r in self.db.query(
+                "SELECT * FROM deliveries WHERE state = 'pending' ORDER BY kr_id, sink, id"
+            )
+        ]
 
     def update(self, delivery_id: int, **fields: Any) -> None:
         """Record an attempt's outcome (its own small transaction)."""
         names = ", ".join(f"{k} = ?" for k in fields)
-        with self._errors():
-            self.db.execute(
-                f"UPDATE deliveries SET {names} WHERE id = ?", [*fields.values(), delivery_id]
-            )
+        self.db.execute(
+            f"UPDATE deliveries SET {names} WHERE id = ?", [*fields.values(), delivery_id]
+        )
 
     def listing(self, failed_only: bool = False) -> list[dict[str, Any]]:
         """Deliveries for `okrsync deliveries`, oldest first, with the shown fields."""
         where = " WHERE state = 'failed'" if failed_only else ""
-        with self._errors():
-            rows = self.db.query(f"SELECT {', '.join(SHOWN)} FROM deliveries{where} ORDER BY id")
-            return [dict(r) for r in rows]
+        rows = self.db.query(f"SELECT {', '.join(SHOWN)} FROM deliveries{where} ORDER BY id")
+        return [dict(r) for r in rows]
 
     def requeue(self, delivery_id: int | None) -> int:
         """Make failed deliveries (one, or all with None) pending again, their attempts
@@ -147,10 +130,8 @@ class Outbox:
         if delivery_id is not None:
             sql += " AND id = ?"
             params.append(delivery_id)
-        with self._errors():
-            return int(self.db.execute(sql, params).rowcount)
+        return int(self.db.execute(sql, params).rowcount)
 
     def get(self, delivery_id: int) -> dict[str, Any] | None:
-        with self._errors():
-            rows = list(self.db.query("SELECT * FROM deliveries WHERE id = ?", [delivery_id]))
+        rows = list(self.db.query("SELECT * FROM deliveries WHERE id = ?", [delivery_id]))
         return dict(rows[0]) if rows else None

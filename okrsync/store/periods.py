@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-import sqlite_utils
-
 from okrsync.config.model import Grading, Period, Thresholds
 from okrsync.progress.definitions import Definitions, from_rows, kr_row, objective_row
+from okrsync.store.database import Database
 from okrsync.timefmt import to_text
 
 
@@ -22,34 +21,42 @@ def member(period: Period) -> tuple[str, list[Any]]:
     )
 
 
-def record(db: sqlite_utils.Database, defs: Definitions, now: datetime) -> None:
+def record(db: Database, defs: Definitions, now: datetime) -> None:
     """Remember the period and the definitions it has now; adopt the measurements taken
     within its dates that belong to no period yet (call inside a transaction)."""
     p = defs.period
     stamp = to_text(now)
     seen = db.execute("SELECT first_seen_at FROM periods WHERE name = ?", [p.name]).fetchone()
-    db.table("periods").upsert(
-        {
-            "name": p.name,
-            "start": p.start.isoformat(),
-            "end": p.end.isoformat(),
-            "timezone": p.timezone,
-            "starts_at": to_text(p.starts_at),
-            "ends_at": to_text(p.ends_at),
-            "thresholds": defs.thresholds.model_dump_json(),
-            "grading": defs.grading.model_dump_json(),
-            "first_seen_at": seen[0] if seen else stamp,
-            "updated_at": stamp,
-        },
-        pk="name",
+    db.upsert_all(
+        "periods",
+        [
+            {
+                "name": p.name,
+                "start": p.start.isoformat(),
+                "end": p.end.isoformat(),
+                "timezone": p.timezone,
+                "starts_at": to_text(p.starts_at),
+                "ends_at": to_text(p.ends_at),
+                "thresholds": defs.thresholds.model_dump_json(),
+                "grading": defs.grading.model_dump_json(),
+                "first_seen_at": seen[0] if seen else stamp,
+                "updated_at": stamp,
+            }
+        ],
+        key="name",
     )
     for table in ("period_objectives", "period_key_results"):
         db.execute(f"DELETE FROM {table} WHERE period = ?", [p.name])
-    db.table("period_objectives").insert_all(
-        {"period": p.name, "position": i, **objective_row(o)} for i, o in enumerate(defs.objectives)
+    db.insert_all(
+        "period_objectives",
+        (
+            {"period": p.name, "position": i, **objective_row(o)}
+            for i, o in enumerate(defs.objectives)
+        ),
     )
-    db.table("period_key_results").insert_all(
-        {"period": p.name, "position": i, **kr_row(k)} for i, k in enumerate(defs.key_results())
+    db.insert_all(
+        "period_key_results",
+        ({"period": p.name, "position": i, **kr_row(k)} for i, k in enumerate(defs.key_results())),
     )
     db.execute(
         "UPDATE measurements SET period = ? WHERE period IS NULL "
@@ -67,13 +74,13 @@ def _period(row: dict[str, Any]) -> Period:
     )
 
 
-def known(db: sqlite_utils.Database) -> list[Period]:
+def known(db: Database) -> list[Period]:
     """Every period the store has seen, earliest first."""
     rows = db.query("SELECT * FROM periods ORDER BY starts_at, name")
     return [_period(r) for r in rows]
 
 
-def definitions(db: sqlite_utils.Database, name: str) -> Definitions | None:
+def definitions(db: Database, name: str) -> Definitions | None:
     """A stored period with the definitions it was last judged with (None: unknown)."""
     rows = list(db.query("SELECT * FROM periods WHERE name = ?", [name]))
     if not rows:
@@ -95,7 +102,7 @@ def definitions(db: sqlite_utils.Database, name: str) -> Definitions | None:
 
 
 def final_values(
-    db: sqlite_utils.Database, kr_ids: list[str], period: Period, until: datetime
+    db: Database, kr_ids: list[str], period: Period, until: datetime
 ) -> dict[str, float]:
     """Each KR's latest value in `period`, as known at `until` (superseded rows, re-measured
     by `backfill --replace`, left out)."""

@@ -8,17 +8,16 @@ import json
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from okrsync.config.model import Period
 from okrsync.measure.slo_reading import SloReading
 from okrsync.progress.maths import Observation
 from okrsync.store import periods
+from okrsync.store.database import Database
 from okrsync.timefmt import from_text, to_text
 
 _OVERRIDE = (
     "SELECT id, value, measured_at, progress, status, author, note, until FROM measurements "
-    "INDEXED BY idx_measurements_overrides WHERE kr_id = ? AND until IS NOT NULL AND {where} "
+    "{hint} WHERE kr_id = ? AND until IS NOT NULL AND {where} "
     "AND measured_at <= ? AND until > ? AND manual = 1 AND value IS NOT NULL "
     "ORDER BY measured_at DESC, id DESC LIMIT 1"
 )
@@ -35,15 +34,16 @@ def decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def holding(
-    db: sqlite_utils.Database, kr_id: str, at: datetime, period: Period | None
-) -> dict[str, Any] | None:
+def holding(db: Database, kr_id: str, at: datetime, period: Period | None) -> dict[str, Any] | None:
     """The manual override (a check-in with `until`) of `kr_id` that holds at `at`: the
     latest one taken at or before `at` whose `until` is after it, unless a later check-in
     (at or before `at`) replaced it. None when no override holds."""
     where, params = periods.member(period) if period else ("1 = 1", [])
     stamp = to_text(at)
-    row = db.execute(_OVERRIDE.format(where=where), [kr_id, *params, stamp, stamp]).fetchone()
+    row = db.execute(
+        _OVERRIDE.format(where=where, hint=db.indexed_by("idx_measurements_overrides")),
+        [kr_id, *params, stamp, stamp],
+    ).fetchone()
     if row is None:
         return None
     later = db.execute(
@@ -57,12 +57,13 @@ def holding(
     return dict(zip(keys, row, strict=True))
 
 
-def overridden(db: sqlite_utils.Database, at: datetime) -> set[str]:
+def overridden(db: Database, at: datetime) -> set[str]:
     """The KRs with an override taken at or before `at` whose `until` is after it (a
     superseded one included: the caller re-reads those KRs)."""
     stamp = to_text(at)
     rows = db.execute(
-        "SELECT DISTINCT kr_id FROM measurements INDEXED BY idx_measurements_overrides "
+        "SELECT DISTINCT kr_id FROM measurements "
+        f"{db.indexed_by('idx_measurements_overrides')} "
         "WHERE until IS NOT NULL AND until > ? AND measured_at <= ?",
         [stamp, stamp],
     ).fetchall()
@@ -70,7 +71,7 @@ def overridden(db: sqlite_utils.Database, at: datetime) -> set[str]:
 
 
 def latest(
-    db: sqlite_utils.Database,
+    db: Database,
     kr_id: str,
     at: datetime | None,
     *,
@@ -106,7 +107,7 @@ def latest(
     return decoded(dict(zip([d[0] for d in cursor.description], row, strict=True)))
 
 
-def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | None:
+def by_id(db: Database, measurement_id: int) -> dict[str, Any] | None:
     """One measurement with its run, by id."""
     cursor = db.execute(
         "SELECT m.*, r.kind AS run_kind, r.config_digest, r.config_commit "
@@ -120,7 +121,7 @@ def by_id(db: sqlite_utils.Database, measurement_id: int) -> dict[str, Any] | No
 
 
 def observations(
-    db: sqlite_utils.Database, kr_ids: list[str], now: datetime, period: Period
+    db: Database, kr_ids: list[str], now: datetime, period: Period
 ) -> dict[str, Observation]:
     """Latest value and latest attempt at or before `now` in `period`, per KR; while a
     manual override holds (a check-in with `until` after `now`), its value instead, and a

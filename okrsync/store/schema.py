@@ -1,10 +1,13 @@
-"""The store's schema: the migrations that build it, and the check that a file holds it."""
+"""The store's schema: the migrations that build it, and the check that a database holds it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import sqlite_utils
+
+from okrsync.errors import StoreError
+from okrsync.store.database import Database
 
 SCHEMA_VERSION = 9
 
@@ -226,19 +229,34 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
 }
 
 
-def mismatch(db: sqlite_utils.Database, version: int = SCHEMA_VERSION) -> str | None:
+def mismatch(db: Database, version: int = SCHEMA_VERSION) -> str | None:
     """What is missing from okrsync's tables and columns of schema `version` in `db`
     (None: they all exist).
 
     Built from the migrations themselves on a scratch database, so it never drifts."""
-    want = sqlite_utils.Database(memory=True)
-    for step in range(1, version + 1):
-        MIGRATIONS[step](want)
-    have = set(db.table_names())
+    want = built(version)
+    have = db.tables()
     for name in want.table_names():
         if name not in have:
             return f"no table {name}"
-        missing = sorted(set(want[name].columns_dict) - set(db[name].columns_dict))
+        missing = sorted(set(want[name].columns_dict) - db.columns(name))
         if missing:
             return f"table {name} lacks {', '.join(missing)}"
     return None
+
+
+def built(version: int = SCHEMA_VERSION) -> sqlite_utils.Database:
+    """A scratch SQLite database in memory with okrsync's schema of `version`."""
+    want = sqlite_utils.Database(memory=True)
+    for step in range(1, version + 1):
+        MIGRATIONS[step](want)
+    return want
+
+
+def not_okrsync(where: str, tables: set[str]) -> StoreError:
+    """The error for a database that holds no okrsync schema version."""
+    return StoreError(
+        f"{where}: not an okrsync store (no okrsync schema version"
+        + (f"; it holds tables {', '.join(sorted(tables)[:5])}" if tables else "")
+        + "): point --db / OKRSYNC_DB at okrsync's database; nothing was changed"
+    )

@@ -1,26 +1,23 @@
 """A KR's history as the report draws it: a bounded, downsampled series over a period,
 and the least-squares sums of its recent values, read with indexed queries only.
 
-Times come back as Unix seconds (SQLite's julianday does the parsing, in C), so a year of
-hourly points for 1,000 KRs is never parsed row by row in Python.
+Times come back as Unix seconds (the database parses them: SQLite's julianday, in C), so
+a year of hourly points for 1,000 KRs is never parsed row by row in Python.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from okrsync.config.model import Period
 from okrsync.store import periods
-from okrsync.store.errors import store_error
-from okrsync.store.sqlite import Store
+from okrsync.store.store import Store
 from okrsync.timefmt import to_text
 
 BUCKETS = 60
 """A chart has at most this many points (plus the first): the last value in each of
 BUCKETS equal slices of the period so far. Fewer values than 2 x BUCKETS are all drawn."""
-EPOCH = "(julianday(measured_at) - 2440587.5) * 86400.0"
 
 
 @dataclass(frozen=True)
@@ -75,29 +72,28 @@ def series(
         f"FROM measurements WHERE kr_id = ? AND {where} AND value IS NOT NULL "
         "AND measured_at >= ? AND measured_at <= ?"
     )
-    try:
-        rows = store.db.execute(
-            f"SELECT {EPOCH}, value, progress {base} ORDER BY measured_at, id LIMIT ?",
-            [kr_id, *params, lo, hi, 2 * buckets + 1],
-        ).fetchall()
-        if len(rows) <= 2 * buckets:
-            return [SeriesPoint(*r) for r in rows]
-        first = rows[0]
-        start, end = period.starts_at, min(until, period.ends_at)
-        step = (end - start) / buckets
-        edges = [to_text(start + step * i) for i in range(buckets)] + [hi]
-        pairs = ", ".join("(?, ?)" for _ in range(buckets))
-        bounds = [e for i in range(buckets) for e in (edges[i], edges[i + 1])]
-        picked = store.db.execute(
-            f"WITH b(lo, hi) AS (VALUES {pairs}) "
-            f"SELECT {EPOCH}, m.value, m.progress FROM b JOIN measurements m ON m.id = ("
-            f"SELECT id FROM measurements WHERE kr_id = ? AND {where} AND value IS NOT NULL "
-            "AND measured_at > b.lo AND measured_at <= b.hi "
-            "ORDER BY measured_at DESC, id DESC LIMIT 1) ORDER BY m.measured_at",
-            [*bounds, kr_id, *params],
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
+    rows = store.db.execute(
+        f"SELECT {store.db.epoch('measured_at')}, value, progress {base} "
+        "ORDER BY measured_at, id LIMIT ?",
+        [kr_id, *params, lo, hi, 2 * buckets + 1],
+    ).fetchall()
+    if len(rows) <= 2 * buckets:
+        return [SeriesPoint(*r) for r in rows]
+    first = rows[0]
+    start, end = period.starts_at, min(until, period.ends_at)
+    step = (end - start) / buckets
+    edges = [to_text(start + step * i) for i in range(buckets)] + [hi]
+    pairs = ", ".join("(?, ?)" for _ in range(buckets))
+    bounds = [e for i in range(buckets) for e in (edges[i], edges[i + 1])]
+    picked = store.db.execute(
+        f"WITH b(lo, hi) AS (VALUES {pairs}) "
+        f"SELECT {store.db.epoch('m.measured_at')}, m.value, m.progress "
+        "FROM b JOIN measurements m ON m.id = ("
+        f"SELECT id FROM measurements WHERE kr_id = ? AND {where} AND value IS NOT NULL "
+        "AND measured_at > b.lo AND measured_at <= b.hi "
+        "ORDER BY measured_at DESC, id DESC LIMIT 1) ORDER BY m.measured_at",
+        [*bounds, kr_id, *params],
+    ).fetchall()
     out = [SeriesPoint(*first)]
     out += [SeriesPoint(*r) for r in picked if r[0] > first[0]]
     return out
@@ -119,24 +115,24 @@ def recent_sums(
     `held_since`: see `_member`."""
     where, params = _member(period, held_since)
     at = to_text(as_of)
-    x = "(julianday(measured_at) - julianday(?))"
+    x = f"({store.db.epoch('measured_at')} - {store.db.epoch('?')}) / 86400.0"
     inner = (
         f"SELECT {x} AS x, value AS y FROM measurements WHERE kr_id = ? AND {where} "
         "AND value IS NOT NULL AND measured_at <= ? {since} "
         "ORDER BY measured_at DESC, id DESC LIMIT ?"
     )
-    outer = "SELECT count(*), sum(x), sum(y), sum(x * x), sum(x * y), min(x), max(x) FROM ({inner})"
-    try:
+    outer = (
+        "SELECT count(*), sum(x), sum(y), sum(x * x), sum(x * y), min(x), max(x) "
+        "FROM ({inner}) AS recent"
+    )
+    row = store.db.execute(
+        outer.format(inner=inner.format(since="AND measured_at > ?")),
+        [at, kr_id, *params, at, to_text(as_of - window), limit],
+    ).fetchone()
+    if row[0] < 2:
         row = store.db.execute(
-            outer.format(inner=inner.format(since="AND measured_at > ?")),
-            [at, kr_id, *params, at, to_text(as_of - window), limit],
+            outer.format(inner=inner.format(since="")), [at, kr_id, *params, at, fallback]
         ).fetchone()
-        if row[0] < 2:
-            row = store.db.execute(
-                outer.format(inner=inner.format(since="")), [at, kr_id, *params, at, fallback]
-            ).fetchone()
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
     if not row[0]:
         return Sums(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     return Sums(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
@@ -145,8 +141,5 @@ def recent_sums(
 def version(store: Store) -> int:
     """The newest measurement's id: it changes with every stored batch and check-in (what
     a cached report is keyed by)."""
-    try:
-        row = store.db.execute("SELECT max(id) FROM measurements").fetchone()
-    except sqlite3.Error as exc:
-        raise store_error(store.path, exc) from None
+    row = store.db.execute("SELECT max(id) FROM measurements").fetchone()
     return int(row[0] or 0)
