@@ -1,22 +1,27 @@
 """Spine benchmarks (run on demand): --help latency, sync write share, status over 1M rows.
 
-    .venv/bin/python benchmarks/bench_spine.py [--krs 1000] [--rows 1000000]
+    .venv/bin/python benchmarks/bench_spine.py [--krs 1000] [--rows 1000000] [--postgres]
 
 Goals (issue 2): `okrsync --help` < 0.3 s wall; in `sync --once` of 1,000 KRs against
 one local source the store write takes < 5% of the run; `status` over 1,000 KRs with
-1,000,000 history rows < 1 s. Only loopback (127.0.0.1) is used.
+1,000,000 history rows < 1 s. `--postgres` (issue 14) runs the sync and status ones on a
+PostgreSQL store too, a throwaway server started as the test suite starts it (Debian's
+postgresql). Only loopback (127.0.0.1) is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,13 +96,13 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - began
 
 
-def bench_sync(workdir: Path, krs: int) -> tuple[float, float]:
+def bench_sync(workdir: Path, krs: int, db: str) -> tuple[float, float]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     cfg = workdir / "okrs.yaml"
     write_config(cfg, f"http://127.0.0.1:{server.server_address[1]}", krs)
     config = load(cfg)
-    store = Store(workdir / "sync.db")
+    store = Store(db)
     began = time.perf_counter()
     todo = plan(config)
     measurer = Measurer(config)
@@ -114,9 +119,8 @@ def bench_sync(workdir: Path, krs: int) -> tuple[float, float]:
     return ended - began, (ended - measured) / (ended - began)
 
 
-def bench_status(workdir: Path, krs: int, rows: int) -> float:
+def bench_status(workdir: Path, krs: int, rows: int, db: str) -> float:
     cfg = workdir / "okrs.yaml"
-    db = workdir / "status.db"
     store = Store(db)
     ids = [f"k{o}-{k}" for o in range(krs // 10) for k in range(10)]
     per_kr = rows // len(ids)
@@ -146,7 +150,7 @@ def bench_status(workdir: Path, krs: int, rows: int) -> float:
                     "--config",
                     str(cfg),
                     "--db",
-                    str(db),
+                    db,
                     "--now",
                     "2026-11-15",
                 ],
@@ -164,14 +168,32 @@ def main() -> None:
     )
     parser.add_argument("--krs", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--postgres", action="store_true", help="also on a PostgreSQL store")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
         print(f"okrsync --help: {bench_help():.3f} s wall (goal < 0.3 s)")
-        total, share = bench_sync(work, args.krs)
-        print(f"sync of {args.krs} KRs: {total:.2f} s, store write {share * 100:.1f}% (goal < 5%)")
-        took = bench_status(work, args.krs, args.rows)
-        print(f"status over {args.krs} KRs / {args.rows:,} rows: {took:.3f} s wall (goal < 1 s)")
+        stores: list[tuple[str, Callable[[str], str]]] = [
+            ("sqlite", lambda name: str(work / f"{name}.db"))
+        ]
+        if args.postgres:
+            sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+            from postgres_server import PASSWORD, start_postgres
+
+            server = stack.enter_context(start_postgres())
+            os.environ["OKRSYNC_DB_PASSWORD"] = PASSWORD  # the status subprocess's too
+            stores.append(("postgres", lambda _: server.database()))
+        for kind, new in stores:
+            total, share = bench_sync(work, args.krs, new("sync"))
+            print(
+                f"[{kind}] sync of {args.krs} KRs: {total:.2f} s, "
+                f"store write {share * 100:.1f}% (goal < 5%)"
+            )
+            took = bench_status(work, args.krs, args.rows, new("status"))
+            print(
+                f"[{kind}] status over {args.krs} KRs / {args.rows:,} rows: "
+                f"{took:.3f} s wall (goal < 1 s)"
+            )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from replica_runs import (
     runs,
 )
 from waiting import wait_until
+from webhook_receiver import receiving
 
 # A measurement is late at most: the lease left to run, a standby's check, one tick.
 FAILOVER = LEASE + LEASE / 3 + EVERY + SLACK
@@ -203,3 +204,31 @@ def okrsync(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "okrsync", *args], capture_output=True, text=True, timeout=60
     )
+
+
+def test_a_delivery_in_flight_at_a_failover_reaches_the_receiver_once(
+    replicas: Cluster,
+) -> None:
+    """The leader is killed while the receiver holds its delivery: its claim dies with it
+    (its lease moved on; here on one host its process is gone too, the unit test in
+    test_outbox_claims checks the lease alone), the new leader sends it with the same
+    idempotency key, and the receiver answers each key 200 exactly once."""
+    with receiving(["hang:20"]) as receiver:
+        text = replicas.config.read_text().replace("target: 2}", "target: 2, push: [hook]}")
+        sink = f"sinks:\n  hook: {{type: webhook, url: '{receiver.url}', timeout: 15}}\n"
+        replicas.config.write_text(text.replace("objectives:", sink + "objectives:", 1))
+        first = replicas.start("first")
+        wait_until(lambda: first.leader() == 1, what="first leads")
+        assert receiver.arrived.wait(FAILOVER), "the first delivery never arrived"
+        standby = replicas.start("second")
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+        wait_until(
+            lambda: len(receiver.delivered()) == len(KRS),
+            timeout=FAILOVER + 15,
+            what=f"every KR's delivery answered 200\n{standby.stderr()}",
+        )
+    hung = receiver.seen[0].key
+    delivered = [s.key for s in receiver.delivered()]
+    assert len(delivered) == len(set(delivered)) == len(KRS) and hung in delivered
+    assert [s.key for s in receiver.seen].count(hung) == 2  # in flight, then once more

@@ -95,6 +95,27 @@ def test_a_newer_or_foreign_database_is_refused(
     assert postgres_server.tables(other) == 1
 
 
+def test_a_store_of_an_older_schema_is_migrated_by_the_first_write(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """A PostgreSQL store at the baseline schema: read as it is, migrated by a write, each
+    version applied recorded in schema_version."""
+    from okrsync.store import pg_schema
+
+    name = postgres_url.rsplit("/", 1)[1]
+    statements = [*pg_schema.create_statements(), pg_schema.VERSION_TABLE]
+    statements.append(f"INSERT INTO schema_version (version) VALUES ({pg_schema.BASELINE})")
+    postgres_server.psql("; ".join(statements), name)
+    with pytest.raises(StoreError, match="a command that writes"):
+        Store(postgres_url, create=False)
+    Store(postgres_url).close()
+    versions = postgres_server.psql("SELECT version FROM schema_version ORDER BY 1", name)
+    assert [int(v) for v in versions.split()] == list(range(pg_schema.BASELINE, SCHEMA_VERSION + 1))
+    assert "claimed_by" in postgres_server.psql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'deliveries'", name
+    )
+
+
 def test_a_read_of_an_empty_database_creates_nothing(
     postgres_server: PostgresServer, postgres_url: str
 ) -> None:

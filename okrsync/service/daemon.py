@@ -96,17 +96,13 @@ class Daemon(Replica):
         if store is None:
             return False
         self.store = store
-        sinks = lambda: self.active.config.sinks if self.active else {}  # noqa: E731
-        self.courier = Courier(self.store, sinks, self.store_lock)
-        self._apply(config)
+        lease_clock = lambda: store.db.clock(self.clock())  # noqa: E731
         self.leadership = Leadership(
-            self.store,
-            self.store_lock,
-            self.opts.lease,
-            lambda: self.store.db.clock(self.clock()),
-            self._led,
-            self._follow,
+            store, self.store_lock, self.opts.lease, lease_clock, self._led, self._follow
         )
+        sinks = lambda: self.active.config.sinks if self.active else {}  # noqa: E731
+        self.courier = Courier(store, sinks, self.store_lock, claimer=self.leadership.claimer)
+        self._apply(config)
         self.leadership.start()
         return True
 
@@ -242,9 +238,9 @@ class Daemon(Replica):
 
         True when idle because the config's period is not running, or another replica
         leads: nothing is fetched (no quota spent) meanwhile."""
+        self._deliver_pending()  # any replica sends: each delivery is claimed by one
         if not self.leadership.leading:
             return True
-        self._deliver_pending()
         with self.lock:
             active = self.active
             if active is None:

@@ -8,10 +8,7 @@ partitioned ex-leader's late write is refused and it steps down.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 
 import structlog
@@ -19,6 +16,8 @@ import structlog
 from okrsync.errors import OkrsyncError, StoreError
 from okrsync.store import lease
 from okrsync.store.errors import LOCK_TIMEOUT
+from okrsync.store.lease import holder_id
+from okrsync.store.outbox import Claimer
 from okrsync.store.store import Store
 
 log = structlog.get_logger("okrsync.service.leadership")
@@ -26,11 +25,6 @@ log = structlog.get_logger("okrsync.service.leadership")
 
 class NotLeader(OkrsyncError):
     """This process no longer holds the leader lease: its write was refused."""
-
-
-def holder_id() -> str:
-    """`host:pid:random`: names this process in the lease and in logs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Leadership:
@@ -122,6 +116,10 @@ class Leadership:
             self.changed(True)
         if self.epoch is None:
             self.standby()
+
+    def claimer(self) -> Claimer:
+        """This process as a sender of deliveries: its claims die with its lease."""
+        return Claimer(self.holder, self.epoch)
 
     def fence(self) -> None:
         """Inside a write transaction: refuse it unless this process still holds the lease

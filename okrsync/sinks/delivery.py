@@ -8,8 +8,11 @@ measurement transaction, in `sync --once` and the daemon.
   429's Retry-After honoured up to `max_wait`), then left pending with `next_attempt_at`
   for a later run, until the sink's `max_attempts` are spent: then it failed for good,
   as does any other 4xx at once. Every attempt's outcome is written before the next.
-* No lease: a delivery is pending until its outcome is written, so a process that dies
-  mid-send leaves it pending and the next run sends it again with the same key.
+* Claims: a step first claims the (KR, sink) queues no other sender holds (one store
+  transaction), sends those, and gives back what it left pending. A process that dies
+  mid-send leaves its deliveries pending; once its claim lapses (CLAIM_SECONDS, or at
+  once when it was the leader and another replica took the lease) the next sender sends
+  them again with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -29,10 +32,14 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from okrsync.config.sinks import AnySink
 from okrsync.sinks import senders
 from okrsync.sinks.transport import DeliveryError
+from okrsync.store.lease import holder_id
+from okrsync.store.outbox import Claimer
 from okrsync.store.store import Store
 from okrsync.timefmt import from_text, to_text, utcnow
 
 log = structlog.get_logger("okrsync.sinks.delivery")
+CLAIM_SECONDS = 300.0
+"""How long a step's claim holds: longer than a step takes (3 attempts, waits of 30 s)."""
 Sender = Callable[[str, AnySink, bytes, str], int]
 Sink = AnySink
 
@@ -75,15 +82,35 @@ def deliver(
     lock: AbstractContextManager[Any] | None = None,
     sender: Sender = senders.send,
     clock: Callable[[], datetime] = utcnow,
+    claimer: Claimer | None = None,
 ) -> Report:
-    """Send every pending delivery that is due; `lock` guards the store's connection
-    when others use it too (the daemon)."""
+    """Send every pending delivery that is due and not claimed by another sender; `lock`
+    guards the store's connection when others use it too (the daemon); `claimer` names
+    this sender (the daemon's, with its lease epoch; else a new one)."""
     policy = policy or Policy()
     guard = lock or nullcontext()
+    claimer = claimer or Claimer(holder_id())
     latest = {name for name, sink in sinks.items() if sink.latest_only}
-    with guard:
+    with guard, store.transaction():
         store.outbox.supersede_stale(latest)
-        rows = store.outbox.pending()
+        now = store.db.clock(time.time())
+        rows = store.outbox.claim(claimer, now, CLAIM_SECONDS)
+    try:
+        return _send(store, sinks, rows, policy, guard, sender, clock)
+    finally:
+        with guard:
+            store.outbox.release(claimer)
+
+
+def _send(
+    store: Store,
+    sinks: dict[str, Sink],
+    rows: list[dict[str, Any]],
+    policy: Policy,
+    guard: AbstractContextManager[Any],
+    sender: Sender,
+    clock: Callable[[], datetime],
+) -> Report:
     queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         queues.setdefault((row["kr_id"], row["sink"]), []).append(row)
@@ -201,8 +228,11 @@ class Courier:
         sinks: Callable[[], dict[str, Sink]],
         lock: AbstractContextManager[Any],
         policy: Policy | None = None,
+        claimer: Callable[[], Claimer] | None = None,
     ) -> None:
+        """`claimer()`: who sends, asked at each step (the leader's epoch may change)."""
         self.store, self.sinks, self.lock, self.policy = store, sinks, lock, policy
+        self.claimer = claimer
         self._running = threading.Lock()
         self._again = threading.Event()
 
@@ -213,7 +243,11 @@ class Courier:
                 while self._again.is_set():
                     self._again.clear()
                     try:
-                        deliver(self.store, self.sinks(), policy=self.policy, lock=self.lock)
+                        claimer = self.claimer() if self.claimer else None
+                        sinks = self.sinks()
+                        deliver(
+                            self.store, sinks, policy=self.policy, lock=self.lock, claimer=claimer
+                        )
                     except Exception as exc:  # a failing sink or store must not stop the batch
                         log.error("delivery_step_failed", error=f"{type(exc).__name__}: {exc}")
             finally:

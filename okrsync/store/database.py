@@ -92,6 +92,11 @@ class Database(ABC):
         little durability of the last moments before a crash for speed."""
         return _nothing()
 
+    def skip_locked(self, table: str) -> str:
+        """SQL after a SELECT that claims rows: on an engine with row locks, skip the rows
+        another transaction holds (SQLite's one writer at a time needs none)."""
+        return ""
+
     def reset_ids(self, table: str) -> None:
         """After rows were inserted with their own ids: new rows get ids after them
         (SQLite's INTEGER PRIMARY KEY does so by itself)."""

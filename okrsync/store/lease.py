@@ -8,11 +8,35 @@ lock first, so two replicas never both see the lease free).
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 
 from okrsync.store.database import Database
 
 LEADER = "leader"
+
+
+def holder_id() -> str:
+    """`host:pid:random`: names this process in the lease, in delivery claims and in logs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def gone(holder: str) -> bool:
+    """Whether `holder` (a holder_id) names a process on this host that has ended: its
+    claims need not wait out their time (on another host nothing can tell)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, another user's
+        return False
+    return False
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,23 @@
 one transaction and sent afterwards by the sinks stage.
 
 A delivery is `pending` until it is `delivered`, `failed` for good, or (where a sink keeps
-only the latest value) `superseded`. Nothing marks a delivery "in flight": one that was
-being sent when the process died is simply still pending, so the next run sends it
-again, with the same idempotency key.
+only the latest value) `superseded`. A sender claims whole (KR, sink) queues before it
+sends, so two senders (replicas, a `sync --once` beside the daemon) never send one queue
+at once; a claim lapses at `claimed_until`, or when its claimer's leader lease passes to
+another replica (a newer epoch), or at once when its claimer was a process on this host
+that has ended. One that was being sent when the process died is simply still pending
+once its claim lapses, so the next sender sends it again, with the same idempotency key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from okrsync.store.database import Database
+from okrsync.store.lease import gone
 from okrsync.timefmt import to_text
 
 STATES = ("pending", "delivered", "failed", "superseded")
@@ -27,6 +32,21 @@ SHOWN = (
     "last_status_code",
     "last_error",
     "next_attempt_at",
+)
+
+
+@dataclass(frozen=True)
+class Claimer:
+    """Who sends: `holder` (host:pid:random) and, on the leader, its lease epoch."""
+
+    holder: str
+    epoch: int | None = None
+
+
+_LIVE = (  # a claim by another sender that still holds
+    "o.claimed_by IS NOT NULL AND o.claimed_by != ? AND o.claimed_until >= ? AND "
+    "(o.claim_epoch IS NULL OR o.claim_epoch >= "
+    "coalesce((SELECT epoch FROM leases WHERE name = 'leader'), 0))"
 )
 
 
@@ -105,6 +125,43 @@ class Outbox:
                 "SELECT * FROM deliveries WHERE state = 'pending' ORDER BY kr_id, sink, id"
             )
         ]
+
+    def claim(self, claimer: Claimer, now: float, seconds: float) -> list[dict[str, Any]]:
+        """Claim, for `seconds` from `now` (epoch seconds on the database's clock), every
+        pending delivery of the (KR, sink) queues no other live claim holds; the pending
+        deliveries `claimer` now holds, oldest first within each queue. Call inside a
+        transaction."""
+        others = self.db.execute(
+            "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'pending' "
+            "AND claimed_by IS NOT NULL AND claimed_by != ?",
+            [claimer.holder],
+        ).fetchall()
+        for (holder,) in others:
+            if gone(holder):  # a sender on this host that died mid-step
+                self.release(Claimer(holder))
+        self.db.execute(
+            "UPDATE deliveries SET claimed_by = ?, claimed_until = ?, claim_epoch = ? "
+            "WHERE id IN (SELECT d.id FROM deliveries d WHERE d.state = 'pending' AND NOT "
+            f"EXISTS (SELECT 1 FROM deliveries o WHERE o.state = 'pending' AND o.kr_id = "
+            f"d.kr_id AND o.sink = d.sink AND {_LIVE}){self.db.skip_locked('d')})",
+            [claimer.holder, now + seconds, claimer.epoch, claimer.holder, now],
+        )
+        return [
+            dict(r)
+            for r in self.db.query(
+                "SELECT * FROM deliveries WHERE state = 'pending' AND claimed_by = ? "
+                "ORDER BY kr_id, sink, id",
+                [claimer.holder],
+            )
+        ]
+
+    def release(self, claimer: Claimer) -> None:
+        """Give up `claimer`'s claims (what it left pending goes to the next sender)."""
+        self.db.execute(
+            "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, claim_epoch = NULL "
+            "WHERE claimed_by = ?",
+            [claimer.holder],
+        )
 
     def update(self, delivery_id: int, **fields: Any) -> None:
         """Record an attempt's outcome (its own small transaction)."""

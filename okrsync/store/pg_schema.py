@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from okrsync.store.database import Database
-from okrsync.store.schema import SCHEMA_VERSION, built
+from okrsync.store.schema import CLAIM_COLUMNS, SCHEMA_VERSION, built
 
 BASELINE = 9
 VERSION_TABLE_NAME = "schema_version"
-STEPS: dict[int, Callable[[Database], None]] = {}
+
+
+def _step_10(db: Database) -> None:
+    for statement in CLAIM_COLUMNS:
+        db.execute(statement.format(text=_TYPES["TEXT"], integer="BIGINT", real=_TYPES["REAL"]))
+
+
+STEPS: dict[int, Callable[[Database], None]] = {10: _step_10}
 """Migrations after BASELINE, by the version they reach."""
 
 VERSION_TABLE = (

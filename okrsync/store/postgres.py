@@ -239,6 +239,9 @@ class PostgresDatabase(Database):
         """The server's clock: replicas on several hosts agree on when a lease expires."""
         return float(self.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
 
+    def skip_locked(self, table: str) -> str:
+        return f" FOR UPDATE OF {table} SKIP LOCKED"
+
     def reset_ids(self, table: str) -> None:
         """Move the table's identity sequence past the ids copied in."""
         if "id" not in self.columns(table):

@@ -9,7 +9,7 @@ import sqlite_utils
 from okrsync.errors import StoreError
 from okrsync.store.database import Database
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def _migrate_v1(db: sqlite_utils.Database) -> None:
@@ -216,6 +216,21 @@ def _migrate_v9(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_v10(db: sqlite_utils.Database) -> None:
+    """Deliveries claimed by one sender at a time: who (`claimed_by`), until when (epoch
+    seconds), and under which leader epoch, so a claim dies with its claimer's lease."""
+    for statement in CLAIM_COLUMNS:
+        db.execute(statement.format(text="TEXT", integer="INTEGER", real="REAL"))
+
+
+CLAIM_COLUMNS = (
+    "ALTER TABLE deliveries ADD COLUMN claimed_by {text}",
+    "ALTER TABLE deliveries ADD COLUMN claimed_until {real}",
+    "ALTER TABLE deliveries ADD COLUMN claim_epoch {integer}",
+)
+"""Migration 10 in SQL both engines accept, with each engine's column types."""
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
@@ -226,6 +241,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     7: _migrate_v7,
     8: _migrate_v8,
     9: _migrate_v9,
+    10: _migrate_v10,
 }
 
 

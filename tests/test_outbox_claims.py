@@ -1,0 +1,137 @@
+"""Delivery claims, on both stores: one sender per (KR, sink) queue at a time; a claim
+lapses with its time, its claimer's lease, or its claimer's process on this host; two
+senders at once deliver every idempotency key exactly once and in order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from clock import running_period
+from webhook_receiver import receiving
+
+from okrsync.cli.main import main
+from okrsync.config.loader import load
+from okrsync.sinks.delivery import Policy, deliver
+from okrsync.store import lease
+from okrsync.store.outbox import Claimer
+from okrsync.store.store import Store
+
+FAST = Policy(attempts_per_run=2, backoff=0.01, max_backoff=0.05, max_wait=1.0)
+
+
+def setup(tmp_path: Path, url: str, krs: int) -> Path:
+    lines = [
+        running_period("2026-Q4").rstrip(),
+        f"sinks:\n  hook: {{type: webhook, url: '{url}', timeout: 5, max_attempts: 4}}",
+        "objectives:\n  - id: o\n    title: O\n    key_results:",
+    ]
+    lines += [
+        f"      - {{id: k{i}, source: manual, target: 100, push: [hook]}}" for i in range(krs)
+    ]
+    path = tmp_path / "okrs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def checkin(config: Path, db: str, kr: str, value: int) -> None:
+    assert main(["checkin", kr, str(value), "--config", str(config), "--db", db]) == 0
+
+
+def claimed(store: Store, who: Claimer, now: float, seconds: float = 60) -> set[str]:
+    with store.transaction():
+        return {r["kr_id"] for r in store.outbox.claim(who, now, seconds)}
+
+
+def test_a_queue_is_claimed_by_one_sender_until_its_claim_lapses(
+    tmp_path: Path, db_url: str
+) -> None:
+    config = setup(tmp_path, "http://127.0.0.1:9/hook", krs=2)
+    checkin(config, db_url, "k0", 1)
+    a, b = Store(db_url), Store(db_url)
+    first, second = Claimer("elsewhere:1:aaaaaa"), Claimer("elsewhere:2:bbbbbb")
+    assert claimed(a, first, 1_000) == {"k0"}
+    checkin(config, db_url, "k0", 2)  # joins a queue `first` holds: not for `second`
+    checkin(config, db_url, "k1", 1)
+    assert claimed(b, second, 1_010) == {"k1"}
+    assert claimed(b, second, 1_061) == {"k0", "k1"}  # first's claim ran out at 1,060
+    with b.transaction():
+        b.outbox.release(second)
+    assert claimed(a, first, 1_062) == {"k0", "k1"}
+    a.close()
+    b.close()
+
+
+def test_a_leaders_claims_die_with_its_lease(tmp_path: Path, db_url: str) -> None:
+    config = setup(tmp_path, "http://127.0.0.1:9/hook", krs=1)
+    checkin(config, db_url, "k0", 1)
+    store = Store(db_url)
+    with store.transaction():
+        epoch = lease.acquire(store.db, "old-leader", 15, 1_000)
+    old = Claimer("elsewhere:1:aaaaaa", epoch)
+    assert claimed(store, old, 1_000, seconds=300) == {"k0"}
+    new = Claimer("elsewhere:2:bbbbbb")
+    assert claimed(store, new, 1_020) == set()  # the claim runs until 1,300
+    with store.transaction():
+        assert lease.acquire(store.db, "new-leader", 15, 1_020) == 2  # the lease moved on
+    assert claimed(store, new, 1_021) == {"k0"}
+    store.close()
+
+
+def test_a_claim_of_a_process_that_ended_on_this_host_lapses_at_once(
+    tmp_path: Path, db_url: str
+) -> None:
+    config = setup(tmp_path, "http://127.0.0.1:9/hook", krs=1)
+    checkin(config, db_url, "k0", 1)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    import socket
+
+    dead = Claimer(f"{socket.gethostname()}:{int(ended.stdout)}:cccccc")
+    store = Store(db_url)
+    assert claimed(store, dead, time.time(), seconds=300) == {"k0"}
+    assert claimed(store, Claimer(lease.holder_id()), time.time()) == {"k0"}
+    store.close()
+
+
+def test_two_senders_at_once_deliver_each_key_exactly_once_in_order(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Twenty KRs, three values each, two senders on their own connections at once, the
+    receiver slow: each key arrives once, each KR's values in order, all delivered."""
+    with receiving() as receiver:
+        config = setup(tmp_path, receiver.url, krs=20)
+        for value in (1, 2, 3):
+            for i in range(20):
+                checkin(config, db_url, f"k{i}", value)
+        sinks = load(config).sinks
+        stores = [Store(db_url), Store(db_url)]
+        start = threading.Barrier(2)
+        reports = []
+
+        def sender(store: Store) -> None:
+            start.wait()
+            reports.append(deliver(store, sinks, policy=FAST))
+
+        threads = [threading.Thread(target=sender, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        listing = stores[0].outbox.listing()
+        for s in stores:
+            s.close()
+    keys = [s.key for s in receiver.delivered()]
+    assert len(keys) == 60 and len(set(keys)) == 60
+    assert all(r["state"] == "delivered" for r in listing)
+    assert sum(r.sent for r in reports) == 60
+    for i in range(20):
+        values = [s.json["value"] for s in receiver.delivered() if s.json["kr_id"] == f"k{i}"]
+        assert values == [1, 2, 3]
