@@ -137,3 +137,24 @@ def test_nothing_to_copy_or_the_same_store_twice_is_exit_2(
     assert not (tmp_path / "new.db").exists()
     assert main(["store", "copy", str(filled), f"sqlite:///{filled}"]) == 2
     assert main(["store"]) == 2
+
+
+def test_a_copy_takes_the_source_as_of_one_moment(
+    filled: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check-in written to the source while the copy runs is not half-copied: the copy
+    is of the store as it was when it began, and verifies against that."""
+    monkeypatch.setattr(copying, "BATCH", 2)
+    source, target = Store(filled, create=False), Store(db_url)
+    wrote: list[int] = []
+
+    def meanwhile(table: str, copied: int, done: int, total: int) -> None:
+        if not wrote:
+            wrote.append(main(["checkin", "a", "9", "--now", "2026-11-20T08:00:00Z"]))
+
+    result = copying.copy(source, target, meanwhile)
+    source.close()
+    target.close()
+    assert wrote == [0]
+    assert {c.table: c.target for c in result}["measurements"] == 8
+    assert counts(str(filled))["measurements"] == 9 and counts(db_url)["measurements"] == 8

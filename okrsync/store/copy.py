@@ -55,7 +55,13 @@ def refuse_unless_empty(target: Store) -> None:
 
 
 def copy(source: Store, target: Store, progress: Progress | None = None) -> list[Copied]:
-    """Copy every row of `source` into the empty `target` in one target transaction."""
+    """Copy every row of `source` (as of one moment: a daemon may go on writing to it)
+    into the empty `target` in one target transaction."""
+    with source.db.snapshot():
+        return _copy(source, target, progress)
+
+
+def _copy(source: Store, target: Store, progress: Progress | None) -> list[Copied]:
     refuse_unless_empty(target)
     names = tables(source)
     missing = [t for t in names if t not in target.db.tables()]

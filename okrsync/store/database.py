@@ -9,7 +9,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Protocol
 
 
 class Cursor(Protocol):
@@ -36,8 +36,6 @@ class Database(ABC):
     """The store's connection; `where` names it in messages (a path, or a URL without
     its password)."""
 
-    dialect: ClassVar[Literal["sqlite", "postgres"]]
-
     def __init__(self, where: str) -> None:
         self.where = where
         self._savepoints = itertools.count(1)
@@ -56,6 +54,10 @@ class Database(ABC):
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run one INSERT into a table with an `id` key; the new row's id."""
 
+    def insert_ids(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """`insert_id` for many rows; their ids, in order."""
+        return [self.insert_id(sql, row) for row in rows]
+
     @abstractmethod
     def tables(self) -> set[str]: ...
 
@@ -73,6 +75,16 @@ class Database(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one moment of the store, whatever others write meanwhile
+        (SQLite: a read transaction in WAL mode; PostgreSQL overrides it)."""
+        self.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.rollback()
 
     def clock(self, fallback: float) -> float:
         """Seconds since the epoch on the clock every replica shares: the database

@@ -126,51 +126,111 @@ def observations(
     """Latest value and latest attempt at or before `now` in `period`, per KR; while a
     manual override holds (a check-in with `until` after `now`), its value instead, and a
     value taken under an override since expired is marked `held_back`. Superseded rows
-    (re-measured by `backfill --replace`) are neither the value nor the attempt."""
+    (re-measured by `backfill --replace`) are neither the value nor the attempt.
+
+    Two queries per CHUNK KRs (each KR's two LIMIT 1 index searches, then those rows), so
+    a store across the network costs a few round trips, not several per KR."""
     at = to_text(now)
-    where, params = periods.member(period)
+    overrides = ever_overridden(db)
     out: dict[str, Observation] = {}
-    for kr_id in kr_ids:
-        value = db.execute(
-            "SELECT value, measured_at, manual, progress, status, backfilled, slo "
-            "FROM measurements WHERE kr_id = ? AND "
-            f"{where} AND measured_at <= ? AND value IS NOT NULL AND superseded = 0 "
-            "ORDER BY measured_at DESC, id DESC LIMIT 1",
-            [kr_id, *params, at],
-        ).fetchone()
-        attempt = db.execute(
-            "SELECT measured_at, error FROM measurements WHERE kr_id = ? AND "
-            f"{where} AND measured_at <= ? AND superseded = 0 "
-            "ORDER BY measured_at DESC, id DESC LIMIT 1",
-            [kr_id, *params, at],
-        ).fetchone()
-        if attempt is None:
-            continue
-        held = holding(db, kr_id, now, period)
-        if held is not None:
-            out[kr_id] = Observation(
-                value=held["value"],
-                measured_at=from_text(held["measured_at"]),
-                manual=True,
-                attempted_at=from_text(attempt[0]),
-                progress=held["progress"],
-                status=held["status"],
-                until=from_text(held["until"]),
-                author=held["author"],
-                note=held["note"],
-            )
-            continue
-        out[kr_id] = Observation(
-            held_back=bool(value and not value[2])
-            and holding(db, kr_id, from_text(value[1]), period) is not None,
-            value=value[0] if value else None,
-            measured_at=from_text(value[1]) if value else None,
-            manual=bool(value[2]) if value else False,
-            attempted_at=from_text(attempt[0]),
-            error=attempt[1],
-            progress=value[3] if value else None,
-            status=value[4] if value else None,
-            backfilled=bool(value[5]) if value else False,
-            slo=SloReading.from_json(json.loads(value[6])) if value and value[6] else None,
-        )
+    for start in range(0, len(kr_ids), CHUNK):
+        chunk = kr_ids[start : start + CHUNK]
+        latest = _latest_ids(db, chunk, period, at)
+        rows = _rows(db, {i for pair in latest.values() for i in pair if i is not None})
+        for kr_id, (value_id, attempt_id) in latest.items():
+            if attempt_id is None:
+                continue
+            value = rows.get(value_id) if value_id is not None else None
+            attempt = rows[attempt_id]
+            held = holding(db, kr_id, now, period) if kr_id in overrides else None
+            if held is not None:
+                out[kr_id] = Observation(
+                    value=held["value"],
+                    measured_at=from_text(held["measured_at"]),
+                    manual=True,
+                    attempted_at=from_text(attempt["measured_at"]),
+                    progress=held["progress"],
+                    status=held["status"],
+                    until=from_text(held["until"]),
+                    author=held["author"],
+                    note=held["note"],
+                )
+                continue
+            out[kr_id] = _observed(db, kr_id, value, attempt, period, kr_id in overrides)
     return out
+
+
+CHUNK = 500
+_LATEST = (
+    "(SELECT m.id FROM measurements AS m WHERE m.kr_id = k.column1 AND {where} "
+    "AND m.measured_at <= ? AND m.superseded = 0{valued} "
+    "ORDER BY m.measured_at DESC, m.id DESC LIMIT 1)"
+)
+
+
+def _latest_ids(
+    db: Database, kr_ids: list[str], period: Period, at: str
+) -> dict[str, tuple[int | None, int | None]]:
+    """Per KR: the id of its latest measurement with a value, and of its latest attempt."""
+    where, params = periods.member(period)
+    where = where.replace("period", "m.period").replace("measured_at", "m.measured_at")
+    value = _LATEST.format(where=where, valued=" AND m.value IS NOT NULL")
+    attempt = _LATEST.format(where=where, valued="")
+    keys = ", ".join("(?)" for _ in kr_ids)
+    rows = db.execute(
+        f"SELECT k.column1, {value}, {attempt} FROM (VALUES {keys}) AS k",
+        [*params, at, *params, at, *kr_ids],
+    ).fetchall()
+    return {str(r[0]): (r[1], r[2]) for r in rows}
+
+
+def _rows(db: Database, ids: set[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    return {
+        int(r["id"]): r
+        for r in db.query(
+            "SELECT id, value, measured_at, manual, progress, status, backfilled, slo, error "
+            f"FROM measurements WHERE id IN ({marks})",
+            sorted(ids),
+        )
+    }
+
+
+def _observed(
+    db: Database,
+    kr_id: str,
+    value: dict[str, Any] | None,
+    attempt: dict[str, Any],
+    period: Period,
+    overrides: bool,
+) -> Observation:
+    """The observation of a KR no override holds now; `overrides`: it has had some."""
+    if value is None:
+        return Observation(attempted_at=from_text(attempt["measured_at"]), error=attempt["error"])
+    taken = from_text(value["measured_at"])
+    return Observation(
+        held_back=overrides
+        and not value["manual"]
+        and holding(db, kr_id, taken, period) is not None,
+        value=value["value"],
+        measured_at=taken,
+        manual=bool(value["manual"]),
+        attempted_at=from_text(attempt["measured_at"]),
+        error=attempt["error"],
+        progress=value["progress"],
+        status=value["status"],
+        backfilled=bool(value["backfilled"]),
+        slo=SloReading.from_json(json.loads(value["slo"])) if value["slo"] else None,
+    )
+
+
+def ever_overridden(db: Database) -> set[str]:
+    """The KRs with any override (a check-in with `until`) in the store: the only ones
+    `holding` can find something for (read from the small partial index)."""
+    rows = db.execute(
+        "SELECT DISTINCT kr_id FROM measurements "
+        f"{db.indexed_by('idx_measurements_overrides')} WHERE until IS NOT NULL"
+    ).fetchall()
+    return {r[0] for r in rows}

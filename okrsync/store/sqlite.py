@@ -20,8 +20,6 @@ from okrsync.store.schema import MIGRATIONS, SCHEMA_VERSION, mismatch, not_okrsy
 class SqliteDatabase(Database):
     """A SQLite file (or `:memory:`) holding an okrsync store."""
 
-    dialect = "sqlite"
-
     def __init__(self, path: str, *, create: bool = True) -> None:
         """Open (and, unless `create` is False, create or migrate) the store at `path`.
 

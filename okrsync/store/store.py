@@ -188,10 +188,9 @@ class Store:
     def append(self, run_id: str | None, rows: list[Measurement], period: str) -> list[int]:
         """Append measurements of `period` to the history (call inside `transaction()`);
         their ids, in order (the outbox refers to them)."""
-        return [
-            self.db.insert_id(measurement_rows.INSERT, measurement_rows.row(run_id, r, period))
-            for r in rows
-        ]
+        return self.db.insert_ids(
+            measurement_rows.INSERT, [measurement_rows.row(run_id, r, period) for r in rows]
+        )
 
     def append_many(self, run_id: str | None, rows: list[Measurement], period: str) -> None:
         """`append` in one executemany, for bulk writes that need no ids (a backfill)."""
