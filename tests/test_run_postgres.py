@@ -98,6 +98,17 @@ def test_refused_credentials_end_the_start_with_exit_3(tmp_path: Path, postgres_
     assert wrong not in out + err and PASSWORD not in out + err
 
 
+def test_a_database_that_does_not_exist_ends_the_start_with_exit_3(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Misconfigured, not unreachable: no waiting (it would never come)."""
+    url = postgres_url.rsplit("/", 1)[0] + "/no_such_db"
+    proc, _ = start_run(tmp_path, url, env_with(PASSWORD))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert 'database "no_such_db" does not exist' in err.strip().splitlines()[-1]
+
+
 def test_an_unreachable_store_is_waited_for_while_readyz_says_503(
     tmp_path: Path, postgres_server: PostgresServer, postgres_url: str
 ) -> None:

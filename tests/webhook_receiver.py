@@ -2,7 +2,8 @@
 
 `script` holds what to do with the next requests, one item each: "500", "429:SECONDS"
 (Retry-After), "hang:SECONDS" (answer nothing for that long), "close" (drop the
-connection unanswered), "400:BODY"; when it is empty every request gets 200.
+connection unanswered), "400:BODY"; when it is empty every request gets 200. "slow:SECONDS"
+stays: it and every later request are answered 200 after SECONDS.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def _handler(receiver: Receiver) -> type[http.server.BaseHTTPRequestHandler]:
             sig = self.headers.get("X-Okrsync-Signature")
             step = self.next_step()
             kind, _, arg = step.partition(":")
-            if kind == "hang":
+            if kind == "slow":  # every request from now on answered 200 after SECONDS
+                receiver.script.insert(0, step)
+                time.sleep(float(arg))
+                kind = "200"
+            elif kind == "hang":
                 receiver.record(Seen(key, sig, body, None))
                 time.sleep(float(arg))
                 return

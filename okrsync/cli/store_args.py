@@ -18,9 +18,11 @@ examples:
   okrsync store copy okrsync.db postgresql://okrsync@db:5432/okrsync
   okrsync store copy sqlite:////data/okrsync.db postgresql://okrsync@db/okrsync
 
-The PostgreSQL password comes from OKRSYNC_DB_PASSWORD (or _FILE), as for --db; it
-serves both URLs unless one carries its own. Exit 0 copied and verified, 2 a target that
-is not empty / a source with no rows / the same store twice, 3 a store error.
+The PostgreSQL password comes from OKRSYNC_DB_PASSWORD (or _FILE), as for --db, for both
+URLs (it wins over one in a URL); between two servers with different passwords, leave it
+unset and give each URL its own (postgresql://user:pw@host/db) or use ~/.pgpass.
+Exit 0 copied and verified, 2 a target that is not empty / a source with no rows / the
+same store twice, 3 a store error.
 """
 
 

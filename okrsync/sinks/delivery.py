@@ -96,7 +96,7 @@ def deliver(
         now = store.db.clock(time.time())
         rows = store.outbox.claim(claimer, now, CLAIM_SECONDS)
     try:
-        return _send(store, sinks, rows, policy, guard, sender, clock)
+        return _send(store, sinks, rows, policy, guard, sender, clock, claimer)
     finally:
         with guard:
             store.outbox.release(claimer)
@@ -110,24 +110,45 @@ def _send(
     guard: AbstractContextManager[Any],
     sender: Sender,
     clock: Callable[[], datetime],
+    claimer: Claimer,
 ) -> Report:
+    """Send the claimed `rows`, a (KR, sink) queue per worker; the claims are renewed
+    every third of CLAIM_SECONDS, and a queue whose claim was lost stops at once."""
     queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         queues.setdefault((row["kr_id"], row["sink"]), []).append(row)
     report = Report()
     if not queues:
         return report
+    renewed = [time.monotonic()]
+    renewing = threading.Lock()
 
     def write(delivery_id: int, **fields: Any) -> None:
         with guard:
-            store.outbox.update(delivery_id, **fields)
+            if not store.outbox.update(delivery_id, claimer, **fields):
+                raise ClaimLost(delivery_id)
+
+    def renew() -> None:
+        with renewing:
+            if time.monotonic() - renewed[0] < CLAIM_SECONDS / 3:
+                return
+            renewed[0] = time.monotonic()
+            with guard:
+                store.outbox.renew(claimer, store.db.clock(time.time()), CLAIM_SECONDS)
 
     def run(queue: list[dict[str, Any]]) -> None:
         for i, row in enumerate(queue):
-            if not _one(row, sinks.get(row["sink"]), policy, sender, clock, write, report):
-                for _ in queue[i + 1 :]:
-                    report.count("pending")
-                return
+            try:
+                renew()
+                if _one(row, sinks.get(row["sink"]), policy, sender, clock, write, report):
+                    continue
+                left = queue[i + 1 :]
+            except ClaimLost:  # another sender has the queue now: leave the rest to it
+                log.warning("delivery_claim_lost", id=row["id"], sink=row["sink"])
+                left = queue[i:]
+            for _ in left:
+                report.count("pending")
+            return
 
     with ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver") as pool:
         list(pool.map(run, queues.values()))
@@ -216,6 +237,10 @@ def _one(
         return False
     report.count("sent")
     return True
+
+
+class ClaimLost(Exception):
+    """This sender's claim on a delivery lapsed and another sender took it over."""
 
 
 class Courier:

@@ -19,16 +19,28 @@ LEADER = "leader"
 
 
 def holder_id() -> str:
-    """`host:pid:random`: names this process in the lease, in delivery claims and in logs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """`host:pid:pidns:random`: names this process in the lease, in delivery claims and in
+    logs (the PID namespace: two containers may share a host name and a pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_pid_namespace()}:{uuid.uuid4().hex[:6]}"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return "0"
 
 
 def gone(holder: str) -> bool:
-    """Whether `holder` (a holder_id) names a process on this host that has ended: its
-    claims need not wait out their time (on another host nothing can tell)."""
-    host, _, rest = holder.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    """Whether `holder` (a holder_id) names a process that has ended on this host, in this
+    PID namespace: its claims need not wait out their time (elsewhere nothing can tell)."""
+    parts = holder.split(":")
+    if len(parts) != 4:
+        return False
+    host, pid, namespace, _ = parts
+    if (host, namespace) != (socket.gethostname(), _pid_namespace()) or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)

@@ -13,13 +13,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from okrsync.errors import UsageError
 from okrsync.secrets import read_secret, remember
 
 PASSWORD_ENV = "OKRSYNC_DB_PASSWORD"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_ENCODE = "a port is a number; percent-encode / # @ in a password, or use OKRSYNC_DB_PASSWORD"
 _POSTGRES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
 
 
@@ -81,28 +82,32 @@ def _sqlite(value: str) -> StoreUrl:
 
 
 def _postgres(value: str, environ: dict[str, str] | None) -> StoreUrl:
-    shown = re.sub(r"//[^@/]*@", "//…@", value)  # never echo a password back
+    shown = re.sub(r"//.*@", "//…@", value)  # up to the last @: never echo a password back
     try:
         parts = urlsplit(value)
         port = parts.port or 5432
-    except ValueError as exc:
-        raise StoreUrlError(f"--db {shown}: malformed PostgreSQL URL ({exc})") from None
+    except ValueError:  # its text quotes the URL: a password with a / or # in it
+        raise StoreUrlError(f"--db {shown}: malformed PostgreSQL URL ({_ENCODE})") from None
     if "," in parts.netloc:
         raise StoreUrlError(f"--db {shown}: several hosts in one URL are not supported")
     database = unquote(parts.path.lstrip("/"))
-    if "/" in database:
-        raise StoreUrlError(f"--db {shown}: the path must be one database name")
+    if "/" in database or "@" in parts.path:
+        raise StoreUrlError(f"--db {shown}: the path must be one database name ({_ENCODE})")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = [v for k, v in query if k == "password"]
     user = unquote(parts.username or "")
     try:
         password = read_secret(PASSWORD_ENV, environ)
     except OSError as exc:
         raise StoreUrlError(str(exc)) from None
-    if password is None and parts.password is not None:
-        password = unquote(parts.password)
-        remember(password)
+    for given in (unquote(parts.password) if parts.password is not None else None, *in_query):
+        if given:
+            remember(given)
+            password = password if password is not None else given
     netloc = parts.netloc.rsplit("@", 1)[-1]
     at = f"{parts.username}@" if parts.username else ""
-    url = f"postgresql://{at}{netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    rest = urlencode([(k, v) for k, v in query if k != "password"])
+    url = f"postgresql://{at}{netloc}{parts.path}" + (f"?{rest}" if rest else "")
     return StoreUrl(
         "postgres",
         url=url,

@@ -163,12 +163,22 @@ class Outbox:
             [claimer.holder],
         )
 
-    def update(self, delivery_id: int, **fields: Any) -> None:
-        """Record an attempt's outcome (its own small transaction)."""
-        names = ", ".join(f"{k} = ?" for k in fields)
+    def renew(self, claimer: Claimer, now: float, seconds: float) -> None:
+        """Extend `claimer`'s claims to `seconds` from `now` (a long delivery step)."""
         self.db.execute(
-            f"UPDATE deliveries SET {names} WHERE id = ?", [*fields.values(), delivery_id]
+            "UPDATE deliveries SET claimed_until = ? WHERE claimed_by = ? AND state = 'pending'",
+            [now + seconds, claimer.holder],
         )
+
+    def update(self, delivery_id: int, claimer: Claimer | None = None, **fields: Any) -> bool:
+        """Record an attempt's outcome (its own small transaction); with `claimer`, only
+        while it still holds the delivery. Whether it was recorded."""
+        names = ", ".join(f"{k} = ?" for k in fields)
+        sql, params = f"UPDATE deliveries SET {names} WHERE id = ?", [*fields.values(), delivery_id]
+        if claimer is not None:
+            sql += " AND claimed_by = ?"
+            params.append(claimer.holder)
+        return int(self.db.execute(sql, params).rowcount) == 1
 
     def listing(self, failed_only: bool = False) -> list[dict[str, Any]]:
         """Deliveries for `okrsync deliveries`, oldest first, with the shown fields."""

@@ -28,8 +28,19 @@ CONNECT_TIMEOUT = 5
 IDLE_IN_TRANSACTION = 15.0
 FETCH_BATCH = 2000
 WRITE_LOCK = 0x6F6B7273  # "okrs": the one advisory lock writers take in turn
-_AUTH = ("28000", "28P01")  # invalid_authorization_specification, invalid_password
-_MISCONFIGURED = (*_AUTH, "3D000", "42501")  # + no such database, insufficient privilege
+STATEMENT_TIMEOUT = 300.0  # generous: a bound, not a budget (the longest is a big copy)
+TCP_USER_TIMEOUT = 30.0  # unacknowledged data to a vanished server, where keepalives wait
+_REFUSED = (  # libpq's words for a server that answers but will not have us: exit 3
+    "password",
+    "authentication",
+    "does not exist",  # the database or the role
+    "pg_hba.conf",
+    "permission denied",
+    "ssl was required",
+    "does not support ssl",
+    "certificate",
+    "invalid",
+)
 
 
 class ConnectError(StoreError):
@@ -79,6 +90,7 @@ class PostgresDatabase(Database):
     def _connect(self) -> psycopg.Connection[Any]:
         settings = {
             "lock_timeout": f"{int(LOCK_TIMEOUT * 1000)}ms",
+            "statement_timeout": f"{int(STATEMENT_TIMEOUT * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{int(IDLE_IN_TRANSACTION * 1000)}ms",
             "TimeZone": "UTC",
         }
@@ -94,6 +106,7 @@ class PostgresDatabase(Database):
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
+            "tcp_user_timeout": int(TCP_USER_TIMEOUT * 1000),
         }
         if self.url.password is not None:
             params["password"] = self.url.password
@@ -103,8 +116,9 @@ class PostgresDatabase(Database):
             raise self._connect_error(exc) from None
 
     def _connect_error(self, exc: Exception) -> ConnectError:
-        """One line: host, port, database and libpq's reason, never the password."""
-        state = getattr(exc, "sqlstate", None)
+        """One line: host, port, database and libpq's reason, never the password; not
+        retryable when the server answered and refused (psycopg gives no SQLSTATE here,
+        so libpq's words tell), retryable when it could not be reached or was starting."""
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = (lines[0] if lines else type(exc).__name__).rsplit(" failed: ", 1)[-1]
         reason = reason.removeprefix("FATAL:").strip()
@@ -114,7 +128,7 @@ class PostgresDatabase(Database):
                 f"{self.where}: cannot connect to PostgreSQL (host {u.host}, port {u.port}, "
                 f"database {u.database}): {reason}"
             ),
-            retryable=state not in _MISCONFIGURED and "password" not in reason,
+            retryable=not any(word in reason.lower() for word in _REFUSED),
         )
 
     def check(self, *, writable: bool) -> None:
@@ -238,12 +252,22 @@ class PostgresDatabase(Database):
 
     @property
     def in_transaction(self) -> bool:
+        """False on a lost connection: its transaction is gone with it, and the next
+        statement connects again (a server restart does not end a daemon's store)."""
+        if self.conn.broken or self.conn.closed:
+            return False
         status = self.conn.info.transaction_status
         return bool(status != self.psycopg.pq.TransactionStatus.IDLE)
 
     def begin(self) -> None:
+        """BEGIN, then the write lock; a lock not had within LOCK_TIMEOUT ends the
+        transaction again, so the connection is ready for the next try."""
         self.execute("BEGIN")
-        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        try:
+            self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        except BaseException:
+            self.rollback()
+            raise
 
     def close(self) -> None:
         self.conn.close()
