@@ -124,6 +124,10 @@ def test_an_unreachable_store_is_waited_for_while_readyz_says_503(
         )
         assert "cannot connect" in str(waiting) and f"port {gone}" in str(waiting)
         assert proc.poll() is None
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "\nokrsync_leader 0.0\n" in metrics.text
+        report = requests.get(f"http://127.0.0.1:{port}/report", timeout=10)
+        assert report.status_code == 503 and PASSWORD not in report.text
         with forwarder(gone, postgres_server.port):
             wait_until(
                 lambda: (r := readyz(port)) is not None and r[0] == 200,

@@ -79,6 +79,8 @@ def serve(opts: Options) -> bool:
         watcher.start()
     except BaseException:  # not serving after all: give the lease up for a standby at once
         daemon.leadership.stop()
+        if server:
+            server.close()
         raise
     log.info(
         "serving",
