@@ -326,3 +326,34 @@ def test_a_refused_backfill_creates_no_store(
     code, _, err = okr(tmp_path, capsys, "backfill", "open-now")
     assert code == 2 and "has no {now}" in err
     assert not (tmp_path / "x.db").exists()
+
+
+def test_backfill_gives_the_same_history_on_postgres(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sources: Sources,
+    httpserver: HTTPServer,
+    postgres_url: str,
+) -> None:
+    """`backfill --all`, again (nothing new), then `--replace`: the same history and the
+    same reports on a PostgreSQL store as on SQLite."""
+    from okrsync.cli.main import main
+
+    write_config(tmp_path, httpserver)
+    seen = []
+    for db in (str(tmp_path / "x.db"), postgres_url):
+        runs = []
+        for extra in ([], [], ["--replace", "resolved"]):
+            capsys.readouterr()
+            argv = ["backfill", *(extra or ["--all"]), "--json"]
+            code = main([*argv, "--config", str(tmp_path / "okrs.yaml"), "--db", db])
+            report = json.loads(capsys.readouterr().out)
+            runs.append(
+                (code, [(k["id"], k["written"], k["skipped_existing"]) for k in report["krs"]])
+            )
+        capsys.readouterr()
+        assert main(["history", "resolved", "--json", "--db", db]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        values = [(r["measured_at"], r["value"], r["backfilled"], r["superseded"]) for r in rows]
+        seen.append((runs, values))
+    assert seen[0] == seen[1] and len(seen[0][1]) >= 10
