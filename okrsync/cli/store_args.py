@@ -12,7 +12,9 @@ an empty one: SQLite to PostgreSQL, back, or between two of a kind. The target's
 is created first; every row is then copied in one transaction of the target, so an
 interrupted copy leaves it empty and can simply be run again. Row counts are verified
 table by table before that transaction commits. A target that already holds okrsync rows
-is refused (exit 2), never given duplicates. Stop the daemons writing to FROM first.
+is refused (exit 2), never given duplicates. FROM is copied as it was when the copy
+began (a daemon may go on writing; what it writes after is not copied: stop it first when
+moving for good).
 
 examples:
   okrsync store copy okrsync.db postgresql://okrsync@db:5432/okrsync
