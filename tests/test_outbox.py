@@ -131,7 +131,7 @@ def test_deliveries_commit_with_their_measurement_or_not_at_all(
         ids = store.append(None, [m], "2026-Q4")
         assert enqueue(store, prepare(config, defs, [m], {}), ids, NOW) == 2
         raise RuntimeError("crash before commit")
-    assert store.outbox.pending() == []
+    assert store.outbox.listing() == []
     assert store.history("a") == []
     failed = Measurement("a", NOW, "manual", None, error="boom")
     with store.transaction():

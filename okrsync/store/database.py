@@ -76,11 +76,13 @@ class Database(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    snapshot_begin = "BEGIN"
+    """Starts a transaction whose reads see one moment (SQLite: any, in WAL mode)."""
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """Reads inside see one moment of the store, whatever others write meanwhile
-        (SQLite: a read transaction in WAL mode; PostgreSQL overrides it)."""
-        self.execute("BEGIN")
+        """Reads inside see one moment of the store, whatever others write meanwhile."""
+        self.execute(self.snapshot_begin)
         try:
             yield
         finally:

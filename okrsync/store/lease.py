@@ -1,7 +1,8 @@
 """The leader lease, kept in the store itself (in the style of a Kubernetes Lease): one row
 with its holder, expiry and epoch, the fencing token every write of a run checks.
 
-Times are seconds since the epoch on the writers' clock (one host shares it for SQLite).
+Times are seconds since the epoch on the clock the caller passes: the database server's
+on PostgreSQL, the host's on SQLite (one host, one clock).
 Each function runs inside the caller's transaction (BEGIN IMMEDIATE takes the write
 lock first, so two replicas never both see the lease free).
 """

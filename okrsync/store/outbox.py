@@ -37,7 +37,7 @@ SHOWN = (
 
 @dataclass(frozen=True)
 class Claimer:
-    """Who sends: `holder` (host:pid:random) and, on the leader, its lease epoch."""
+    """Who sends: `holder` (a `lease.holder_id`) and, on the leader, its lease epoch."""
 
     holder: str
     epoch: int | None = None
@@ -116,15 +116,6 @@ class Outbox:
                 sorted(sinks),
             ).rowcount
         )
-
-    def pending(self) -> list[dict[str, Any]]:
-        """Every pending delivery, oldest first within each (KR, sink)."""
-        return [
-            dict(r)
-            for r in self.db.query(
-                "SELECT * FROM deliveries WHERE state = 'pending' ORDER BY kr_id, sink, id"
-            )
-        ]
 
     def claim(self, claimer: Claimer, now: float, seconds: float) -> list[dict[str, Any]]:
         """Claim, for `seconds` from `now` (epoch seconds on the database's clock), every

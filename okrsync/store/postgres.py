@@ -67,6 +67,8 @@ def open_postgres(url: StoreUrl, *, create: bool) -> Database:
 class PostgresDatabase(Database):
     """One psycopg connection (autocommit; transactions are explicit, as on SQLite)."""
 
+    snapshot_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
     def __init__(self, url: StoreUrl, *, create: bool = True) -> None:
         super().__init__(str(url))
         self.url = url
@@ -271,14 +273,6 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.conn.close()
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            yield
-        finally:
-            self.rollback()
 
     def clock(self, fallback: float) -> float:
         """The server's clock: replicas on several hosts agree on when a lease expires."""
